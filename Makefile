@@ -1,0 +1,44 @@
+# extsvc — every target does its own setup on a fresh Debian machine (root, Python 3.11).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: all install system-deps test lint golden bench demo clean
+
+all: test
+
+# runc and busybox-static come from Debian; apt-get update first, as on a fresh machine.
+system-deps:
+	@if ! command -v runc >/dev/null 2>&1 || ! dpkg -s busybox-static >/dev/null 2>&1; then \
+		echo ">> installing runc and busybox-static"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runc busybox-static >/dev/null; \
+	fi
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+install: system-deps $(STAMP)
+
+lint: install
+	$(BIN)/ruff check compiler executor tests bench
+	$(BIN)/ruff format --check compiler executor
+	$(BIN)/mypy
+
+test: install lint
+	$(BIN)/pytest -q
+
+# Rewrite tests/golden/*/expected from the inputs (never the inputs). Review the diff.
+golden: install
+	$(BIN)/python -m tests.golden --update
+
+bench: install
+	$(BIN)/python bench/run.py
+
+demo: install
+	$(BIN)/python examples/demo.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache out demo-out

@@ -1,0 +1,116 @@
+"""`extsvc compile | validate | schema`: printing and exit codes around the pipeline."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from compiler.cli import EXIT_INVALID_INPUT, EXIT_USAGE
+from compiler.defaults import DEFAULT_ROOTFS_BASE
+from compiler.diagnostics import Diagnostic
+
+
+def _print_diagnostics(diagnostics: Sequence[Diagnostic]) -> None:
+    for diagnostic in diagnostics:
+        click.echo(diagnostic.render(), err=True)
+
+
+def _summary(diagnostics: Sequence[Diagnostic]) -> str:
+    errors = sum(1 for d in diagnostics if d.is_error)
+    warnings = len(diagnostics) - errors
+    return f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}"
+
+
+def _fails(diagnostics: Sequence[Diagnostic], strict: bool) -> bool:
+    return any(d.is_error or strict for d in diagnostics)
+
+
+def _check_rootfs_base(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    if not value.startswith("/"):
+        raise click.BadParameter("must be an absolute path")
+    return value
+
+
+@click.command("compile")
+@click.argument("sources", nargs=-1, required=True, metavar="SRC...")
+@click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path), help="Output directory.")
+@click.option(
+    "--rootfs-base",
+    default=DEFAULT_ROOTFS_BASE,
+    show_default=True,
+    callback=_check_rootfs_base,
+    help="Directory holding each service's rootfs (<base>/<name>).",
+)
+@click.option("--arch", type=click.Choice(["amd64", "arm64"]), help="Target architecture (seccomp profile).")
+@click.option("--dry-run", is_flag=True, help="Check and build everything, print the file list, write nothing.")
+@click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+def compile_command(
+    sources: tuple[str, ...], output: Path, rootfs_base: str, arch: str | None, dry_run: bool, strict: bool
+) -> None:
+    """Compile service YAML files (or directories of *.yaml) into OCI bundles and a plan."""
+    from compiler.emit import OutputError, write_tree
+    from compiler.pipeline import CompileOptions, compile_sources, host_arch
+    from compiler.sources import collect_sources
+
+    target_arch = arch or host_arch()
+    if target_arch is None:
+        raise click.UsageError("cannot tell the target architecture from this host: pass --arch amd64|arm64")
+    files, read_problems = collect_sources(sources)
+    result = compile_sources(files, CompileOptions(rootfs_base=rootfs_base, arch=target_arch))
+    diagnostics = [*read_problems, *result.diagnostics]
+    _print_diagnostics(diagnostics)
+    if _fails(diagnostics, strict) or not result.ok:
+        click.echo(f"extsvc: nothing written: {_summary(diagnostics)}", err=True)
+        sys.exit(EXIT_INVALID_INPUT)
+    services = sum(1 for name in result.files if name.endswith("/config.json"))
+    if dry_run:
+        for name in sorted(result.files):
+            click.echo(f"{output / name}")
+        return
+    try:
+        write_tree(result.files, output)
+    except OutputError as error:
+        click.echo(f"extsvc: {error}", err=True)
+        sys.exit(EXIT_INVALID_INPUT)
+    click.echo(f"compiled {services} service{'s' * (services != 1)} into {output} ({_summary(diagnostics)})", err=True)
+
+
+@click.command("validate")
+@click.argument("sources", nargs=-1, required=True, metavar="SRC...")
+@click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+@click.option("-q", "--quiet", is_flag=True, help="Print diagnostics only, no summary.")
+def validate_command(sources: tuple[str, ...], strict: bool, quiet: bool) -> None:
+    """Check service files (all rules, across the whole set); write nothing."""
+    from compiler.pipeline import check_sources
+    from compiler.sources import collect_sources
+
+    files, read_problems = collect_sources(sources)
+    result = check_sources(files)
+    diagnostics = [*read_problems, *result.diagnostics]
+    _print_diagnostics(diagnostics)
+    failed = _fails(diagnostics, strict)
+    if not quiet:
+        verdict = "invalid" if failed else "ok"
+        click.echo(f"{len(files)} file{'s' * (len(files) != 1)} {verdict}: {_summary(diagnostics)}", err=True)
+    if failed:
+        sys.exit(EXIT_INVALID_INPUT)
+
+
+@click.command("schema")
+@click.option("--plan", "which", flag_value="plan", help="Print the plan.json schema instead.")
+@click.option("--service", "which", flag_value="service", default=True, help="The service file schema (default).")
+def schema_command(which: str) -> None:
+    """Print the JSON Schema of the service file format (for editors and linters)."""
+    from importlib import resources
+
+    name = "plan.schema.json" if which == "plan" else "service.schema.json"
+    text = resources.files("compiler.schemas").joinpath(name).read_text("utf-8")
+    # Re-serialise so the output is canonical whatever the file's formatting.
+    click.echo(json.dumps(json.loads(text), indent=2, sort_keys=True))
+
+
+__all__ = ["EXIT_USAGE", "compile_command", "schema_command", "validate_command"]

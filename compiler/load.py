@@ -1,0 +1,303 @@
+"""Load: YAML bytes -> a plain tree (dicts, lists, scalars) plus where each part was.
+
+Pure: takes the bytes of one file, returns a ``LoadedDocument`` or diagnostics.
+Reading files is the job of ``compiler.sources``.
+
+Talos reads these files with go-yaml v3, which follows YAML 1.2: ``yes``/``on``
+are strings, not booleans, and ``2024-01-01`` is a string, not a date. PyYAML
+speaks YAML 1.1, so the implicit type rules are replaced here to match.
+
+Hostile input must not hang or exhaust memory: the file size, the nesting
+depth and the number of nodes after alias expansion (the "billion laughs"
+attack) are all bounded.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from compiler.diagnostics import Diagnostic, Position, Severity
+
+FieldPath = tuple[str | int, ...]
+
+MAX_FILE_BYTES = 1024 * 1024
+MAX_NODES = 100_000
+MAX_DEPTH = 64
+
+_STR = "tag:yaml.org,2002:str"
+_NULL = "tag:yaml.org,2002:null"
+_BOOL = "tag:yaml.org,2002:bool"
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+_MERGE = "tag:yaml.org,2002:merge"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+
+# YAML 1.2 core schema, as go-yaml v3 resolves plain scalars.
+_CORE_RESOLVERS: tuple[tuple[str, str, str], ...] = (
+    (_BOOL, r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    (_INT, r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", "-+0123456789"),
+    (
+        _FLOAT,
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+        "-+0123456789.",
+    ),
+)
+
+_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_BaseLoader):  # type: ignore[valid-type,misc]
+    """SafeLoader (libyaml when present) with YAML 1.2 core scalar resolution."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag in (_NULL, _MERGE)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+for _tag, _pattern, _first in _CORE_RESOLVERS:
+    _Loader.add_implicit_resolver(_tag, re.compile(_pattern), list(_first))
+
+
+def format_path(path: FieldPath) -> str:
+    """("container", "mounts", 1, "type") -> "container.mounts[1].type"."""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else part
+    return text
+
+
+@dataclass(frozen=True)
+class SourceMap:
+    """Where each field of one document came from, for diagnostics and provenance."""
+
+    file: str
+    lines: tuple[str, ...]
+    keys: Mapping[FieldPath, Position] = field(default_factory=dict)
+    values: Mapping[FieldPath, Position] = field(default_factory=dict)
+
+    def value_position(self, path: FieldPath) -> Position:
+        """Position of the value at ``path``, or of its nearest known ancestor."""
+        for length in range(len(path), -1, -1):
+            found = self.values.get(path[:length])
+            if found is not None:
+                return found
+        return Position(1, 1)
+
+    def key_position(self, path: FieldPath) -> Position:
+        """Position of the key naming ``path`` (falls back to the value)."""
+        return self.keys.get(path) or self.value_position(path)
+
+    def line(self, position: Position) -> str | None:
+        index = position.line - 1
+        return self.lines[index] if 0 <= index < len(self.lines) else None
+
+    def diagnostic(
+        self,
+        path: FieldPath,
+        message: str,
+        *,
+        severity: Severity = Severity.ERROR,
+        hint: str | None = None,
+        at_key: bool = False,
+    ) -> Diagnostic:
+        position = self.key_position(path) if at_key else self.value_position(path)
+        return Diagnostic(
+            file=self.file,
+            position=position,
+            severity=severity,
+            message=message,
+            field=format_path(path),
+            hint=hint,
+            source_line=self.line(position),
+        )
+
+
+@dataclass(frozen=True)
+class LoadedDocument:
+    tree: Any
+    source_map: SourceMap
+
+
+class _Abort(Exception):
+    """Stops the conversion of a document that exceeds a limit."""
+
+    def __init__(self, message: str, node: yaml.Node) -> None:
+        super().__init__(message)
+        self.message = message
+        self.node = node
+
+
+@dataclass
+class _Converter:
+    """Turns composed YAML nodes into plain values, recording positions."""
+
+    file: str
+    keys: dict[FieldPath, Position] = field(default_factory=dict)
+    values: dict[FieldPath, Position] = field(default_factory=dict)
+    problems: list[tuple[yaml.Node, FieldPath, str]] = field(default_factory=list)
+    node_count: int = 0
+
+    def convert(self, node: yaml.Node, path: FieldPath) -> Any:
+        self.node_count += 1
+        if self.node_count > MAX_NODES:
+            raise _Abort(
+                f"document expands to more than {MAX_NODES} nodes "
+                "(YAML aliases nested too deep?); refusing to load it",
+                node,
+            )
+        if len(path) > MAX_DEPTH:
+            raise _Abort(f"document is nested more than {MAX_DEPTH} levels deep", node)
+        self.values.setdefault(path, _position(node))
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, path)
+        if isinstance(node, yaml.SequenceNode):
+            if node.tag != _SEQ:
+                self.problems.append((node, path, f"unsupported YAML tag {node.tag}"))
+            return [self.convert(item, (*path, index)) for index, item in enumerate(node.value)]
+        return self._scalar(node, path)
+
+    def _mapping(self, node: yaml.MappingNode, path: FieldPath) -> dict[str, Any]:
+        if node.tag != _MAP:
+            self.problems.append((node, path, f"unsupported YAML tag {node.tag}"))
+        _flatten_merge_keys(node)
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag not in (_STR, _INT, _BOOL):
+                self.problems.append((key_node, path, "mapping keys must be plain strings"))
+                continue
+            key = key_node.value
+            child = (*path, key)
+            if key in result:
+                self.problems.append((key_node, child, f"duplicate key '{key}'"))
+                continue
+            self.keys[child] = _position(key_node)
+            result[key] = self.convert(value_node, child)
+        return result
+
+    def _scalar(self, node: yaml.Node, path: FieldPath) -> Any:
+        text: str = node.value
+        tag = node.tag
+        if tag == _STR:
+            return text
+        if tag == _NULL:
+            return None
+        if tag == _BOOL:
+            return text.lower() == "true"
+        if tag == _INT:
+            if text.startswith(("0o", "0x")):
+                return int(text, 0)
+            try:
+                return int(text, 10)
+            except ValueError:
+                pass
+        elif tag == _FLOAT:
+            lowered = text.lower().lstrip("+")
+            if lowered in (".inf", "-.inf", ".nan"):
+                return {".inf": math.inf, "-.inf": -math.inf}.get(lowered, math.nan)
+            try:
+                return float(text)
+            except ValueError:
+                pass
+        self.problems.append((node, path, f"unsupported YAML tag {tag} on value {text!r}"))
+        return text
+
+
+def _flatten_merge_keys(node: yaml.MappingNode) -> None:
+    # go-yaml supports "<<: *anchor"; reuse PyYAML's own flattening of the node.
+    if any(key.tag == _MERGE for key, _ in node.value):
+        yaml.constructor.SafeConstructor().flatten_mapping(node)
+
+
+def _position(node: yaml.Node) -> Position:
+    mark = node.start_mark
+    return Position(mark.line + 1, mark.column + 1)
+
+
+def _file_diagnostic(file: str, message: str, position: Position, lines: tuple[str, ...]) -> Diagnostic:
+    index = position.line - 1
+    return Diagnostic(
+        file=file,
+        position=position,
+        severity=Severity.ERROR,
+        message=message,
+        source_line=lines[index] if 0 <= index < len(lines) else None,
+    )
+
+
+def decode_text(file: str, data: bytes) -> tuple[str | None, list[Diagnostic]]:
+    """UTF-8 text of a file, or a diagnostic at the first byte that is not UTF-8."""
+    if len(data) > MAX_FILE_BYTES:
+        message = f"file is too large ({len(data)} bytes; the limit is {MAX_FILE_BYTES})"
+        return None, [_file_diagnostic(file, message, Position(1, 1), ())]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        before = data[: error.start]
+        line = before.count(b"\n") + 1
+        col = len(before) - (before.rfind(b"\n") + 1) + 1
+        message = f"file is not UTF-8 text (byte 0x{data[error.start]:02x})"
+        return None, [_file_diagnostic(file, message, Position(line, col), ())]
+    return text.removeprefix("\ufeff"), []
+
+
+def compose_documents(file: str, text: str) -> tuple[list[yaml.Node], list[Diagnostic]]:
+    """Parse YAML text into node trees (one per document), or a syntax diagnostic."""
+    lines = tuple(text.splitlines())
+    try:
+        return list(yaml.compose_all(text, Loader=_Loader)), []
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        position = Position(mark.line + 1, mark.column + 1) if mark else Position(1, 1)
+        problem = error.problem or "syntax error"
+        context = f" ({error.context})" if error.context else ""
+        return [], [_file_diagnostic(file, f"invalid YAML: {problem}{context}", position, lines)]
+    except yaml.YAMLError as error:  # e.g. a reader error on control characters
+        return [], [_file_diagnostic(file, f"invalid YAML: {error}", Position(1, 1), lines)]
+
+
+def convert_document(file: str, text: str, node: yaml.Node) -> tuple[LoadedDocument | None, list[Diagnostic]]:
+    """Turn one composed document into a plain tree with its source map."""
+    lines = tuple(text.splitlines())
+    converter = _Converter(file)
+    try:
+        tree = converter.convert(node, ())
+    except _Abort as abort:
+        return None, [_file_diagnostic(file, abort.message, _position(abort.node), lines)]
+    source_map = SourceMap(file, lines, converter.keys, converter.values)
+    diagnostics = [
+        Diagnostic(
+            file=file,
+            position=_position(bad),
+            severity=Severity.ERROR,
+            message=message,
+            field=format_path(path),
+            source_line=source_map.line(_position(bad)),
+        )
+        for bad, path, message in converter.problems
+    ]
+    return LoadedDocument(tree, source_map), diagnostics
+
+
+def iter_documents(file: str, data: bytes) -> Iterator[tuple[LoadedDocument | None, list[Diagnostic]]]:
+    """Every document of a file, each with its diagnostics; a file-level problem yields once."""
+    text, problems = decode_text(file, data)
+    if text is None:
+        yield None, problems
+        return
+    nodes, problems = compose_documents(file, text)
+    if problems:
+        yield None, problems
+        return
+    for node in nodes:
+        yield convert_document(file, text, node)

@@ -1,0 +1,81 @@
+"""Build: the service table -> plan.json (DESIGN §5), the executor's only input besides bundles.
+
+Pure. Bundle digests are passed in because they are digests of the rendered
+bytes, which only exist after emission has rendered them.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Mapping
+from typing import Any
+
+from compiler import __version__
+from compiler.model import DependencyKind, Service
+from compiler.oci import rootfs_path
+from compiler.resolve import ServiceTable, extension_dependencies, host_dependencies
+
+PLAN_API_VERSION = "extsvc/v1"
+# Network checks in a fixed order, whatever order the YAML lists them in.
+NETWORK_CHECK_ORDER = ("addresses", "connectivity", "hostname", "etcfiles")
+
+
+def bundle_dir(name: str) -> str:
+    return f"bundles/{name}"
+
+
+def _mount_sources(service: Service) -> list[str]:
+    # Talos MkdirAll(0700)s each missing mount source before start; only
+    # absolute sources are host paths ("tmpfs", "proc" are not).
+    sources = (m.source for m in service.container.mounts if m.source and m.source.startswith("/"))
+    return list(dict.fromkeys(sources))
+
+
+def _depends(service: Service) -> dict[str, Any]:
+    kinds = {dependency.kind for dependency in service.depends}
+    paths = [str(d.value) for d in service.depends if d.kind is DependencyKind.PATH]
+    network: set[str] = set()
+    for dependency in service.depends:
+        if dependency.kind is DependencyKind.NETWORK and isinstance(dependency.value, tuple):
+            network.update(dependency.value)
+    depends: dict[str, Any] = {
+        "services": list(extension_dependencies(service)),
+        "hostServices": list(host_dependencies(service)),
+        "paths": list(dict.fromkeys(paths)),
+        "network": [check for check in NETWORK_CHECK_ORDER if check in network],
+        "time": DependencyKind.TIME in kinds,
+        "configuration": DependencyKind.CONFIGURATION in kinds,
+    }
+    if service.container.environment_file is not None:
+        depends["environmentFile"] = service.container.environment_file
+    return depends
+
+
+def build_plan(
+    table: ServiceTable, digests: Mapping[str, str], *, rootfs_base: str, arch: str
+) -> dict[str, Any]:
+    """The plan for every service in ``table``; ``digests`` maps a name to sha256 hex."""
+    services = {
+        service_id: {
+            "name": service.name,
+            "source": posixpath.basename(service.file.replace("\\", "/")),
+            "bundle": bundle_dir(service.name),
+            "digest": "sha256:" + digests[service.name],
+            "rootfs": rootfs_path(rootfs_base, service.name),
+            "restart": service.restart.value,
+            "logToConsole": service.log_to_console,
+            "level": table.level_of(service_id),
+            "depends": _depends(service),
+            "mountSources": _mount_sources(service),
+        }
+        for service_id, service in table.services.items()
+    }
+    return {
+        "apiVersion": PLAN_API_VERSION,
+        "kind": "Plan",
+        "compiler": {"name": "extsvc", "version": __version__},
+        "arch": arch,
+        "rootfsBase": rootfs_base,
+        "levels": [list(level) for level in table.levels],
+        "services": services,
+    }

@@ -1,0 +1,148 @@
+"""Resolve: the table of all services, checked as a set.
+
+The first of the two passes (STYLE point 3): names, IDs and dependencies of
+every service are known before any spec is built, and the same table gives the
+plan its start levels. Checks here need the whole set: duplicate names,
+references to extension services, cycles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+from compiler.diagnostics import Diagnostic, did_you_mean
+from compiler.model import EXTENSION_ID_PREFIX, Dependency, DependencyKind, Service
+
+
+@dataclass(frozen=True)
+class ServiceTable:
+    # Sorted by ID, so everything built from the table is in a stable order.
+    services: Mapping[str, Service]
+    levels: tuple[tuple[str, ...], ...]
+
+    def level_of(self, service_id: str) -> int:
+        return next(index for index, level in enumerate(self.levels) if service_id in level)
+
+
+def service_dependencies(service: Service) -> Iterator[Dependency]:
+    return (d for d in service.depends if d.kind is DependencyKind.SERVICE)
+
+
+def is_extension_id(service_id: str) -> bool:
+    return service_id.startswith(EXTENSION_ID_PREFIX)
+
+
+def extension_dependencies(service: Service) -> tuple[str, ...]:
+    """IDs of the extension services this one waits for, in file order, once each."""
+    seen = dict.fromkeys(
+        str(d.value) for d in service_dependencies(service) if is_extension_id(str(d.value))
+    )
+    return tuple(seen)
+
+
+def host_dependencies(service: Service) -> tuple[str, ...]:
+    seen = dict.fromkeys(
+        str(d.value) for d in service_dependencies(service) if not is_extension_id(str(d.value))
+    )
+    return tuple(seen)
+
+
+def _unique_services(services: Sequence[Service]) -> tuple[dict[str, Service], list[Diagnostic]]:
+    """First definition of each name wins; every later one is an error (Talos rejects them)."""
+    by_id: dict[str, Service] = {}
+    problems: list[Diagnostic] = []
+    for service in sorted(services, key=lambda s: (s.file, s.name)):
+        first = by_id.get(service.id)
+        if first is None:
+            by_id[service.id] = service
+            continue
+        where = first.source_map.value_position(("name",))
+        problems.append(
+            service.source_map.diagnostic(
+                ("name",),
+                f"duplicate service name '{service.name}' (also defined at {first.file}:{where.line}:{where.col})",
+            )
+        )
+    return by_id, problems
+
+
+def _check_references(by_id: Mapping[str, Service]) -> Iterator[Diagnostic]:
+    names = sorted(service.name for service in by_id.values())
+    for service in by_id.values():
+        for dependency in service_dependencies(service):
+            target = str(dependency.value)
+            if is_extension_id(target):
+                if target not in by_id:
+                    yield service.source_map.diagnostic(
+                        dependency.field_path,
+                        f"no extension service '{target.removeprefix(EXTENSION_ID_PREFIX)}' "
+                        f"in this set (service '{target}' would never start)",
+                        hint=did_you_mean(target, sorted(by_id)),
+                    )
+            elif target in names:
+                yield service.source_map.diagnostic(
+                    dependency.field_path,
+                    f"'{target}' is the name of an extension service, but services are "
+                    "referred to by ID; this waits for a host service of that name",
+                    hint=f"did you mean '{EXTENSION_ID_PREFIX}{target}'?",
+                )
+
+
+def _find_cycles(by_id: Mapping[str, Service]) -> list[list[str]]:
+    """Every elementary cycle found by depth-first search, each once, rotated to start at its least ID."""
+    graph = {sid: [d for d in extension_dependencies(s) if d in by_id] for sid, s in by_id.items()}
+    cycles: set[tuple[str, ...]] = set()
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    stack: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for successor in graph[node]:
+            if state.get(successor) == 1:
+                cycle = stack[stack.index(successor) :]
+                start = cycle.index(min(cycle))
+                cycles.add(tuple(cycle[start:] + cycle[:start]))
+            elif successor not in state:
+                visit(successor)
+        stack.pop()
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node)
+    return [list(cycle) for cycle in sorted(cycles)]
+
+
+def _cycle_diagnostic(cycle: list[str], by_id: Mapping[str, Service]) -> Diagnostic:
+    first = by_id[cycle[0]]
+    next_id = cycle[1] if len(cycle) > 1 else cycle[0]
+    edge = next(d for d in service_dependencies(first) if d.value == next_id)
+    return first.source_map.diagnostic(
+        edge.field_path, "dependency cycle: " + " -> ".join([*cycle, cycle[0]])
+    )
+
+
+def _levels(by_id: Mapping[str, Service]) -> tuple[tuple[str, ...], ...]:
+    """Topological layers (Kahn): a level holds services whose dependencies are all earlier."""
+    remaining = {sid: {d for d in extension_dependencies(s) if d in by_id} for sid, s in by_id.items()}
+    levels: list[tuple[str, ...]] = []
+    placed: set[str] = set()
+    while remaining:
+        ready = sorted(sid for sid, deps in remaining.items() if deps <= placed)
+        if not ready:  # a cycle; reported elsewhere, never built
+            break
+        levels.append(tuple(ready))
+        placed.update(ready)
+        for sid in ready:
+            del remaining[sid]
+    return tuple(levels)
+
+
+def resolve(services: Sequence[Service]) -> tuple[ServiceTable, list[Diagnostic]]:
+    by_id, problems = _unique_services(services)
+    problems.extend(_check_references(by_id))
+    problems.extend(_cycle_diagnostic(cycle, by_id) for cycle in _find_cycles(by_id))
+    ordered = {sid: by_id[sid] for sid in sorted(by_id)}
+    return ServiceTable(services=ordered, levels=_levels(ordered)), problems

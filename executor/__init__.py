@@ -1,0 +1,1 @@
+"""extsvc executor: runs a compiled plan through runc (see DESIGN §6)."""

@@ -1,0 +1,41 @@
+"""Typed errors of the executor library; the CLI turns each into one line and an exit code.
+
+Library code raises, never prints or exits (STYLE: "library raises, CLI reports").
+The exit codes are DESIGN §7's.
+"""
+
+from __future__ import annotations
+
+
+class ExecutorError(Exception):
+    """Base of every error the CLI reports as one line."""
+
+    exit_code = 1
+
+
+class InvalidInputError(ExecutorError):
+    """A plan, bundle or host-services file that cannot be used as given (exit 1)."""
+
+    exit_code = 1
+
+
+class PlanError(InvalidInputError):
+    """plan.json is missing, malformed, fails its schema, or its bundles changed."""
+
+
+class UnknownServiceError(InvalidInputError):
+    """A control request named a service the running plan does not have."""
+
+
+class EnvironmentMissingError(ExecutorError):
+    """The host lacks something the executor needs (exit 3); the message says the fix."""
+
+    exit_code = 3
+
+
+class DaemonUnreachableError(EnvironmentMissingError):
+    """No `extsvc run` is listening on the control socket."""
+
+
+class LaunchError(ExecutorError):
+    """A container could not be started (mount, config or runc failure)."""
