@@ -37,10 +37,20 @@ def _load_json_resource(package: str, name: str) -> dict[str, Any]:
     return data
 
 
+# The runtime-spec schema lists only private/shared/slave/unbindable for
+# rootfsPropagation, but runc maps the recursive forms too (rshared ->
+# MS_SHARED|MS_REC) and Talos passes the YAML value straight through, so the
+# faithful spec uses them. Checked against runc 1.1.5: rshared, rslave and
+# rprivate start. Accept them here; the vendored files stay untouched.
+RECURSIVE_PROPAGATION_MODES = ("rprivate", "rshared", "rslave", "runbindable")
+
+
 @cache
 def _oci_config_validator() -> Validator:
     names = [entry.name for entry in resources.files("oci_schemas").iterdir() if entry.name.endswith(".json")]
     documents = {name: _load_json_resource("oci_schemas", name) for name in names}
+    propagation = documents["defs-linux.json"]["definitions"]["RootfsPropagation"]
+    propagation["enum"] = [*propagation["enum"], *RECURSIVE_PROPAGATION_MODES]
     return compile_schema(documents["config-schema.json"], documents)
 
 

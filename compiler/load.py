@@ -170,9 +170,12 @@ class _Converter:
     def _mapping(self, node: yaml.MappingNode, path: FieldPath) -> dict[str, Any]:
         if node.tag != _MAP:
             self.problems.append((node, path, f"unsupported YAML tag {node.tag}"))
-        _flatten_merge_keys(node)
         result: dict[str, Any] = {}
+        merges: list[yaml.Node] = []
         for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                merges.append(value_node)
+                continue
             if not isinstance(key_node, yaml.ScalarNode) or key_node.tag not in (_STR, _INT, _BOOL):
                 self.problems.append((key_node, path, "mapping keys must be plain strings"))
                 continue
@@ -181,9 +184,24 @@ class _Converter:
             if key in result:
                 self.problems.append((key_node, child, f"duplicate key '{key}'"))
                 continue
-            self.keys[child] = _position(key_node)
+            # setdefault: a key set by the mapping itself keeps its position
+            # when a merged anchor (converted later) has the same key.
+            self.keys.setdefault(child, _position(key_node))
             result[key] = self.convert(value_node, child)
+        self._merge(merges, path, result)
         return result
+
+    def _merge(self, merges: list[yaml.Node], path: FieldPath, result: dict[str, Any]) -> None:
+        """``<<: *anchor`` (or a list of anchors): keys the mapping itself sets win,
+        then earlier anchors win over later ones, as in YAML's merge-key spec."""
+        for merge_value in merges:
+            sources = merge_value.value if isinstance(merge_value, yaml.SequenceNode) else [merge_value]
+            for source in sources:
+                if not isinstance(source, yaml.MappingNode):
+                    self.problems.append((source, path, "a merge key (<<) needs a mapping or a list of them"))
+                    continue
+                for key, value in self._mapping(source, path).items():
+                    result.setdefault(key, value)
 
     def _scalar(self, node: yaml.Node, path: FieldPath) -> Any:
         text: str = node.value
@@ -211,12 +229,6 @@ class _Converter:
                 pass
         self.problems.append((node, path, f"unsupported YAML tag {tag} on value {text!r}"))
         return text
-
-
-def _flatten_merge_keys(node: yaml.MappingNode) -> None:
-    # go-yaml supports "<<: *anchor"; reuse PyYAML's own flattening of the node.
-    if any(key.tag == _MERGE for key, _ in node.value):
-        yaml.constructor.SafeConstructor().flatten_mapping(node)
 
 
 def _position(node: yaml.Node) -> Position:

@@ -75,7 +75,7 @@ def build_plan(
         "kind": "Plan",
         "compiler": {"name": "extsvc", "version": __version__},
         "arch": arch,
-        "rootfsBase": rootfs_base,
+        "rootfsBase": rootfs_base.rstrip("/") or "/",
         "levels": [list(level) for level in table.levels],
         "services": services,
     }

@@ -14,6 +14,16 @@ from compiler.model import Service
 
 def check_service(service: Service) -> Iterator[Diagnostic]:
     yield from _environment(service)
+    propagation = service.container.security.rootfs_propagation
+    if propagation in ("unbindable", "runbindable"):
+        # runc bind-mounts the rootfs onto itself while preparing it; an
+        # unbindable parent makes that mount fail (EINVAL, seen with runc 1.1.5).
+        yield service.source_map.diagnostic(
+            ("container", "security", "rootfsPropagation"),
+            f"runc cannot start a container with rootfsPropagation '{propagation}' "
+            "(its own bind mount of the rootfs fails)",
+            severity=Severity.WARNING,
+        )
     if service.container.environment_file is not None:
         yield service.source_map.diagnostic(
             ("container", "environmentFile"),

@@ -54,6 +54,7 @@ def _reword(error: SchemaError, tree: Any, source_map: SourceMap) -> Diagnostic:
             unknown,
             f"unknown field '{error.unknown_key}'",
             hint=did_you_mean(error.unknown_key, error.allowed_keys)
+            or _elsewhere_hint(error.unknown_key, path)
             or "allowed here: " + ", ".join(error.allowed_keys),
             at_key=True,
         )
@@ -70,7 +71,7 @@ def _reword(error: SchemaError, tree: Any, source_map: SourceMap) -> Diagnostic:
             "a dependency names exactly one of " + ", ".join(DEPENDENCY_KINDS) + f"; this one names {named}",
             hint="split it into one list item per dependency" if given else None,
         )
-    if error.keyword == "pattern" and error.schema_path[-2:] == ("absolutePath", "pattern"):
+    if error.keyword == "pattern" and path[-1:] in (("destination",), ("path",), ("environmentFile",)):
         return source_map.diagnostic(path, f"must be an absolute path, got {_lookup(tree, path)!r}")
     if error.keyword == "pattern" and path == ("name",):
         return source_map.diagnostic(
@@ -87,7 +88,7 @@ def _reword(error: SchemaError, tree: Any, source_map: SourceMap) -> Diagnostic:
         return source_map.diagnostic(
             path,
             error.message,
-            hint=did_you_mean(value, _enum_values(error)) if isinstance(value, str) else None,
+            hint=did_you_mean(value, _enum_values(error.schema_path)) if isinstance(value, str) else None,
         )
     if error.keyword == "type" and isinstance(_lookup(tree, path), int | float | bool):
         raw = source_map.line(source_map.value_position(path))
@@ -95,10 +96,55 @@ def _reword(error: SchemaError, tree: Any, source_map: SourceMap) -> Diagnostic:
     return source_map.diagnostic(path, error.message)
 
 
-def _enum_values(error: SchemaError) -> list[str]:
-    # The message lists the allowed values quoted: "'x' is not one of 'a', 'b'".
-    _, _, allowed = error.message.partition(" is not one of ")
-    return [value.strip().strip("'") for value in allowed.split(",") if value.strip()]
+def _enum_values(schema_path: tuple[str | int, ...]) -> list[str]:
+    """The allowed values of the enum an error points at, read from the schema itself."""
+    node: Any = service_schema()
+    for part in schema_path:
+        if isinstance(node, dict) and "$ref" in node and part not in node:
+            node = _resolve_local_ref(node["$ref"])
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return []
+    return [value for value in node if isinstance(value, str)] if isinstance(node, list) else []
+
+
+def _resolve_local_ref(ref: str) -> Any:
+    node: Any = service_schema()
+    for part in ref.removeprefix("#/").split("/"):
+        node = node[part]
+    return node
+
+
+@cache
+def _field_index() -> dict[str, tuple[str, ...]]:
+    """Every field name the format knows -> the dotted places it may appear."""
+    places: dict[str, list[str]] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict) and "$ref" in node:
+            node = _resolve_local_ref(node["$ref"])
+        if not isinstance(node, dict):
+            return
+        for key, child in node.get("properties", {}).items():
+            places.setdefault(key, []).append(f"{prefix}{key}")
+            walk(child, f"{prefix}{key}.")
+        if "items" in node:
+            walk(node["items"], prefix.rstrip(".") + "[]." if prefix else "[].")
+
+    walk(service_schema(), "")
+    return {key: tuple(found) for key, found in places.items()}
+
+
+def _elsewhere_hint(unknown: str, path: FieldPath) -> str | None:
+    """For a known field in the wrong place, or a misspelling of one: where it belongs."""
+    index = _field_index()
+    hint = did_you_mean(unknown, sorted(index))
+    name = hint.split("'")[1] if hint else unknown
+    places = index.get(name)
+    if not places:
+        return None
+    return f"'{name}' belongs in {' or '.join(places)}"
 
 
 def _lookup(tree: Any, path: FieldPath) -> Any:

@@ -1,0 +1,49 @@
+"""Every golden case compiles to exactly its expected files, in any input order."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from pathlib import Path
+
+import pytest
+
+from compiler.emit import canonical_json
+from tests.golden import case_dirs, compile_case, expected_outputs, rendered_outputs
+
+CASES = case_dirs()
+
+
+def _diff(name: str, expected: bytes, actual: bytes) -> str:
+    lines = difflib.unified_diff(
+        expected.decode().splitlines(keepends=True),
+        actual.decode().splitlines(keepends=True),
+        fromfile=f"expected/{name}",
+        tofile=f"actual/{name}",
+    )
+    return "".join(lines)
+
+
+def test_there_are_enough_golden_cases() -> None:
+    assert len(CASES) >= 12
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+def test_case_matches_expected(case: Path) -> None:
+    actual = rendered_outputs(compile_case(case))
+    expected = expected_outputs(case)
+    assert sorted(actual) == sorted(expected), "files differ; run `make golden` and review the diff"
+    mismatches = [_diff(name, expected[name], actual[name]) for name in sorted(actual) if actual[name] != expected[name]]
+    assert not mismatches, "golden mismatch (run `make golden` if intended):\n" + "\n".join(mismatches)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+def test_case_is_independent_of_input_order(case: Path) -> None:
+    assert compile_case(case, reverse=True).files == compile_case(case).files
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+def test_output_is_canonical(case: Path) -> None:
+    """Re-serialising any output changes nothing: the bytes are already canonical."""
+    for name, data in compile_case(case).files.items():
+        assert canonical_json(json.loads(data)) == data, name
