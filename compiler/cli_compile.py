@@ -37,7 +37,14 @@ def _check_rootfs_base(_ctx: click.Context, _param: click.Parameter, value: str)
 
 @click.command("compile")
 @click.argument("sources", nargs=-1, required=True, metavar="SRC...")
-@click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path), help="Output directory.")
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Output directory.",
+)
 @click.option(
     "--rootfs-base",
     default=DEFAULT_ROOTFS_BASE,
@@ -45,11 +52,22 @@ def _check_rootfs_base(_ctx: click.Context, _param: click.Parameter, value: str)
     callback=_check_rootfs_base,
     help="Directory holding each service's rootfs (<base>/<name>).",
 )
-@click.option("--arch", type=click.Choice(["amd64", "arm64"]), help="Target architecture (seccomp profile).")
-@click.option("--dry-run", is_flag=True, help="Check and build everything, print the file list, write nothing.")
+@click.option(
+    "--arch", type=click.Choice(["amd64", "arm64"]), help="Target architecture (seccomp profile)."
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Check and build everything, print the file list, write nothing.",
+)
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
 def compile_command(
-    sources: tuple[str, ...], output: Path, rootfs_base: str, arch: str | None, dry_run: bool, strict: bool
+    sources: tuple[str, ...],
+    output: Path,
+    rootfs_base: str,
+    arch: str | None,
+    dry_run: bool,
+    strict: bool,
 ) -> None:
     """Compile service YAML files (or directories of *.yaml) into OCI bundles and a plan."""
     from compiler.emit import OutputError, write_tree
@@ -58,7 +76,9 @@ def compile_command(
 
     target_arch = arch or host_arch()
     if target_arch is None:
-        raise click.UsageError("cannot tell the target architecture from this host: pass --arch amd64|arm64")
+        raise click.UsageError(
+            "cannot tell the target architecture from this host: pass --arch amd64|arm64"
+        )
     files, read_problems = collect_sources(sources)
     result = compile_sources(files, CompileOptions(rootfs_base=rootfs_base, arch=target_arch))
     diagnostics = [*read_problems, *result.diagnostics]
@@ -76,7 +96,11 @@ def compile_command(
     except OutputError as error:
         click.echo(f"extsvc: {error}", err=True)
         sys.exit(EXIT_INVALID_INPUT)
-    click.echo(f"compiled {services} service{'s' * (services != 1)} into {output} ({_summary(diagnostics)})", err=True)
+    click.echo(
+        f"compiled {services} service{'s' * (services != 1)} into {output} "
+        f"({_summary(diagnostics)})",
+        err=True,
+    )
 
 
 @click.command("validate")
@@ -85,7 +109,7 @@ def compile_command(
 @click.option("-q", "--quiet", is_flag=True, help="Print diagnostics only, no summary.")
 def validate_command(sources: tuple[str, ...], strict: bool, quiet: bool) -> None:
     """Check service files (all rules, across the whole set); write nothing."""
-    from compiler.pipeline import check_sources
+    from compiler.check import check_sources
     from compiler.sources import collect_sources
 
     files, read_problems = collect_sources(sources)
@@ -95,14 +119,23 @@ def validate_command(sources: tuple[str, ...], strict: bool, quiet: bool) -> Non
     failed = _fails(diagnostics, strict)
     if not quiet:
         verdict = "invalid" if failed else "ok"
-        click.echo(f"{len(files)} file{'s' * (len(files) != 1)} {verdict}: {_summary(diagnostics)}", err=True)
+        click.echo(
+            f"{len(files)} file{'s' * (len(files) != 1)} {verdict}: {_summary(diagnostics)}",
+            err=True,
+        )
     if failed:
         sys.exit(EXIT_INVALID_INPUT)
 
 
 @click.command("schema")
 @click.option("--plan", "which", flag_value="plan", help="Print the plan.json schema instead.")
-@click.option("--service", "which", flag_value="service", default=True, help="The service file schema (default).")
+@click.option(
+    "--service",
+    "which",
+    flag_value="service",
+    default=True,
+    help="The service file schema (default).",
+)
 def schema_command(which: str) -> None:
     """Print the JSON Schema of the service file format (for editors and linters)."""
     from importlib import resources

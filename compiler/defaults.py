@@ -18,7 +18,12 @@ ORIGIN_TALOS = "Talos extension service runner"
 
 # containerd populateDefaultUnixSpec, in its order.
 DEFAULT_MOUNTS: tuple[dict[str, Any], ...] = (
-    {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
+    {
+        "destination": "/proc",
+        "type": "proc",
+        "source": "proc",
+        "options": ["nosuid", "noexec", "nodev"],
+    },
     {
         "destination": "/dev",
         "type": "tmpfs",
@@ -43,7 +48,12 @@ DEFAULT_MOUNTS: tuple[dict[str, Any], ...] = (
         "source": "mqueue",
         "options": ["nosuid", "noexec", "nodev"],
     },
-    {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+    {
+        "destination": "/sys",
+        "type": "sysfs",
+        "source": "sysfs",
+        "options": ["nosuid", "noexec", "nodev", "ro"],
+    },
     {
         "destination": "/run",
         "type": "tmpfs",

@@ -12,7 +12,6 @@ compilers use, so editors and CI annotators can parse it::
 
 from __future__ import annotations
 
-import difflib
 import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -81,5 +80,7 @@ def did_you_mean(word: str, candidates: Sequence[str]) -> str | None:
     for candidate in candidates:
         if candidate.lower() == word.lower():
             return f"did you mean '{candidate}'?"
+    import difflib  # only when there is something to suggest: it is slow to import
+
     matches = difflib.get_close_matches(word, candidates, n=1, cutoff=0.75)
     return f"did you mean '{matches[0]}'?" if matches else None

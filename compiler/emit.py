@@ -47,7 +47,11 @@ RECURSIVE_PROPAGATION_MODES = ("rprivate", "rshared", "rslave", "runbindable")
 
 @cache
 def _oci_config_validator() -> Validator:
-    names = [entry.name for entry in resources.files("oci_schemas").iterdir() if entry.name.endswith(".json")]
+    names = [
+        entry.name
+        for entry in resources.files("oci_schemas").iterdir()
+        if entry.name.endswith(".json")
+    ]
     documents = {name: _load_json_resource("oci_schemas", name) for name in names}
     propagation = documents["defs-linux.json"]["definitions"]["RootfsPropagation"]
     propagation["enum"] = [*propagation["enum"], *RECURSIVE_PROPAGATION_MODES]
@@ -77,7 +81,8 @@ def write_tree(files: Mapping[str, bytes], out: Path) -> None:
     out = out.resolve()
     if out.exists() and not _is_previous_output(out):
         raise OutputError(
-            f"{out} exists and is not an extsvc output directory (no {PLAN_FILE}); refusing to replace it"
+            f"{out} exists and is not an extsvc output directory (no {PLAN_FILE}); "
+            "refusing to replace it"
         )
     if out.parent == out:
         raise OutputError("refusing to write output to /")

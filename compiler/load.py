@@ -195,10 +195,14 @@ class _Converter:
         """``<<: *anchor`` (or a list of anchors): keys the mapping itself sets win,
         then earlier anchors win over later ones, as in YAML's merge-key spec."""
         for merge_value in merges:
-            sources = merge_value.value if isinstance(merge_value, yaml.SequenceNode) else [merge_value]
+            sources = (
+                merge_value.value if isinstance(merge_value, yaml.SequenceNode) else [merge_value]
+            )
             for source in sources:
                 if not isinstance(source, yaml.MappingNode):
-                    self.problems.append((source, path, "a merge key (<<) needs a mapping or a list of them"))
+                    self.problems.append(
+                        (source, path, "a merge key (<<) needs a mapping or a list of them")
+                    )
                     continue
                 for key, value in self._mapping(source, path).items():
                     result.setdefault(key, value)
@@ -236,7 +240,9 @@ def _position(node: yaml.Node) -> Position:
     return Position(mark.line + 1, mark.column + 1)
 
 
-def _file_diagnostic(file: str, message: str, position: Position, lines: tuple[str, ...]) -> Diagnostic:
+def _file_diagnostic(
+    file: str, message: str, position: Position, lines: tuple[str, ...]
+) -> Diagnostic:
     index = position.line - 1
     return Diagnostic(
         file=file,
@@ -278,7 +284,9 @@ def compose_documents(file: str, text: str) -> tuple[list[yaml.Node], list[Diagn
         return [], [_file_diagnostic(file, f"invalid YAML: {error}", Position(1, 1), lines)]
 
 
-def convert_document(file: str, text: str, node: yaml.Node) -> tuple[LoadedDocument | None, list[Diagnostic]]:
+def convert_document(
+    file: str, text: str, node: yaml.Node
+) -> tuple[LoadedDocument | None, list[Diagnostic]]:
     """Turn one composed document into a plain tree with its source map."""
     lines = tuple(text.splitlines())
     converter = _Converter(file)
@@ -301,7 +309,9 @@ def convert_document(file: str, text: str, node: yaml.Node) -> tuple[LoadedDocum
     return LoadedDocument(tree, source_map), diagnostics
 
 
-def iter_documents(file: str, data: bytes) -> Iterator[tuple[LoadedDocument | None, list[Diagnostic]]]:
+def iter_documents(
+    file: str, data: bytes
+) -> Iterator[tuple[LoadedDocument | None, list[Diagnostic]]]:
     """Every document of a file, each with its diagnostics; a file-level problem yields once."""
     text, problems = decode_text(file, data)
     if text is None:

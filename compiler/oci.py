@@ -119,7 +119,8 @@ def _process(service: Service, origins: _Origins) -> dict[str, Any]:
     origins.from_default("process.oomScoreAdj", defaults.ORIGIN_TALOS + " (WithOOMScoreAdj)")
     origins.from_default(
         "process.capabilities",
-        defaults.ORIGIN_TALOS + " (all grantable capabilities: all but CAP_SYS_BOOT, CAP_SYS_MODULE)",
+        defaults.ORIGIN_TALOS
+        + " (all grantable capabilities: all but CAP_SYS_BOOT, CAP_SYS_MODULE)",
     )
     return process
 
@@ -131,7 +132,9 @@ def _root(service: Service, context: BuildContext, origins: _Origins) -> dict[st
         origins.from_input("root", ("container", "security", "writeableRootfs"), "writeableRootfs")
     else:
         root["readonly"] = True
-        origins.from_default("root.readonly", defaults.ORIGIN_TALOS + " (rootfs read-only by default)")
+        origins.from_default(
+            "root.readonly", defaults.ORIGIN_TALOS + " (rootfs read-only by default)"
+        )
     return root
 
 
@@ -161,11 +164,21 @@ def _linux(service: Service, context: BuildContext, origins: _Origins) -> dict[s
     }
     origins.from_default("linux.cgroupsPath", defaults.ORIGIN_TALOS + " (system/extensions cgroup)")
     origins.from_default("linux.namespaces", defaults.ORIGIN_TALOS + " (host network and IPC)")
-    origins.from_default("linux.resources.devices", defaults.ORIGIN_TALOS + " (WithAllDevicesAllowed)")
-    origins.from_default("linux.seccomp", "containerd default seccomp profile for the granted capabilities")
-    masked = _path_list(security.masked_paths, defaults.DEFAULT_MASKED_PATHS, "maskedPaths", "maskedPaths", origins)
+    origins.from_default(
+        "linux.resources.devices", defaults.ORIGIN_TALOS + " (WithAllDevicesAllowed)"
+    )
+    origins.from_default(
+        "linux.seccomp", "containerd default seccomp profile for the granted capabilities"
+    )
+    masked = _path_list(
+        security.masked_paths, defaults.DEFAULT_MASKED_PATHS, "maskedPaths", "maskedPaths", origins
+    )
     readonly = _path_list(
-        security.readonly_paths, defaults.DEFAULT_READONLY_PATHS, "readonlyPaths", "readonlyPaths", origins
+        security.readonly_paths,
+        defaults.DEFAULT_READONLY_PATHS,
+        "readonlyPaths",
+        "readonlyPaths",
+        origins,
     )
     # An empty list is written as no key at all (Go's omitempty), not as [].
     if masked:
@@ -175,14 +188,18 @@ def _linux(service: Service, context: BuildContext, origins: _Origins) -> dict[s
     if security.rootfs_propagation:
         linux["rootfsPropagation"] = security.rootfs_propagation
         origins.from_input(
-            "linux.rootfsPropagation", ("container", "security", "rootfsPropagation"), "rootfsPropagation"
+            "linux.rootfsPropagation",
+            ("container", "security", "rootfsPropagation"),
+            "rootfsPropagation",
         )
     return linux
 
 
 def _mounts(service: Service, origins: _Origins) -> list[dict[str, Any]]:
     """Appended in Talos's order; never deduplicated, sorted or cleaned."""
-    mounts = [copy.deepcopy(mount) for mount in (*defaults.DEFAULT_MOUNTS, *defaults.HOST_FILE_MOUNTS)]
+    mounts = [
+        copy.deepcopy(mount) for mount in (*defaults.DEFAULT_MOUNTS, *defaults.HOST_FILE_MOUNTS)
+    ]
     for index in range(len(defaults.DEFAULT_MOUNTS)):
         origins.from_default(f"mounts[{index}]", defaults.ORIGIN_CONTAINERD)
     for index in range(len(defaults.DEFAULT_MOUNTS), len(mounts)):
@@ -195,12 +212,16 @@ def _mounts(service: Service, origins: _Origins) -> list[dict[str, Any]]:
     return mounts
 
 
-def _make_sysfs_writeable(mounts: list[dict[str, Any]], service: Service, origins: _Origins) -> None:
+def _make_sysfs_writeable(
+    mounts: list[dict[str, Any]], service: Service, origins: _Origins
+) -> None:
     # containerd's WithWriteableSysfs: every mount of *type* sysfs, ro -> rw.
     for index, mount in enumerate(mounts):
         if mount.get("type") == "sysfs" and "options" in mount:
             mount["options"] = ["rw" if option == "ro" else option for option in mount["options"]]
-            origins.from_input(f"mounts[{index}]", ("container", "security", "writeableSysfs"), "writeableSysfs")
+            origins.from_input(
+                f"mounts[{index}]", ("container", "security", "writeableSysfs"), "writeableSysfs"
+            )
 
 
 def build_config(service: Service, context: BuildContext) -> BuiltConfig:

@@ -1,7 +1,7 @@
 """The compiler as a list of stages: load -> validate -> model -> resolve -> build -> render.
 
-``check_sources`` stops after resolve (``extsvc validate``); ``compile_sources``
-goes on to build and render every file of the output in memory. Writing is
+``compiler.check.check_sources`` runs the first four (``extsvc validate``);
+``compile_sources`` goes on to build and render every file of the output in memory. Writing is
 left to the caller (``emit.write_tree``), so a dry run and a test go through
 exactly the same code as a real compile.
 """
@@ -17,15 +17,14 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from compiler import emit, rules
-from compiler.diagnostics import Diagnostic, Position, Severity, has_errors, sort_key
-from compiler.load import format_path, iter_documents
-from compiler.model import Service, service_from_tree
+from compiler import emit
+from compiler.check import check_sources
+from compiler.diagnostics import Diagnostic, has_errors
+from compiler.load import format_path
+from compiler.model import Service
 from compiler.oci import BuildContext, BuiltConfig, build_config
-from compiler.plan import bundle_dir, build_plan
-from compiler.resolve import ServiceTable, resolve
+from compiler.plan import build_plan, bundle_dir
 from compiler.sources import SourceFile
-from compiler.validate import validate_document
 
 ARCHITECTURES = ("amd64", "arm64")
 _MACHINE_TO_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
@@ -50,16 +49,6 @@ class CompileOptions:
 
 
 @dataclass(frozen=True)
-class CheckResult:
-    diagnostics: tuple[Diagnostic, ...]
-    table: ServiceTable | None
-
-    @property
-    def ok(self) -> bool:
-        return not has_errors(self.diagnostics)
-
-
-@dataclass(frozen=True)
 class CompileResult:
     diagnostics: tuple[Diagnostic, ...]
     # Relative output path -> bytes; empty when there are errors.
@@ -69,53 +58,6 @@ class CompileResult:
     @property
     def ok(self) -> bool:
         return not has_errors(self.diagnostics)
-
-
-def _load_services(sources: Sequence[SourceFile]) -> tuple[list[Service], list[Diagnostic]]:
-    services: list[Service] = []
-    diagnostics: list[Diagnostic] = []
-    for source in sources:
-        documents = 0
-        for document, problems in iter_documents(source.name, source.data):  # load
-            diagnostics.extend(problems)
-            if document is None:
-                continue
-            documents += 1
-            if documents > 1:
-                diagnostics.append(
-                    document.source_map.diagnostic((), "a service file holds one YAML document; found another")
-                )
-                break
-            tree, problems = validate_document(document)  # validate
-            diagnostics.extend(problems)
-            if problems or tree is None:
-                continue
-            service = service_from_tree(tree, document.source_map)  # model
-            diagnostics.extend(rules.check_service(service))
-            services.append(service)
-        if documents == 0 and not diagnostics_for(source.name, diagnostics):
-            diagnostics.append(
-                Diagnostic(
-                    source.name,
-                    Position(1, 1),
-                    Severity.ERROR,
-                    "file is empty: expected a service (a mapping with name, container, restart)",
-                )
-            )
-    return services, diagnostics
-
-
-def diagnostics_for(file: str, diagnostics: Sequence[Diagnostic]) -> bool:
-    return any(d.file == file for d in diagnostics)
-
-
-def check_sources(sources: Sequence[SourceFile]) -> CheckResult:
-    """Every check, nothing built: for ``extsvc validate`` and the first half of compile."""
-    services, diagnostics = _load_services(sources)
-    table, problems = resolve(services)  # resolve
-    diagnostics.extend(problems)
-    ordered = tuple(sorted(diagnostics, key=sort_key))
-    return CheckResult(ordered, None if has_errors(ordered) else table)
 
 
 def _schema_bug(service: Service, what: str, errors: list[Any]) -> Diagnostic:

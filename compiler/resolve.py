@@ -61,7 +61,8 @@ def _unique_services(services: Sequence[Service]) -> tuple[dict[str, Service], l
         problems.append(
             service.source_map.diagnostic(
                 ("name",),
-                f"duplicate service name '{service.name}' (also defined at {first.file}:{where.line}:{where.col})",
+                f"duplicate service name '{service.name}' "
+                f"(also defined at {first.file}:{where.line}:{where.col})",
             )
         )
     return by_id, problems
@@ -90,7 +91,8 @@ def _check_references(by_id: Mapping[str, Service]) -> Iterator[Diagnostic]:
 
 
 def _find_cycles(by_id: Mapping[str, Service]) -> list[list[str]]:
-    """Every elementary cycle found by depth-first search, each once, rotated to start at its least ID."""
+    """Cycles found by depth-first search (at least one per cyclic group of services),
+    each once, rotated to start at its least ID."""
     graph = {sid: [d for d in extension_dependencies(s) if d in by_id] for sid, s in by_id.items()}
     cycles: set[tuple[str, ...]] = set()
     state: dict[str, int] = {}  # 1 = on the current path, 2 = done
@@ -126,7 +128,9 @@ def _cycle_diagnostic(cycle: list[str], by_id: Mapping[str, Service]) -> Diagnos
 
 def _levels(by_id: Mapping[str, Service]) -> tuple[tuple[str, ...], ...]:
     """Topological layers (Kahn): a level holds services whose dependencies are all earlier."""
-    remaining = {sid: {d for d in extension_dependencies(s) if d in by_id} for sid, s in by_id.items()}
+    remaining = {
+        sid: {d for d in extension_dependencies(s) if d in by_id} for sid, s in by_id.items()
+    }
     levels: list[tuple[str, ...]] = []
     placed: set[str] = set()
     while remaining:

@@ -272,6 +272,8 @@ class _Compiler:
         self.draft4 = draft4
         self.refs: dict[tuple[str, Path], _Node] = {}
         self.type_nodes: dict[tuple[str, ...] | None, _Node] = {}
+        self.type_tables: dict[tuple[str, ...] | None, dict[type, tuple[Check, ...]]] = {}
+        self.raw_refs: dict[tuple[str, str], _Node] = {}  # (document, $ref text) -> target
 
     # -- schemas -------------------------------------------------------------------------
 
@@ -316,8 +318,9 @@ class _Compiler:
         for _, rule in rules:
             by_group.setdefault(rule.group, []).append(rule.valid)
         common = by_group.get(None, [])
+        type_table = self._type_table(types)
         table = {
-            t: self._type_checks(t, types) + tuple(common + by_group.get(group, []))
+            t: type_table[t] + tuple(common + by_group.get(group, []))
             for t, group in _GROUP.items()
         }
         explains = [rule for _, rule in rules]
@@ -329,12 +332,19 @@ class _Compiler:
         """A schema that is only a ``type`` (the commonest leaf): one node per type list."""
         node = self.type_nodes.get(types)
         if node is None:
-            table = {t: self._type_checks(t, types) for t in _GROUP}
+            table = self._type_table(types)
             explain = (
                 _no_errors if types is None else _make_explain([_type_rule(types, self.draft4)])
             )
             node = self.type_nodes[types] = _Node().fill(_make_valid(table), explain)
         return node
+
+    def _type_table(self, types: tuple[str, ...] | None) -> dict[type, tuple[Check, ...]]:
+        """Per Python type, the checks that the ``type`` keyword adds (memoized)."""
+        table = self.type_tables.get(types)
+        if table is None:
+            table = self.type_tables[types] = {t: self._type_checks(t, types) for t in _GROUP}
+        return table
 
     def _type_checks(self, t: type, types: tuple[str, ...] | None) -> tuple[Check, ...]:
         """The checks the ``type`` keyword adds for values of Python type ``t``."""
@@ -364,15 +374,18 @@ class _Compiler:
         """The node a ``$ref`` names, compiled once per (document, pointer)."""
         if not isinstance(ref, str):
             raise ValueError(f"{_loc(doc, where)}: $ref must be a string")
+        node = self.raw_refs.get((doc, ref))
+        if node is not None:
+            return node
         target_doc, pointer = self._split_ref(ref, doc, where)
-        key = (target_doc, pointer)
-        node = self.refs.get(key)
+        node = self.refs.get((target_doc, pointer))
         if node is None:
             # Register before compiling, so a recursive $ref finds this (unready) node.
-            node = self.refs[key] = _Node()
+            node = self.refs[target_doc, pointer] = _Node()
             schema = _follow(self.documents[target_doc], pointer, ref, _loc(doc, where))
             compiled = self.compile(schema, target_doc, pointer)
             node.fill(compiled.checker(), compiled.explain)
+        self.raw_refs[doc, ref] = node
         return node
 
     def _split_ref(self, ref: str, doc: str, where: Path) -> tuple[str, Path]:

@@ -50,7 +50,9 @@ def collect_sources(paths: Sequence[str]) -> tuple[list[SourceFile], list[Diagno
         if path.is_dir():
             found = sorted(p for p in path.iterdir() if p.suffix == ".yaml" and p.is_file())
             if not found:
-                problems.append(_problem(argument, "no *.yaml files in this directory", Severity.WARNING))
+                problems.append(
+                    _problem(argument, "no *.yaml files in this directory", Severity.WARNING)
+                )
         elif path.exists() or path.is_symlink():
             found = [path]
         else:

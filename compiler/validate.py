@@ -54,29 +54,40 @@ def _reword(error: SchemaError, tree: Any, source_map: SourceMap) -> Diagnostic:
             unknown,
             f"unknown field '{error.unknown_key}'",
             hint=did_you_mean(error.unknown_key, error.allowed_keys)
-            or _elsewhere_hint(error.unknown_key, path)
+            or _elsewhere_hint(error.unknown_key)
             or "allowed here: " + ", ".join(error.allowed_keys),
             at_key=True,
         )
     if error.keyword == "required" and error.missing_key is not None:
         missing = (*path, error.missing_key)
         if missing in source_map.keys:
-            return source_map.diagnostic(missing, f"'{error.missing_key}' has no value", at_key=True)
-        return source_map.diagnostic(path, f"missing required field '{error.missing_key}'", at_key=True)
+            return source_map.diagnostic(
+                missing, f"'{error.missing_key}' has no value", at_key=True
+            )
+        return source_map.diagnostic(
+            path, f"missing required field '{error.missing_key}'", at_key=True
+        )
     if _is_dependency(path) and error.keyword in ("minProperties", "maxProperties"):
         given = list(_lookup(tree, path))
         named = " and ".join(given) if given else "nothing"
         return source_map.diagnostic(
             path,
-            "a dependency names exactly one of " + ", ".join(DEPENDENCY_KINDS) + f"; this one names {named}",
+            "a dependency names exactly one of "
+            + ", ".join(DEPENDENCY_KINDS)
+            + f"; this one names {named}",
             hint="split it into one list item per dependency" if given else None,
         )
-    if error.keyword == "pattern" and path[-1:] in (("destination",), ("path",), ("environmentFile",)):
+    if error.keyword == "pattern" and path[-1:] in (
+        ("destination",),
+        ("path",),
+        ("environmentFile",),
+    ):
         return source_map.diagnostic(path, f"must be an absolute path, got {_lookup(tree, path)!r}")
     if error.keyword == "pattern" and path == ("name",):
         return source_map.diagnostic(
             path,
-            f"invalid name {_lookup(tree, path)!r}: use lowercase letters, digits, '-' and '_' only",
+            f"invalid name {_lookup(tree, path)!r}: "
+            "use lowercase letters, digits, '-' and '_' only",
             hint="the name becomes the service ID ext-<name> and the rootfs directory",
         )
     if error.keyword == "const" and path[-1:] in (("time",), ("configuration",)):
@@ -88,11 +99,15 @@ def _reword(error: SchemaError, tree: Any, source_map: SourceMap) -> Diagnostic:
         return source_map.diagnostic(
             path,
             error.message,
-            hint=did_you_mean(value, _enum_values(error.schema_path)) if isinstance(value, str) else None,
+            hint=did_you_mean(value, _enum_values(error.schema_path))
+            if isinstance(value, str)
+            else None,
         )
     if error.keyword == "type" and isinstance(_lookup(tree, path), int | float | bool):
         raw = source_map.line(source_map.value_position(path))
-        return source_map.diagnostic(path, error.message, hint="quote it to make it a string" if raw else None)
+        return source_map.diagnostic(
+            path, error.message, hint="quote it to make it a string" if raw else None
+        )
     return source_map.diagnostic(path, error.message)
 
 
@@ -136,7 +151,7 @@ def _field_index() -> dict[str, tuple[str, ...]]:
     return {key: tuple(found) for key, found in places.items()}
 
 
-def _elsewhere_hint(unknown: str, path: FieldPath) -> str | None:
+def _elsewhere_hint(unknown: str) -> str | None:
     """For a known field in the wrong place, or a misspelling of one: where it belongs."""
     index = _field_index()
     hint = did_you_mean(unknown, sorted(index))
@@ -157,12 +172,17 @@ def validate_document(document: LoadedDocument) -> tuple[Any, list[Diagnostic]]:
     """The tree with nulls dropped, and every schema problem as a diagnostic."""
     source_map = document.source_map
     if not isinstance(document.tree, dict):
-        found = {list: "a list", str: "a string"}.get(type(document.tree), "a scalar value")
+        found = "a list" if isinstance(document.tree, list) else "a single value"
         return None, [
-            source_map.diagnostic((), f"expected a mapping (name, container, restart, ...) at the top level, got {found}")
+            source_map.diagnostic(
+                (),
+                f"expected a mapping (name, container, restart, ...) at the top level, got {found}",
+            )
         ]
     tree = drop_nulls(document.tree)
-    diagnostics = [_reword(error, tree, source_map) for error in _service_validator().iter_errors(tree)]
+    diagnostics = [
+        _reword(error, tree, source_map) for error in _service_validator().iter_errors(tree)
+    ]
     return tree, diagnostics
 
 

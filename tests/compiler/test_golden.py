@@ -33,8 +33,14 @@ def test_case_matches_expected(case: Path) -> None:
     actual = rendered_outputs(compile_case(case))
     expected = expected_outputs(case)
     assert sorted(actual) == sorted(expected), "files differ; run `make golden` and review the diff"
-    mismatches = [_diff(name, expected[name], actual[name]) for name in sorted(actual) if actual[name] != expected[name]]
-    assert not mismatches, "golden mismatch (run `make golden` if intended):\n" + "\n".join(mismatches)
+    mismatches = [
+        _diff(name, expected[name], actual[name])
+        for name in sorted(actual)
+        if actual[name] != expected[name]
+    ]
+    assert not mismatches, "golden mismatch (run `make golden` if intended):\n" + "\n".join(
+        mismatches
+    )
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)

@@ -8,8 +8,27 @@ from pathlib import Path
 
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
 # Applets the test services use; each becomes a symlink to /bin/busybox.
-APPLETS = ("sh", "echo", "cat", "ls", "sleep", "touch", "test", "true", "false", "printf",
-           "trap", "date", "id", "mount", "grep", "wc", "kill", "env", "hostname")
+APPLETS = (
+    "sh",
+    "echo",
+    "cat",
+    "ls",
+    "sleep",
+    "touch",
+    "test",
+    "true",
+    "false",
+    "printf",
+    "trap",
+    "date",
+    "id",
+    "mount",
+    "grep",
+    "wc",
+    "kill",
+    "env",
+    "hostname",
+)
 # Mount points runc needs to exist in a read-only rootfs.
 MOUNT_POINTS = ("proc", "dev", "sys", "run", "tmp", "etc", "var", "data")
 
@@ -18,14 +37,17 @@ def find_static_busybox() -> Path | None:
     """The busybox-static binary (it must be static: the rootfs has no libc)."""
     for candidate in BUSYBOX_CANDIDATES:
         path = Path(candidate)
-        if path.is_file() and b"\x7fELF" == path.read_bytes()[:4] and not _is_dynamic(path):
+        if path.is_file() and path.read_bytes()[:4] == b"\x7fELF" and not _is_dynamic(path):
             return path
     return None
 
 
 def _is_dynamic(path: Path) -> bool:
     # A dynamic ELF carries an interpreter path; a static busybox does not.
-    return b"/lib64/ld-linux" in path.read_bytes()[:4096] or b"/lib/ld-linux" in path.read_bytes()[:4096]
+    return (
+        b"/lib64/ld-linux" in path.read_bytes()[:4096]
+        or b"/lib/ld-linux" in path.read_bytes()[:4096]
+    )
 
 
 def make_busybox_rootfs(root: Path) -> Path:

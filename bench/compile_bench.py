@@ -1,0 +1,93 @@
+"""Compiler speed, as ratios measured in one run (issue #2, item 10).
+
+1. ``extsvc compile`` of 1,000 generated services: milliseconds per service
+   beyond interpreter start (``python -c pass``). Target: <= 2 ms.
+2. ``extsvc validate`` of one file against ``python -c "import yaml, click"``.
+   Target: <= 1.5x.
+
+Each figure is the median of several runs taken in this same process, so the
+machine's noise hits both sides of a ratio alike. Run: ``make bench`` or
+``.venv/bin/python bench/compile_bench.py``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SERVICES = 1000
+BIN = Path(sys.executable).parent
+
+
+def generate(directory: Path, count: int) -> None:
+    """``count`` services of realistic shape: mounts, environment, dependency chains."""
+    for index in range(count):
+        depends = (
+            f"  - service: ext-svc-{index - 1:04d}\n"
+            if index % 10
+            else "  - network: [addresses]\n"
+        )
+        (directory / f"svc-{index:04d}.yaml").write_text(
+            f"name: svc-{index:04d}\n"
+            "container:\n"
+            "  entrypoint: ./run\n"
+            "  args: [--verbose, --port, '80']\n"
+            "  environment:\n"
+            f"    - INDEX={index}\n"
+            "    - MODE=production\n"
+            "  mounts:\n"
+            f"    - source: /var/lib/svc-{index:04d}\n"
+            "      destination: /data\n"
+            "      type: bind\n"
+            "      options: [rbind, rw]\n"
+            "  security:\n"
+            "    writeableRootfs: " + ("true" if index % 3 == 0 else "false") + "\n"
+            "depends:\n" + depends + "restart: always\n"
+        )
+
+
+def timed(command: list[str], repeat: int) -> float:
+    """Median wall time of ``command`` in seconds; a failure aborts the benchmark."""
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def main() -> int:
+    python = str(BIN / "python")
+    extsvc = str(BIN / "extsvc")
+    with tempfile.TemporaryDirectory() as scratch:
+        source = Path(scratch) / "src"
+        source.mkdir()
+        generate(source, SERVICES)
+        out = Path(scratch) / "out"
+        interpreter = timed([python, "-c", "pass"], 11)
+        compile_time = timed([extsvc, "compile", str(source), "-o", str(out), "--arch", "amd64"], 5)
+        per_service_ms = (compile_time - interpreter) / SERVICES * 1000
+        baseline = timed([python, "-c", "import yaml, click"], 21)
+        validate = timed([extsvc, "validate", "-q", str(source / "svc-0000.yaml")], 21)
+    ratio = validate / baseline
+    print(f"interpreter start            {interpreter * 1000:8.1f} ms")
+    print(f"compile {SERVICES} services        {compile_time * 1000:8.1f} ms")
+    print(
+        f"  per service beyond start   {per_service_ms:8.3f} ms   (target <= 2 ms)   "
+        f"{'OK' if per_service_ms <= 2 else 'OVER'}"
+    )
+    print(f"import yaml, click           {baseline * 1000:8.1f} ms")
+    print(f"extsvc validate (one file)   {validate * 1000:8.1f} ms")
+    print(
+        f"  ratio validate / baseline  {ratio:8.2f} x    (target <= 1.5x)   "
+        f"{'OK' if ratio <= 1.5 else 'OVER'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""Check: load -> validate -> model -> resolve, and nothing built.
+
+What ``extsvc validate`` runs, and the first half of ``compiler.pipeline``.
+Kept apart from building and emitting so a pre-commit check imports no more
+than it needs (startup time is part of its job).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from compiler import rules
+from compiler.diagnostics import Diagnostic, Position, Severity, has_errors, sort_key
+from compiler.load import iter_documents
+from compiler.model import Service, service_from_tree
+from compiler.resolve import ServiceTable, resolve
+from compiler.sources import SourceFile
+from compiler.validate import validate_document
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    diagnostics: tuple[Diagnostic, ...]
+    table: ServiceTable | None
+
+    @property
+    def ok(self) -> bool:
+        return not has_errors(self.diagnostics)
+
+
+def _load_services(sources: Sequence[SourceFile]) -> tuple[list[Service], list[Diagnostic]]:
+    services: list[Service] = []
+    diagnostics: list[Diagnostic] = []
+    for source in sources:
+        documents = 0
+        for document, problems in iter_documents(source.name, source.data):  # load
+            diagnostics.extend(problems)
+            if document is None:
+                continue
+            documents += 1
+            if documents > 1:
+                diagnostics.append(
+                    document.source_map.diagnostic(
+                        (), "a service file holds one YAML document; found another"
+                    )
+                )
+                break
+            tree, problems = validate_document(document)  # validate
+            diagnostics.extend(problems)
+            if problems or tree is None:
+                continue
+            service = service_from_tree(tree, document.source_map)  # model
+            diagnostics.extend(rules.check_service(service))
+            services.append(service)
+        if documents == 0 and not diagnostics_for(source.name, diagnostics):
+            diagnostics.append(
+                Diagnostic(
+                    source.name,
+                    Position(1, 1),
+                    Severity.ERROR,
+                    "file is empty: expected a service (a mapping with name, container, restart)",
+                )
+            )
+    return services, diagnostics
+
+
+def diagnostics_for(file: str, diagnostics: Sequence[Diagnostic]) -> bool:
+    return any(d.file == file for d in diagnostics)
+
+
+def check_sources(sources: Sequence[SourceFile]) -> CheckResult:
+    """Every check, nothing built: for ``extsvc validate`` and the first half of compile."""
+    services, diagnostics = _load_services(sources)
+    table, problems = resolve(services)  # resolve
+    diagnostics.extend(problems)
+    ordered = tuple(sorted(diagnostics, key=sort_key))
+    return CheckResult(ordered, None if has_errors(ordered) else table)
