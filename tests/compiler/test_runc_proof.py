@@ -27,7 +27,9 @@ container:
   entrypoint: /bin/sh
   args:
     - -c
-    - 'echo "hello from $GREETING"; touch /probe 2>/dev/null && echo rootfs-writable || echo rootfs-readonly'
+    - |
+      echo "hello from $GREETING"
+      touch /probe 2>/dev/null && echo rootfs-writable || echo rootfs-readonly
   environment:
     - GREETING=extsvc
   mounts:

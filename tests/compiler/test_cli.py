@@ -1,0 +1,80 @@
+"""The command line contract: commands, exit codes (DESIGN §7), what is written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from compiler.cli import cli
+
+HELLO = Path(__file__).parents[1] / "golden" / "hello-world" / "input"
+ENV = Path(__file__).parents[1] / "golden" / "environment" / "input"
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, list(args))
+    assert "Traceback" not in result.output
+    return result.exit_code, result.output
+
+
+def test_compile_writes_plan_and_bundles(tmp_path: Path) -> None:
+    code, output = run("compile", str(HELLO), "-o", str(tmp_path / "out"), "--arch", "amd64")
+    assert code == 0, output
+    assert sorted(
+        p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.json")
+    ) == [
+        "bundles/hello-world/config.json",
+        "plan.json",
+    ]
+    assert "compiled 1 service into" in output
+
+
+def test_compiling_twice_gives_the_same_bytes(tmp_path: Path) -> None:
+    run("compile", str(HELLO), "-o", str(tmp_path / "a"), "--arch", "amd64")
+    run("compile", str(HELLO / "hello-world.yaml"), "-o", str(tmp_path / "b"), "--arch", "amd64")
+    for name in ("plan.json", "bundles/hello-world/config.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_arch_selects_the_seccomp_profile(tmp_path: Path) -> None:
+    run("compile", str(HELLO), "-o", str(tmp_path / "out"), "--arch", "arm64")
+    config = json.loads((tmp_path / "out/bundles/hello-world/config.json").read_text())
+    assert config["linux"]["seccomp"]["architectures"] == ["SCMP_ARCH_ARM", "SCMP_ARCH_AARCH64"]
+    assert json.loads((tmp_path / "out/plan.json").read_text())["arch"] == "arm64"
+
+
+def test_dry_run_lists_the_files_and_writes_nothing(tmp_path: Path) -> None:
+    code, output = run(
+        "compile", str(HELLO), "-o", str(tmp_path / "out"), "--dry-run", "--arch", "amd64"
+    )
+    assert code == 0
+    assert str(tmp_path / "out" / "plan.json") in output
+    assert not (tmp_path / "out").exists()
+
+
+def test_validate_passes_a_good_set_with_warnings_unless_strict() -> None:
+    code, output = run("validate", str(ENV))
+    assert code == 0 and "0 errors, 2 warnings" in output
+    code, _ = run("validate", "--strict", str(ENV))
+    assert code == 1
+
+
+def test_usage_errors_exit_2() -> None:
+    assert run("compile", str(HELLO))[0] == 2  # no -o
+    assert run("compile", str(HELLO), "-o", "x", "--rootfs-base", "relative")[0] == 2
+    assert run("frobnicate")[0] == 2
+
+
+def test_a_missing_input_is_a_diagnostic_not_a_traceback(tmp_path: Path) -> None:
+    code, output = run("validate", str(tmp_path / "nope.yaml"))
+    assert code == 1
+    assert f"{tmp_path / 'nope.yaml'}:1:1: error: no such file or directory" in output
+
+
+def test_schema_prints_the_input_schema_as_json() -> None:
+    code, output = run("schema")
+    assert code == 0
+    assert json.loads(output)["title"] == "Talos extension service"
+    assert json.loads(run("schema", "--plan")[1])["title"] == "extsvc plan (v1)"

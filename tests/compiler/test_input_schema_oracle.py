@@ -1,0 +1,67 @@
+"""Our fast schema checker agrees with the jsonschema library on the input format.
+
+``extsvc validate`` cannot afford jsonschema's import time, so the input schema
+is checked by ``compiler.schemacheck``; jsonschema is the reference here, on
+every golden input, every bad-input fixture and a set of hand-made trees.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from compiler.load import iter_documents
+from compiler.validate import drop_nulls, iter_schema_errors, service_schema
+
+TESTS = Path(__file__).parents[1]
+INPUT_FILES = sorted(TESTS.glob("golden/*/input/*.yaml")) + sorted(
+    TESTS.glob("compiler/bad_inputs/*/*.yaml")
+)
+
+HAND_MADE: list[Any] = [
+    {},
+    {"name": "x", "container": {"entrypoint": "a"}, "restart": "always"},
+    {"name": "X", "container": {"entrypoint": ""}, "restart": "sometimes"},
+    {
+        "name": "x",
+        "container": {"entrypoint": "a", "mounts": [{"source": "/a"}]},
+        "restart": "never",
+    },
+    {
+        "name": "x",
+        "container": {"entrypoint": "a"},
+        "restart": "never",
+        "depends": [{}, {"time": False}],
+    },
+    {
+        "name": "x",
+        "container": {"entrypoint": "a"},
+        "restart": "never",
+        "depends": [{"network": []}],
+    },
+    {"name": 1, "container": [], "restart": None, "logToConsole": "yes"},
+]
+
+
+def trees() -> list[tuple[str, Any]]:
+    found: list[tuple[str, Any]] = [(f"hand-made-{i}", tree) for i, tree in enumerate(HAND_MADE)]
+    for path in INPUT_FILES:
+        for document, _ in iter_documents(path.name, path.read_bytes()):
+            if document is not None and isinstance(document.tree, dict):
+                found.append((f"{path.parent.name}/{path.name}", drop_nulls(document.tree)))
+    return found
+
+
+def test_the_input_schema_is_a_valid_draft_2020_12_schema() -> None:
+    jsonschema.Draft202012Validator.check_schema(service_schema())
+
+
+@pytest.mark.parametrize(("name", "tree"), trees(), ids=[name for name, _ in trees()])
+def test_same_verdict_and_error_locations_as_jsonschema(name: str, tree: Any) -> None:
+    oracle = jsonschema.Draft202012Validator(service_schema())
+    expected = sorted({tuple(error.absolute_path) for error in oracle.iter_errors(tree)}, key=repr)
+    actual = sorted({error.path for error in iter_schema_errors(tree)}, key=repr)
+    assert actual == expected
