@@ -48,11 +48,11 @@ def _load_services(sources: Sequence[SourceFile]) -> tuple[list[Service], list[D
                 break
             tree, problems = validate_document(document)  # validate
             diagnostics.extend(problems)
-            if problems or tree is None:
+            if tree is None:
                 continue
-            service = service_from_tree(tree, document.source_map)  # model
-            diagnostics.extend(rules.check_service(service))
-            services.append(service)
+            diagnostics.extend(rules.check_tree(tree, document.source_map))
+            if not problems:
+                services.append(service_from_tree(tree, document.source_map))  # model
         if documents == 0 and not diagnostics_for(source.name, diagnostics):
             diagnostics.append(
                 Diagnostic(

@@ -29,6 +29,15 @@ def _fails(diagnostics: Sequence[Diagnostic], strict: bool) -> bool:
     return any(d.is_error or strict for d in diagnostics)
 
 
+def _require_sources(found: int, diagnostics: Sequence[Diagnostic]) -> None:
+    # An empty set is almost always a wrong path; compiling it would replace a
+    # previous OUT with an empty plan.
+    if found == 0:
+        _print_diagnostics(diagnostics)
+        click.echo("extsvc: no service files found; nothing done", err=True)
+        sys.exit(EXIT_INVALID_INPUT)
+
+
 def _check_rootfs_base(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
     if not value.startswith("/"):
         raise click.BadParameter("must be an absolute path")
@@ -80,6 +89,7 @@ def compile_command(
             "cannot tell the target architecture from this host: pass --arch amd64|arm64"
         )
     files, read_problems = collect_sources(sources)
+    _require_sources(len(files), read_problems)
     result = compile_sources(files, CompileOptions(rootfs_base=rootfs_base, arch=target_arch))
     diagnostics = [*read_problems, *result.diagnostics]
     _print_diagnostics(diagnostics)
@@ -113,6 +123,7 @@ def validate_command(sources: tuple[str, ...], strict: bool, quiet: bool) -> Non
     from compiler.sources import collect_sources
 
     files, read_problems = collect_sources(sources)
+    _require_sources(len(files), read_problems)
     result = check_sources(files)
     diagnostics = [*read_problems, *result.diagnostics]
     _print_diagnostics(diagnostics)

@@ -56,14 +56,28 @@ class Diagnostic:
     def render(self) -> str:
         lines = [self.headline()]
         if self.source_line is not None:
-            text = self.source_line.rstrip("\r\n")
+            text, caret = _excerpt(self.source_line.rstrip("\r\n"), self.position.col - 1)
             lines.append("    " + text)
             # Keep tabs so the caret lines up under tab-indented text too.
-            pad = "".join(c if c == "\t" else " " for c in text[: self.position.col - 1])
+            pad = "".join(c if c == "\t" else " " for c in text[:caret])
             lines.append("    " + pad + "^")
         if self.hint:
             lines.append(f"  hint: {self.hint}")
         return "\n".join(lines)
+
+
+EXCERPT_WIDTH = 120
+
+
+def _excerpt(line: str, caret: int) -> tuple[str, int]:
+    """At most EXCERPT_WIDTH characters of ``line`` around ``caret`` (a generated
+    file can have a line of megabytes), and the caret's index in the excerpt."""
+    if len(line) <= EXCERPT_WIDTH:
+        return line, caret
+    start = max(0, min(caret - EXCERPT_WIDTH // 2, len(line) - EXCERPT_WIDTH))
+    prefix = "…" if start > 0 else ""
+    suffix = "…" if start + EXCERPT_WIDTH < len(line) else ""
+    return prefix + line[start : start + EXCERPT_WIDTH] + suffix, caret - start + len(prefix)
 
 
 def sort_key(diagnostic: Diagnostic) -> tuple[str, Position, str]:
@@ -82,5 +96,5 @@ def did_you_mean(word: str, candidates: Sequence[str]) -> str | None:
             return f"did you mean '{candidate}'?"
     import difflib  # only when there is something to suggest: it is slow to import
 
-    matches = difflib.get_close_matches(word, candidates, n=1, cutoff=0.75)
+    matches = difflib.get_close_matches(word, candidates, n=1, cutoff=0.7)
     return f"did you mean '{matches[0]}'?" if matches else None

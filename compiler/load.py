@@ -261,27 +261,73 @@ def decode_text(file: str, data: bytes) -> tuple[str | None, list[Diagnostic]]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
-        before = data[: error.start]
-        line = before.count(b"\n") + 1
-        col = len(before) - (before.rfind(b"\n") + 1) + 1
+        # Everything before the bad byte is valid UTF-8: count characters, not
+        # bytes, so the column agrees with every other diagnostic.
+        before = data[: error.start].decode("utf-8")
+        line = before.count("\n") + 1
+        col = len(before) - (before.rfind("\n") + 1) + 1
+        lines = tuple(data.decode("utf-8", errors="replace").splitlines())
         message = f"file is not UTF-8 text (byte 0x{data[error.start]:02x})"
-        return None, [_file_diagnostic(file, message, Position(line, col), ())]
+        return None, [_file_diagnostic(file, message, Position(line, col), lines)]
     return text.removeprefix("\ufeff"), []
+
+
+def _check_depth(text: str) -> tuple[str, Position] | None:
+    """The first place nested deeper than MAX_DEPTH, found on the event stream.
+
+    libyaml parses iteratively, but composing nodes recurses once per level in
+    C: a 100 kB file of '[' would overflow the stack and kill the process. So
+    the depth is checked on events, before anything is composed.
+    """
+    depth = -1  # the document's root collection is not nested in anything
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                mark = event.start_mark
+                position = Position(mark.line + 1, mark.column + 1) if mark else Position(1, 1)
+                return f"document is nested more than {MAX_DEPTH} levels deep", position
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+    return None
+
+
+def _text_position(text: str, index: int) -> Position:
+    before = text[:index]
+    return Position(before.count("\n") + 1, index - (before.rfind("\n") + 1) + 1)
+
+
+def _is_empty_document(node: yaml.Node | None) -> bool:
+    # A trailing "---" opens an empty document; go-yaml reads only the first
+    # document of a file anyway, so an empty one after it is no problem.
+    return node is None or (
+        isinstance(node, yaml.ScalarNode) and node.tag == _NULL and node.value == ""
+    )
 
 
 def compose_documents(file: str, text: str) -> tuple[list[yaml.Node], list[Diagnostic]]:
     """Parse YAML text into node trees (one per document), or a syntax diagnostic."""
     lines = tuple(text.splitlines())
     try:
-        return list(yaml.compose_all(text, Loader=_Loader)), []
+        too_deep = _check_depth(text)
+        if too_deep is not None:
+            message, position = too_deep
+            return [], [_file_diagnostic(file, message, position, lines)]
+        nodes = list(yaml.compose_all(text, Loader=_Loader))
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         position = Position(mark.line + 1, mark.column + 1) if mark else Position(1, 1)
         problem = error.problem or "syntax error"
         context = f" ({error.context})" if error.context else ""
         return [], [_file_diagnostic(file, f"invalid YAML: {problem}{context}", position, lines)]
-    except yaml.YAMLError as error:  # e.g. a reader error on control characters
+    except yaml.reader.ReaderError as error:  # control characters and the like
+        position = _text_position(text, error.position)
+        message = f"invalid YAML: unacceptable character #x{error.character:04x}: {error.reason}"
+        return [], [_file_diagnostic(file, message, position, lines)]
+    except yaml.YAMLError as error:
         return [], [_file_diagnostic(file, f"invalid YAML: {error}", Position(1, 1), lines)]
+    first, rest = nodes[:1], [node for node in nodes[1:] if not _is_empty_document(node)]
+    return [*first, *rest], []
 
 
 def convert_document(

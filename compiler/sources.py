@@ -30,11 +30,12 @@ def _read(path: Path) -> SourceFile | Diagnostic:
     name = str(path)
     try:
         with path.open("rb") as stream:
-            # Read one byte past the limit: enough to know it is too large
-            # without reading a huge file whole.
+            size = os.fstat(stream.fileno()).st_size
+            if size > MAX_FILE_BYTES:  # say so without reading a huge file
+                return _problem(
+                    name, f"file is too large ({size} bytes; the limit is {MAX_FILE_BYTES})"
+                )
             data = stream.read(MAX_FILE_BYTES + 1)
-    except IsADirectoryError:
-        return _problem(name, "is a directory")
     except OSError as error:
         return _problem(name, f"cannot read: {error.strerror or error}")
     return SourceFile(name, data)

@@ -91,6 +91,11 @@ def _reword(error: SchemaError, tree: Any, source_map: SourceMap) -> Diagnostic:
             hint="the name becomes the service ID ext-<name> and the rootfs directory",
         )
     if error.keyword == "const" and path[-1:] in (("time",), ("configuration",)):
+        value = _lookup(tree, path)
+        if isinstance(value, str):
+            return source_map.diagnostic(
+                path, f"expected true, got the string {value!r}", hint="remove the quotes"
+            )
         return source_map.diagnostic(
             path, "only 'true' means something here", hint="remove the dependency to not wait"
         )
@@ -103,10 +108,11 @@ def _reword(error: SchemaError, tree: Any, source_map: SourceMap) -> Diagnostic:
             if isinstance(value, str)
             else None,
         )
-    if error.keyword == "type" and isinstance(_lookup(tree, path), int | float | bool):
-        raw = source_map.line(source_map.value_position(path))
+    if error.keyword == "type" and error.message.startswith("expected a string"):
+        # A YAML number or boolean where text is wanted: quoting is the fix.
+        quotable = isinstance(_lookup(tree, path), int | float | bool)
         return source_map.diagnostic(
-            path, error.message, hint="quote it to make it a string" if raw else None
+            path, error.message, hint="quote it to make it a string" if quotable else None
         )
     return source_map.diagnostic(path, error.message)
 
@@ -115,10 +121,9 @@ def _enum_values(schema_path: tuple[str | int, ...]) -> list[str]:
     """The allowed values of the enum an error points at, read from the schema itself."""
     node: Any = service_schema()
     for part in schema_path:
-        if isinstance(node, dict) and "$ref" in node and part not in node:
-            node = _resolve_local_ref(node["$ref"])
         try:
-            node = node[part]
+            # A schema path steps through "$ref" and goes on inside its target.
+            node = _resolve_local_ref(node["$ref"]) if part == "$ref" else node[part]
         except (KeyError, IndexError, TypeError):
             return []
     return [value for value in node if isinstance(value, str)] if isinstance(node, list) else []
