@@ -12,6 +12,8 @@ machine's noise hits both sides of a ratio alike. Run: ``make bench`` or
 
 from __future__ import annotations
 
+import compileall
+import os
 import statistics
 import subprocess
 import sys
@@ -50,12 +52,21 @@ def generate(directory: Path, count: int) -> None:
         )
 
 
+# Measure extsvc as installed: pip byte-compiles an installed package (yaml and
+# click, the baseline, have their .pyc files), so ours get compiled up front and
+# PYTHONDONTWRITEBYTECODE (set in some sandboxes) must not force recompiling.
+ENVIRONMENT = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
 def timed(command: list[str], repeat: int) -> float:
     """Median wall time of ``command`` in seconds; a failure aborts the benchmark."""
     samples = []
     for _ in range(repeat):
         start = time.perf_counter()
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENVIRONMENT
+        )
         samples.append(time.perf_counter() - start)
     return statistics.median(samples)
 
@@ -63,6 +74,8 @@ def timed(command: list[str], repeat: int) -> float:
 def main() -> int:
     python = str(BIN / "python")
     extsvc = str(BIN / "extsvc")
+    for package in ("compiler", "executor", "oci-schemas"):
+        compileall.compile_dir(REPOSITORY / package, quiet=1)
     with tempfile.TemporaryDirectory() as scratch:
         source = Path(scratch) / "src"
         source.mkdir()
