@@ -65,7 +65,11 @@ def timed(command: list[str], repeat: int) -> float:
     for _ in range(repeat):
         start = time.perf_counter()
         subprocess.run(
-            command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENVIRONMENT
+            command,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=ENVIRONMENT,
         )
         samples.append(time.perf_counter() - start)
     return statistics.median(samples)
