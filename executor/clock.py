@@ -12,19 +12,12 @@ class Clock(Protocol):
         """Wall-clock seconds since the epoch, for event timestamps."""
         ...
 
-    def monotonic(self) -> float:
-        """Seconds for measuring intervals."""
-        ...
-
     async def sleep(self, seconds: float) -> None: ...
 
 
 class SystemClock:
     def now(self) -> float:
         return time.time()
-
-    def monotonic(self) -> float:
-        return time.monotonic()
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)

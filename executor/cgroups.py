@@ -1,0 +1,76 @@
+"""The container's cgroup directories: which processes are in them, and removing them.
+
+runc creates ``linux.cgroupsPath`` under every hierarchy (cgroup v1, hybrid or
+v2) and, on `runc delete`, removes the leaf but leaves its parents
+(``/system/extensions``). We remove the leaf when runc did not, and the empty
+parents we created ourselves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def hierarchies(root: Path = CGROUP_ROOT) -> list[Path]:
+    """The mounted hierarchies: the root itself on cgroup v2, each controller dir on v1."""
+    if (root / "cgroup.controllers").exists():
+        return [root]
+    try:
+        return sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink())
+    except OSError:
+        return []
+
+
+def cgroup_dirs(cgroups_path: str, root: Path = CGROUP_ROOT) -> list[Path]:
+    relative = cgroups_path.strip("/")
+    return [hierarchy / relative for hierarchy in hierarchies(root)]
+
+
+def processes(cgroups_path: str, root: Path = CGROUP_ROOT) -> set[int]:
+    pids: set[int] = set()
+    for directory in cgroup_dirs(cgroups_path, root):
+        for procs in [directory / "cgroup.procs", *directory.glob("**/cgroup.procs")]:
+            with contextlib.suppress(OSError, ValueError):
+                pids.update(int(pid) for pid in procs.read_text().split())
+    return pids
+
+
+def remove(cgroups_path: str, root: Path = CGROUP_ROOT) -> list[Path]:
+    """rmdir the cgroup (children first) in every hierarchy; returns what is still there."""
+    left: list[Path] = []
+    for directory in cgroup_dirs(cgroups_path, root):
+        if not directory.exists():
+            continue
+        children = sorted(
+            (p for p in directory.glob("**/") if p != directory), key=lambda p: -len(p.parts)
+        )
+        for path in [*children, directory]:
+            try:
+                path.rmdir()
+            except FileNotFoundError:
+                pass
+            except OSError:
+                left.append(path)
+    return left
+
+
+def existing_parents(cgroups_path: str, root: Path = CGROUP_ROOT) -> set[str]:
+    """Parent dirs of ``cgroups_path`` that exist now, as hierarchy-relative strings."""
+    found: set[str] = set()
+    for hierarchy in hierarchies(root):
+        parent = Path(cgroups_path.strip("/")).parent
+        while str(parent) not in (".", ""):
+            if (hierarchy / parent).is_dir():
+                found.add(str(hierarchy / parent))
+            parent = parent.parent
+    return found
+
+
+def remove_empty(paths: list[Path]) -> None:
+    """rmdir each path that is an empty cgroup (the kernel refuses a non-empty one)."""
+    for path in sorted(paths, key=lambda p: -len(p.parts)):
+        with contextlib.suppress(OSError):
+            path.rmdir()

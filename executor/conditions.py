@@ -1,0 +1,165 @@
+"""What a service waits for before it starts (DESIGN §6), one small class per kind.
+
+A condition answers ``satisfied()`` and says what it waits for in Talos's words
+(``service "cri" to be "up"``, ``path "/dev/zfs"``, ``network``). Conditions on
+other services of the plan change only when a service changes state, so they are
+re-evaluated on that event; host conditions (paths, network, time, host services)
+are ``polled``: re-checked on a timer, once a second like Talos.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from typing import Protocol
+
+from executor import hostprobes
+from executor.hostservices import ReadinessRule
+from executor.plan import ServicePlan
+from executor.processes import run_process
+
+READINESS_COMMAND_TIMEOUT = 10.0
+
+
+class Condition(Protocol):
+    # True: re-check on a timer; False: re-check when a service changes state.
+    polled: bool
+
+    def describe(self) -> str: ...
+
+    async def satisfied(self) -> bool: ...
+
+
+class ExtensionServiceUp:
+    """Another service of the plan is Running (or, as a one-shot, Finished with exit 0)."""
+
+    polled = False
+
+    def __init__(self, service_id: str, is_up: Callable[[str], bool]) -> None:
+        self.service_id = service_id
+        self._is_up = is_up
+
+    def describe(self) -> str:
+        return f'service "{self.service_id}" to be "up"'
+
+    async def satisfied(self) -> bool:
+        return self._is_up(self.service_id)
+
+
+class HostServiceUp:
+    """A service outside the plan, judged by its ``--host-services`` readiness rule."""
+
+    polled = True
+
+    def __init__(self, service_id: str, rule: ReadinessRule | None) -> None:
+        self.service_id = service_id
+        self.rule = rule
+
+    def describe(self) -> str:
+        text = f'service "{self.service_id}" to be "up"'
+        if self.rule is None:
+            return text + " (no readiness rule for it in --host-services)"
+        return text
+
+    async def satisfied(self) -> bool:
+        rule = self.rule
+        if rule is None:
+            return False
+        if rule.always:
+            return True
+        if rule.path is not None:
+            return os.path.exists(rule.path)
+        if rule.systemd_unit is not None:
+            systemctl = shutil.which("systemctl") or "systemctl"
+            argv: tuple[str, ...] = (systemctl, "is-active", "--quiet", rule.systemd_unit)
+        else:
+            assert rule.command is not None
+            argv = rule.command
+        completed = await run_process(argv, timeout=READINESS_COMMAND_TIMEOUT, capture=False)
+        return completed.returncode == 0
+
+
+class PathExists:
+    polled = True
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def describe(self) -> str:
+        return f'path "{self.path}"'
+
+    async def satisfied(self) -> bool:
+        return os.path.exists(self.path)
+
+
+class NetworkReady:
+    """The requested network checks; the description names those still failing."""
+
+    polled = True
+
+    def __init__(
+        self, checks: tuple[str, ...], probes: dict[str, Callable[[], bool]] | None = None
+    ) -> None:
+        self.checks = checks
+        self._probes = probes if probes is not None else hostprobes.NETWORK_CHECKS
+        self._failing: tuple[str, ...] = checks
+
+    def describe(self) -> str:
+        return f"network ({', '.join(self._failing)})" if self._failing else "network"
+
+    async def satisfied(self) -> bool:
+        self._failing = tuple(check for check in self.checks if not self._probes[check]())
+        return not self._failing
+
+
+class TimeSynchronised:
+    polled = True
+
+    def __init__(self, probe: Callable[[], bool] = hostprobes.clock_synchronised) -> None:
+        self._probe = probe
+
+    def describe(self) -> str:
+        return "time sync"
+
+    async def satisfied(self) -> bool:
+        return self._probe()
+
+
+class ConfigurationPresent:
+    """An ExtensionServiceConfig named after the service is available."""
+
+    polled = True
+
+    def __init__(self, name: str, is_present: Callable[[str], bool]) -> None:
+        self.name = name
+        self._is_present = is_present
+
+    def describe(self) -> str:
+        return f'configuration "{self.name}"'
+
+    async def satisfied(self) -> bool:
+        return self._is_present(self.name)
+
+
+def conditions_for(
+    service: ServicePlan,
+    is_up: Callable[[str], bool],
+    host_services: dict[str, ReadinessRule],
+    has_configuration: Callable[[str], bool],
+) -> list[Condition]:
+    """The service's dependencies, in the order Talos lists them in its message."""
+    depends = service.depends
+    conditions: list[Condition] = []
+    conditions.extend(ExtensionServiceUp(dep, is_up) for dep in depends.services)
+    conditions.extend(HostServiceUp(dep, host_services.get(dep)) for dep in depends.host_services)
+    conditions.extend(PathExists(path) for path in depends.paths)
+    if depends.environment_file is not None:
+        conditions.append(PathExists(depends.environment_file))
+    if depends.network:
+        conditions.append(NetworkReady(depends.network))
+    if depends.time:
+        conditions.append(TimeSynchronised())
+    if depends.configuration:
+        conditions.append(ConfigurationPresent(service.name, has_configuration))
+    return conditions

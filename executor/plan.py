@@ -1,0 +1,208 @@
+"""Load plan.json and its bundles: schema-checked, digest-checked, typed.
+
+The executor only *reads* what `extsvc compile` wrote (DESIGN §2). A plan is
+refused as a whole when it fails its JSON Schema, names a bundle that is missing,
+or a bundle's config.json no longer has the digest the plan recorded: running a
+spec nobody compiled is worse than running nothing. The bundle bytes are read
+once here, so a bundle changed under a running executor cannot change what runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from dataclasses import dataclass, field
+from enum import Enum
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema  # type: ignore[import-untyped]
+
+from executor.errors import PlanError
+
+PLAN_FILE = "plan.json"
+# platform.machine() -> the plan's arch names (Go's GOARCH, as Talos uses).
+MACHINE_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
+
+
+class RestartPolicy(Enum):
+    ALWAYS = "always"
+    NEVER = "never"
+    UNTIL_SUCCESS = "untilSuccess"
+
+    def restarts_after(self, exit_code: int | None) -> bool:
+        """Talos semantics: always restarts after any exit, untilSuccess until exit 0."""
+        if self is RestartPolicy.ALWAYS:
+            return True
+        if self is RestartPolicy.UNTIL_SUCCESS:
+            return exit_code != 0
+        return False
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    services: tuple[str, ...] = ()
+    host_services: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()
+    network: tuple[str, ...] = ()
+    time: bool = False
+    configuration: bool = False
+    environment_file: str | None = None
+
+
+@dataclass(frozen=True)
+class ServicePlan:
+    id: str
+    name: str
+    source: str
+    bundle_dir: Path
+    digest: str
+    rootfs: str
+    restart: RestartPolicy
+    log_to_console: bool
+    level: int
+    depends: Dependencies
+    mount_sources: tuple[str, ...]
+    # The compiled config.json, parsed; never modified (adaptation works on a copy).
+    spec: dict[str, Any] = field(compare=False, hash=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Plan:
+    path: Path
+    compiler_version: str
+    arch: str
+    rootfs_base: str
+    levels: tuple[tuple[str, ...], ...]
+    services: dict[str, ServicePlan] = field(hash=False)
+
+    def dependents_of(self, service_id: str) -> list[str]:
+        """Services of this plan that wait for ``service_id``."""
+        return [s.id for s in self.services.values() if service_id in s.depends.services]
+
+
+@cache
+def plan_schema() -> dict[str, Any]:
+    text = (resources.files("compiler.schemas") / "plan.schema.json").read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+def load_plan(location: Path, machine: str | None = None) -> Plan:
+    """Read OUT/plan.json (``location`` is OUT or the plan file itself) and its bundles."""
+    plan_path = location / PLAN_FILE if location.is_dir() else location
+    raw = _read_json(plan_path, what="plan")
+    errors = sorted(
+        jsonschema.Draft202012Validator(plan_schema()).iter_errors(raw),
+        key=lambda e: list(e.absolute_path),
+    )
+    if errors:
+        details = "; ".join(f"{_json_path(e.absolute_path)}: {e.message}" for e in errors[:5])
+        more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+        raise PlanError(f"{plan_path}: does not match the plan schema: {details}{more}")
+    host_arch = MACHINE_ARCH.get(machine or platform.machine())
+    if host_arch is not None and raw["arch"] != host_arch:
+        raise PlanError(
+            f"{plan_path}: plan was compiled for {raw['arch']}, this host is {host_arch} "
+            f"(recompile with the matching --arch)"
+        )
+    services = {
+        service_id: _load_service(plan_path, service_id, entry)
+        for service_id, entry in sorted(raw["services"].items())
+    }
+    levels = tuple(tuple(level) for level in raw["levels"])
+    _check_consistency(plan_path, services, levels)
+    return Plan(
+        path=plan_path,
+        compiler_version=raw["compiler"]["version"],
+        arch=raw["arch"],
+        rootfs_base=raw["rootfsBase"],
+        levels=levels,
+        services=services,
+    )
+
+
+def _load_service(plan_path: Path, service_id: str, entry: dict[str, Any]) -> ServicePlan:
+    bundle_dir = plan_path.parent / entry["bundle"]
+    config_path = bundle_dir / "config.json"
+    try:
+        config_bytes = config_path.read_bytes()
+    except OSError as error:
+        raise PlanError(
+            f"{plan_path}: {service_id}: cannot read {config_path}: {error.strerror}"
+        ) from None
+    actual = "sha256:" + hashlib.sha256(config_bytes).hexdigest()
+    if actual != entry["digest"]:
+        raise PlanError(
+            f"{config_path}: digest {actual} differs from the plan's {entry['digest']}: "
+            "the bundle changed after compilation (recompile with `extsvc compile`)"
+        )
+    spec = _parse_json(config_bytes, config_path, what="bundle config")
+    depends = entry["depends"]
+    return ServicePlan(
+        id=service_id,
+        name=entry["name"],
+        source=entry["source"],
+        bundle_dir=bundle_dir,
+        digest=entry["digest"],
+        rootfs=entry["rootfs"],
+        restart=RestartPolicy(entry["restart"]),
+        log_to_console=entry["logToConsole"],
+        level=entry["level"],
+        depends=Dependencies(
+            services=tuple(depends["services"]),
+            host_services=tuple(depends["hostServices"]),
+            paths=tuple(depends["paths"]),
+            network=tuple(depends["network"]),
+            time=depends["time"],
+            configuration=depends["configuration"],
+            environment_file=depends.get("environmentFile"),
+        ),
+        mount_sources=tuple(entry["mountSources"]),
+        spec=spec,
+    )
+
+
+def _check_consistency(
+    plan_path: Path, services: dict[str, ServicePlan], levels: tuple[tuple[str, ...], ...]
+) -> None:
+    """What the schema cannot say: ids match names, dependencies exist, levels cover all."""
+    problems: list[str] = []
+    for service in services.values():
+        if service.id != f"ext-{service.name}":
+            problems.append(f"{service.id}: name {service.name!r} does not match the id")
+        for dependency in service.depends.services:
+            if dependency not in services:
+                problems.append(f"{service.id}: depends on {dependency}, which is not in the plan")
+    listed = [service_id for level in levels for service_id in level]
+    if sorted(listed) != sorted(services):
+        problems.append("levels do not list every service exactly once")
+    if problems:
+        raise PlanError(f"{plan_path}: inconsistent plan: " + "; ".join(problems))
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        hint = " (run `extsvc compile SRC -o OUT` first)" if what == "plan" else ""
+        raise PlanError(f"{path}: no such file{hint}") from None
+    except OSError as error:
+        raise PlanError(f"{path}: cannot read the {what}: {error.strerror}") from None
+    return _parse_json(data, path, what)
+
+
+def _parse_json(data: bytes, path: Path, what: str) -> Any:
+    try:
+        return json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        where = f"{error.lineno}:{error.colno}: " if isinstance(error, json.JSONDecodeError) else ""
+        raise PlanError(f"{path}:{where}invalid {what} JSON: {error}") from None
+
+
+def _json_path(parts: Any) -> str:
+    text = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
+    return text.lstrip(".") or "(top level)"

@@ -1,0 +1,81 @@
+"""Child subreaper duties: container processes are re-parented to us; reap the strays.
+
+`runc create` exits once the container exists, so the container's init becomes
+our child (we are a subreaper, as containerd's shim is) and we can collect its
+exit code. Processes we did not start but that end up as our children (a
+daemonising helper) are reaped here so no zombie is left. Exit codes we want
+(the container inits) are ``track``ed and left to their owner; asyncio reaps the
+processes it spawned itself, promptly on exit, so strays are collected a moment
+after SIGCHLD rather than racing asyncio for its own children.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import signal
+import sys
+
+import psutil
+
+PR_SET_CHILD_SUBREAPER = 36
+STRAY_REAP_DELAY = 1.0
+
+
+def become_subreaper() -> None:
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(code)}")
+
+
+def use_pidfd_child_watcher(loop: asyncio.AbstractEventLoop) -> None:
+    """Make asyncio wait for its children with pidfds: no watcher thread, no SIGCHLD use."""
+    if sys.version_info < (3, 12):  # 3.12+ picks pidfds by itself
+        watcher = asyncio.PidfdChildWatcher()
+        watcher.attach_loop(loop)
+        asyncio.set_child_watcher(watcher)
+
+
+class Reaper:
+    def __init__(self) -> None:
+        self._tracked: set[int] = set()
+        self._scheduled = False
+
+    def track(self, pid: int) -> None:
+        self._tracked.add(pid)
+
+    def untrack(self, pid: int) -> None:
+        self._tracked.discard(pid)
+
+    def install(self, loop: asyncio.AbstractEventLoop) -> None:
+        loop.add_signal_handler(signal.SIGCHLD, self._on_sigchld, loop)
+
+    def _on_sigchld(self, loop: asyncio.AbstractEventLoop) -> None:
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_later(STRAY_REAP_DELAY, self.reap_strays)
+
+    def reap_strays(self) -> list[int]:
+        """waitpid every zombie child that nobody else waits for."""
+        self._scheduled = False
+        reaped = []
+        for pid in _zombie_children():
+            if pid in self._tracked:
+                continue
+            with contextlib.suppress(ChildProcessError):
+                if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                    reaped.append(pid)
+        return reaped
+
+
+def _zombie_children() -> list[int]:
+    zombies = []
+    for child in psutil.Process().children():
+        with contextlib.suppress(psutil.Error):
+            if child.status() == psutil.STATUS_ZOMBIE:
+                zombies.append(child.pid)
+    return zombies

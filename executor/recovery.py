@@ -1,0 +1,117 @@
+"""Leave no trace: clean up what a SIGKILLed executor left behind; lock the state dir.
+
+Before anything starts, every container in our runc root is force-deleted, every
+mount under the state dir's rootfs/ and overlay/ is unmounted and every cgroup
+of a known service is removed: a service must never find itself still running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from executor import cgroups, mounts
+from executor.errors import EnvironmentMissingError
+from executor.plan import Plan
+from executor.runc import RuncRuntime
+from executor.workspace import Workspace
+
+DEFAULT_CGROUP_PARENT = "/system/extensions"
+CGROUP_PARENTS_FILE = "cgroup-parents.json"
+
+
+@dataclass
+class StateLock:
+    """An flock on <state>/lock held for the daemon's lifetime (the kernel drops it on death)."""
+
+    fd: int
+
+    @classmethod
+    def acquire(cls, workspace: Workspace) -> StateLock:
+        path = workspace.state_dir / "lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise EnvironmentMissingError(
+                f"another `extsvc run` (PID {holder}) is using the state dir "
+                f"{workspace.state_dir}: stop it first, or pass a different --state-dir"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        return cls(fd)
+
+    def release(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+
+
+def cgroup_paths(plan: Plan, extra_names: set[str]) -> set[str]:
+    paths = {
+        service.spec.get("linux", {}).get("cgroupsPath")
+        or f"{DEFAULT_CGROUP_PARENT}/{service.name}"
+        for service in plan.services.values()
+    }
+    paths.update(f"{DEFAULT_CGROUP_PARENT}/{name}" for name in extra_names)
+    return paths
+
+
+async def clean_leftovers(plan: Plan, runtime: RuncRuntime) -> list[str]:
+    """Remove containers, mounts, bundles and cgroups of a previous executor; say what went."""
+    workspace = runtime.workspace
+    cleaned: list[str] = []
+    names = workspace.leftover_names()
+    for container in await runtime.list_containers():
+        container_id = str(container.get("id", ""))
+        if not container_id:
+            continue
+        await runtime.remove_container(container_id)
+        cleaned.append(f"container {container_id} ({container.get('status', 'unknown')})")
+        names.add(container_id.removeprefix("ext-"))
+    for sub in ("rootfs", "overlay"):
+        for point in mounts.mounts_under(workspace.state_dir / sub):
+            mounts.unmount(point)
+            cleaned.append(f"mount {point}")
+    for name in names:
+        workspace.unmount_rootfs(name)
+        workspace.remove_bundle(name)
+    for path in sorted(cgroup_paths(plan, names)):
+        for pid in cgroups.processes(path):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 9)
+        if any(d.exists() for d in cgroups.cgroup_dirs(path)):
+            cgroups.remove(path)
+            cleaned.append(f"cgroup {path}")
+    return cleaned
+
+
+def record_cgroup_parents(plan: Plan, workspace: Workspace) -> None:
+    """Remember which cgroup parents existed before our first run (kept across restarts)."""
+    record = workspace.state_dir / CGROUP_PARENTS_FILE
+    if record.exists():
+        return
+    existing: set[str] = set()
+    for path in cgroup_paths(plan, set()):
+        existing |= cgroups.existing_parents(path)
+    record.write_text(json.dumps(sorted(existing)))
+
+
+def remove_created_cgroup_parents(plan: Plan, workspace: Workspace) -> None:
+    """rmdir the empty cgroup parents (e.g. /system/extensions) that we created."""
+    record = workspace.state_dir / CGROUP_PARENTS_FILE
+    try:
+        existed = set(json.loads(record.read_text()))
+    except (OSError, ValueError):
+        return
+    now: set[str] = set()
+    for path in cgroup_paths(plan, set()):
+        now |= cgroups.existing_parents(path)
+    cgroups.remove_empty([Path(p) for p in now - existed])
+    if not (now - existed) or all(not Path(p).exists() for p in now - existed):
+        record.unlink(missing_ok=True)

@@ -1,0 +1,326 @@
+"""One service's lifecycle: the state machine of DESIGN §6 (Talos's states and events).
+
+A lifecycle is one asyncio task::
+
+    Waiting (conditions) -> Preparing -> Running -> exit
+        -> Waiting (restart interval) -> Preparing -> ...   (the policy restarts it)
+        -> Finished | Failed                                (the policy says it was the last run)
+
+`stop()` may come at any point: while waiting it ends the lifecycle (Skipped
+if the service never ran), while preparing it takes effect once the task runs,
+while running it is SIGTERM, the grace period, then SIGKILL. The clock and the
+container runtime are injected: the policy is tested without runc.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from executor.adapt import HostFacts, adapt_spec
+from executor.clock import Clock
+from executor.conditions import Condition
+from executor.durations import format_duration
+from executor.errors import LaunchError
+from executor.logs import ServiceLog
+from executor.plan import RestartPolicy, ServicePlan
+from executor.runtime import Container, ContainerRuntime
+from executor.states import TRANSITIONS, Event, EventHistory, ServiceState
+
+T = TypeVar("T")
+
+# Talos re-checks its conditions once a second.
+DEFAULT_CHECK_INTERVAL = 1.0
+
+
+@dataclass(frozen=True)
+class RestartTiming:
+    """Talos waits a fixed interval (5 s) between runs; ``max_interval`` turns on a
+    capped exponential backoff for consecutive failures."""
+
+    interval: float = 5.0
+    max_interval: float | None = None
+
+    def delay(self, consecutive_failures: int) -> float:
+        if self.max_interval is None or consecutive_failures <= 1:
+            return self.interval
+        backoff: float = self.interval * 2 ** (consecutive_failures - 1)
+        return min(backoff, self.max_interval)
+
+
+@dataclass(frozen=True)
+class RunnerSettings:
+    restart: RestartTiming = RestartTiming()
+    stop_timeout: float = 10.0
+    check_interval: float = DEFAULT_CHECK_INTERVAL
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How one run ended: an exit code, or a start that failed, or a stop we asked for."""
+
+    exit_code: int | None = None
+    error: str | None = None
+    stopped: bool = False
+
+    @property
+    def succeeded(self) -> bool:
+        return self.error is None and self.exit_code == 0
+
+
+class StateBoard:
+    """Wakes everyone waiting on "some service changed state" (service conditions)."""
+
+    def __init__(self) -> None:
+        self._changed = asyncio.Event()
+
+    def notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait_change(self) -> None:
+        await self._changed.wait()
+
+
+class ServiceRunner:
+    def __init__(
+        self,
+        service: ServicePlan,
+        runtime: ContainerRuntime,
+        clock: Clock,
+        host: HostFacts,
+        log: ServiceLog,
+        conditions: list[Condition],
+        board: StateBoard,
+        settings: RunnerSettings,
+        on_event: Callable[[str, Event], None] | None = None,
+        prepare_spec: Callable[[ServicePlan], dict[str, Any]] | None = None,
+    ) -> None:
+        self.service = service
+        self.runtime = runtime
+        self.clock = clock
+        self.host = host
+        self.log = log
+        self.conditions = conditions
+        self.board = board
+        self.settings = settings
+        self._on_event = on_event
+        # Run-time additions to the compiled spec (ExtensionServiceConfig); identity by default.
+        self._prepare_spec = prepare_spec or (lambda s: s.spec)
+        self.state = ServiceState.INITIALIZED
+        self.events = EventHistory()
+        self.last_change = clock.now()
+        self.container: Container | None = None
+        self.runs = 0
+        self.last_exit_code: int | None = None
+        self.last_succeeded = False
+        self._stop_requested = asyncio.Event()
+        self._lifecycle: asyncio.Task[None] | None = None
+
+    @property
+    def id(self) -> str:
+        return self.service.id
+
+    # ----- what other services and the control socket see
+
+    def is_up(self) -> bool:
+        """Talos's "up": Running, or a one-shot that finished successfully."""
+        if self.state is ServiceState.RUNNING:
+            return True
+        return self.state is ServiceState.FINISHED and self.last_succeeded
+
+    @property
+    def active(self) -> bool:
+        return self._lifecycle is not None and not self._lifecycle.done()
+
+    def start(self) -> bool:
+        """Begin a lifecycle unless one is active; False when it already was."""
+        if self.active:
+            return False
+        self._stop_requested = asyncio.Event()
+        self._lifecycle = asyncio.create_task(self._run_lifecycle(), name=f"lifecycle {self.id}")
+        return True
+
+    async def stop(self) -> None:
+        """End the lifecycle: whatever the state, it is final when this returns."""
+        self._stop_requested.set()
+        if self._lifecycle is not None:
+            await asyncio.shield(self._lifecycle)
+
+    async def restart(self) -> None:
+        await self.stop()
+        self.start()
+
+    # ----- the state machine
+
+    def _transition(self, state: ServiceState, message: str) -> None:
+        """Record an event; a change of state must be in TRANSITIONS (Supervisor's guard)."""
+        if state is not self.state:
+            allowed = TRANSITIONS[self.state]
+            assert state in allowed, f"{self.id}: {self.state.value} -> {state.value} not allowed"
+            self.state = state
+            self.last_change = self.clock.now()
+        event = Event(state, message, self.clock.now())
+        self.events.append(event)
+        if self._on_event is not None:
+            self._on_event(self.id, event)
+        self.board.notify()
+
+    async def _run_lifecycle(self) -> None:
+        try:
+            await self._lifecycle_steps()
+        except Exception as error:
+            # A bug (or an OS error in cleanup) must not leave the state "Running", nor
+            # break `stop()` and the whole-plan shutdown that await this task.
+            with contextlib.suppress(AssertionError):
+                self._transition(ServiceState.FAILED, f"internal error: {error!r}")
+
+    async def _lifecycle_steps(self) -> None:
+        if not await self._wait_for_conditions():
+            # Stopped before its dependencies were met: it never ran.
+            self._transition(ServiceState.SKIPPED, "Service skipped: stopped while waiting")
+            return
+        consecutive_failures = 0
+        while True:
+            outcome = await self._run_once()
+            if outcome.stopped:
+                # Stopping -> Finished: the stop we asked for completed.
+                self._transition(ServiceState.FINISHED, "Service stopped")
+                return
+            report = self._describe_outcome(outcome)
+            exit_code = outcome.exit_code if outcome.error is None else None
+            if not self.service.restart.restarts_after(exit_code):
+                # Running/Preparing -> Finished|Failed: the policy says this was the last run.
+                if outcome.succeeded:
+                    self._transition(ServiceState.FINISHED, "Service finished successfully")
+                else:
+                    self._transition(ServiceState.FAILED, report)
+                return
+            consecutive_failures = 0 if outcome.succeeded else consecutive_failures + 1
+            delay = self.settings.restart.delay(max(consecutive_failures, 1))
+            how = "forever" if self.service.restart is RestartPolicy.ALWAYS else "until it succeeds"
+            # Running/Preparing -> Waiting: the policy restarts it after the interval.
+            self._transition(
+                ServiceState.WAITING,
+                f"{report}; restarting {how} in {format_duration(delay)}",
+            )
+            if await self._until_stop(self.clock.sleep(delay)) is _STOPPED:
+                # Waiting -> Finished: stopped between two runs.
+                self._transition(ServiceState.FINISHED, "Service stopped")
+                return
+
+    def _describe_outcome(self, outcome: RunOutcome) -> str:
+        last = self.log.last_line
+        last_log = f' (last log "{last}")' if last else ""
+        if outcome.error is not None:
+            return f'Failed to start task "{self.id}": {outcome.error}{last_log}'
+        if outcome.exit_code == 0:
+            return f'Task "{self.id}" finished: exit code 0'
+        code = "unknown" if outcome.exit_code is None else str(outcome.exit_code)
+        return f'task "{self.id}" failed: exit code {code}{last_log}'
+
+    async def _wait_for_conditions(self) -> bool:
+        """Re-evaluate on a service state change, and each second for host conditions."""
+        last_message = ""
+        while True:
+            unmet = [c for c in self.conditions if not await c.satisfied()]
+            if self._stop_requested.is_set():
+                return False
+            if not unmet:
+                return True
+            message = "Waiting for " + ", ".join(c.describe() for c in unmet)
+            if message != last_message:
+                # Initialized/Waiting -> Waiting: say what is still missing.
+                self._transition(ServiceState.WAITING, message)
+                last_message = message
+            wakeups: list[Awaitable[Any]] = [self.board.wait_change()]
+            if any(c.polled for c in unmet):
+                wakeups.append(self.clock.sleep(self.settings.check_interval))
+            if await self._until_stop(_first_of(wakeups)) is _STOPPED:
+                return False
+
+    async def _run_once(self) -> RunOutcome:
+        # -> Preparing: conditions are met (or the restart interval is over).
+        self._transition(ServiceState.PREPARING, "Running pre state")
+        try:
+            spec = self._prepare_spec(self.service)
+        except LaunchError as error:
+            return RunOutcome(error=str(error))
+        adapted, adaptations = adapt_spec(spec, self.host)
+        for adaptation in adaptations:
+            self._transition(ServiceState.PREPARING, adaptation.message)
+        self._transition(ServiceState.PREPARING, "Creating service runner")
+        try:
+            container = await self.runtime.launch(self.service, adapted, self.log.write)
+        except LaunchError as error:
+            return RunOutcome(error=str(error))
+        self.container = container
+        self.runs += 1
+        # Preparing -> Running: the task exists and runs.
+        self._transition(
+            ServiceState.RUNNING,
+            f"Started task {self.id} (PID {container.pid}) for container {self.id}",
+        )
+        try:
+            result = await self._until_stop(container.wait())
+            stopped = isinstance(result, _Stopped)
+            exit_code = await self._terminate(container) if isinstance(result, _Stopped) else result
+            self.last_exit_code = exit_code
+            self.last_succeeded = exit_code == 0 and not stopped
+            return RunOutcome(exit_code=exit_code, stopped=stopped)
+        finally:
+            self.container = None
+            await self.runtime.cleanup(self.service)
+
+    async def _terminate(self, container: Container) -> int | None:
+        # Running -> Stopping: SIGTERM to every process, then the grace period.
+        self._transition(
+            ServiceState.STOPPING,
+            f"Sending SIGTERM to task {self.id} (PID {container.pid}, container {self.id})",
+        )
+        container.signal(signal.SIGTERM)
+        waiting = asyncio.ensure_future(container.wait())
+        sleeping = asyncio.ensure_future(self.clock.sleep(self.settings.stop_timeout))
+        await asyncio.wait({waiting, sleeping}, return_when=asyncio.FIRST_COMPLETED)
+        sleeping.cancel()
+        if not waiting.done():
+            self._transition(
+                ServiceState.STOPPING,
+                f"Sending SIGKILL to task {self.id} (PID {container.pid}, container {self.id}): "
+                f"still running {format_duration(self.settings.stop_timeout)} after SIGTERM",
+            )
+            container.signal(signal.SIGKILL)
+        return await waiting
+
+    async def _until_stop(self, awaitable: Awaitable[T]) -> T | _Stopped:
+        """``awaitable``'s result, or _STOPPED (the awaitable cancelled) if a stop comes first."""
+        work = asyncio.ensure_future(awaitable)
+        stop = asyncio.ensure_future(self._stop_requested.wait())
+        await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
+        if work.done():
+            stop.cancel()
+            return work.result()
+        work.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await work
+        return _STOPPED
+
+
+class _Stopped:
+    pass
+
+
+_STOPPED = _Stopped()
+
+
+async def _first_of(awaitables: list[Awaitable[Any]]) -> None:
+    tasks = [asyncio.ensure_future(a) for a in awaitables]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()

@@ -1,0 +1,87 @@
+"""Service states and the event history `extsvc service NAME` shows (Talos's vocabulary)."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+EVENT_HISTORY = 64
+
+
+class ServiceState(Enum):
+    INITIALIZED = "Initialized"
+    WAITING = "Waiting"
+    PREPARING = "Preparing"
+    RUNNING = "Running"
+    STOPPING = "Stopping"
+    FINISHED = "Finished"
+    FAILED = "Failed"
+    SKIPPED = "Skipped"
+
+    @property
+    def is_final(self) -> bool:
+        """No lifecycle is active: only `start`/`restart` leaves this state."""
+        return self in FINAL_STATES
+
+
+FINAL_STATES = frozenset(
+    {ServiceState.INITIALIZED, ServiceState.FINISHED, ServiceState.FAILED, ServiceState.SKIPPED}
+)
+
+# Every allowed transition; ServiceRunner._transition asserts against this table.
+# Staying in a state (a new event with the same state) is always allowed.
+TRANSITIONS: dict[ServiceState, frozenset[ServiceState]] = {
+    # A lifecycle starts by checking its conditions, or prepares straight away.
+    ServiceState.INITIALIZED: frozenset({ServiceState.WAITING, ServiceState.PREPARING}),
+    # Conditions met or restart interval over -> prepare; stopped while waiting -> final.
+    ServiceState.WAITING: frozenset(
+        {ServiceState.PREPARING, ServiceState.SKIPPED, ServiceState.FINISHED}
+    ),
+    # Task started -> Running; start failed -> wait to retry, or fail for good.
+    ServiceState.PREPARING: frozenset(
+        {ServiceState.RUNNING, ServiceState.WAITING, ServiceState.FAILED}
+    ),
+    # Stop asked -> Stopping; task exited -> wait to restart, or final by policy.
+    ServiceState.RUNNING: frozenset(
+        {ServiceState.STOPPING, ServiceState.WAITING, ServiceState.FINISHED, ServiceState.FAILED}
+    ),
+    # The stopped task is gone and cleaned up.
+    ServiceState.STOPPING: frozenset({ServiceState.FINISHED, ServiceState.FAILED}),
+    # start/restart of a service whose lifecycle has ended begins a new one.
+    ServiceState.FINISHED: frozenset({ServiceState.WAITING, ServiceState.PREPARING}),
+    ServiceState.FAILED: frozenset({ServiceState.WAITING, ServiceState.PREPARING}),
+    ServiceState.SKIPPED: frozenset({ServiceState.WAITING, ServiceState.PREPARING}),
+}
+
+
+@dataclass(frozen=True)
+class Event:
+    state: ServiceState
+    message: str
+    timestamp: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"state": self.state.value, "message": self.message, "time": self.timestamp}
+
+
+class EventHistory:
+    """The last EVENT_HISTORY events, oldest first."""
+
+    def __init__(self, limit: int = EVENT_HISTORY) -> None:
+        self._events: deque[Event] = deque(maxlen=limit)
+
+    def append(self, event: Event) -> None:
+        self._events.append(event)
+
+    def __iter__(self) -> Iterator[Event]:
+        return iter(self._events)
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    @property
+    def last(self) -> Event | None:
+        return self._events[-1] if self._events else None

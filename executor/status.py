@@ -1,0 +1,67 @@
+"""What `extsvc service` reports about a runner, as JSON-ready dicts (psutil for the OS side)."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import psutil
+
+from executor.runner import ServiceRunner
+
+HEALTH_UNKNOWN = "?"  # extension services have no health check, as in Talos
+
+
+def summary(runner: ServiceRunner) -> dict[str, Any]:
+    last = runner.events.last
+    return {
+        "id": runner.id,
+        "state": runner.state.value,
+        "health": HEALTH_UNKNOWN,
+        "lastChange": runner.last_change,
+        "lastEvent": last.message if last is not None else "",
+    }
+
+
+def detail(runner: ServiceRunner) -> dict[str, Any]:
+    container = runner.container
+    info = summary(runner)
+    info.update(
+        {
+            "pid": container.pid if container is not None else None,
+            "runs": runner.runs,
+            "restarts": max(runner.runs - 1, 0),
+            "lastExitCode": runner.last_exit_code,
+            "restartPolicy": runner.service.restart.value,
+            "logToConsole": runner.service.log_to_console,
+            "events": [event.to_json() for event in reversed(list(runner.events))],
+            "processes": process_tree(container.pid) if container is not None else [],
+        }
+    )
+    processes = info["processes"]
+    info["cpuSeconds"] = round(sum(p["cpuSeconds"] for p in processes), 3)
+    info["memoryBytes"] = sum(p["rssBytes"] for p in processes)
+    return info
+
+
+def process_tree(pid: int) -> list[dict[str, Any]]:
+    """The container's init and every descendant, with CPU time and resident memory."""
+    try:
+        init = psutil.Process(pid)
+        members = [init, *init.children(recursive=True)]
+    except psutil.Error:
+        return []
+    tree = []
+    for process in members:
+        with contextlib.suppress(psutil.Error), process.oneshot():
+            times = process.cpu_times()
+            tree.append(
+                {
+                    "pid": process.pid,
+                    "ppid": process.ppid(),
+                    "command": " ".join(process.cmdline()) or process.name(),
+                    "cpuSeconds": round(times.user + times.system, 3),
+                    "rssBytes": process.memory_info().rss,
+                }
+            )
+    return tree

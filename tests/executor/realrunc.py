@@ -1,0 +1,228 @@
+"""Helpers for tests that run the real executor (`extsvc run`) with real runc containers.
+
+Each test compiles its services with the real compiler, builds busybox rootfs
+dirs, runs the daemon as a subprocess and talks to it through the control
+socket, exactly as a user would. Teardown removes every trace (containers,
+mounts, cgroups) even when the test failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from executor import cgroups, mounts
+from executor.control import ControlClient
+from executor.errors import DaemonUnreachableError
+from tests.support.rootfs import make_busybox_rootfs
+
+EXTSVC = [sys.executable, "-m", "compiler.cli"]
+FAST_OPTIONS = ("--restart-interval", "200ms", "--stop-timeout", "1s", "--check-interval", "200ms")
+
+
+def unique(name: str) -> str:
+    """Service names unique per test run: cgroups are global, other suites may run alongside."""
+    return f"{name}-{uuid.uuid4().hex[:6]}"
+
+
+def compile_plan(tmp: Path, services: dict[str, str]) -> tuple[Path, Path]:
+    """Write each YAML, build each busybox rootfs, compile; returns (OUT, rootfs base)."""
+    source = tmp / "src"
+    source.mkdir(parents=True, exist_ok=True)
+    base = tmp / "rootfs"
+    for name, text in services.items():
+        (source / f"{name}.yaml").write_text(text)
+        make_busybox_rootfs(base / name)
+    out = tmp / "out"
+    subprocess.run(
+        [*EXTSVC, "compile", str(source), "-o", str(out), "--rootfs-base", str(base)],
+        check=True,
+        capture_output=True,
+    )
+    return out, base
+
+
+def shell_service(
+    name: str,
+    script: str,
+    restart: str = "always",
+    depends: list[dict[str, Any]] | None = None,
+    mounts: list[dict[str, Any]] | None = None,
+    writeable_rootfs: bool = False,
+    log_to_console: bool = False,
+) -> str:
+    """A service YAML running ``/bin/sh -c script`` (JSON is valid YAML)."""
+    container: dict[str, Any] = {"entrypoint": "/bin/sh", "args": ["-c", script]}
+    if mounts:
+        container["mounts"] = mounts
+    if writeable_rootfs:
+        container["security"] = {"writeableRootfs": True}
+    document: dict[str, Any] = {"name": name, "container": container, "restart": restart}
+    if depends:
+        document["depends"] = depends
+    if log_to_console:
+        document["logToConsole"] = True
+    return json.dumps(document, indent=2)
+
+
+def bind(source: Path, destination: str) -> dict[str, Any]:
+    return {
+        "source": str(source),
+        "destination": destination,
+        "type": "bind",
+        "options": ["rbind", "rw"],
+    }
+
+
+class Daemon:
+    def __init__(self, tmp: Path, out: Path, names: list[str], *extra: str) -> None:
+        self.tmp = tmp
+        self.out = out
+        self.names = names
+        self.state_dir = tmp / "state"
+        self.log_dir = tmp / "logs"
+        self.extra = extra
+        self.process: subprocess.Popen[bytes] | None = None
+        self.stdout_path = tmp / "daemon.stdout"
+        self.stderr_path = tmp / "daemon.stderr"
+        self.client = ControlClient(self.state_dir, timeout=30)
+
+    def argv(self) -> list[str]:
+        return [
+            *EXTSVC, "run", str(self.out),
+            "--state-dir", str(self.state_dir),
+            "--log-dir", str(self.log_dir),
+            *FAST_OPTIONS, *self.extra,
+        ]  # fmt: skip
+
+    def start(self) -> Daemon:
+        with self.stdout_path.open("ab") as stdout, self.stderr_path.open("ab") as stderr:
+            self.process = subprocess.Popen(self.argv(), stdout=stdout, stderr=stderr)
+        wait_for(self._answers, timeout=20, what="the control socket")
+        return self
+
+    def _answers(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"daemon exited with {self.process.returncode}: {self.stderr()}")
+        try:
+            self.client.request({"op": "services"})
+        except DaemonUnreachableError:
+            return False
+        return True
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def stdout(self) -> str:
+        return self.stdout_path.read_text(errors="replace")
+
+    def service(self, service_id: str) -> dict[str, Any]:
+        return self.client.request({"op": "service", "id": service_id})["service"]  # type: ignore[no-any-return]
+
+    def state(self, service_id: str) -> str:
+        return str(self.service(service_id)["state"])
+
+    def control(self, op: str, service_id: str) -> dict[str, Any]:
+        return self.client.request({"op": op, "id": service_id})
+
+    def logs(self, service_id: str) -> list[str]:
+        return [
+            m["line"]
+            for m in self.client.stream({"op": "logs", "id": service_id, "tail": None})
+            if "line" in m
+        ]
+
+    def wait_state(self, service_id: str, *states: str, timeout: float = 15) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+
+        def reached() -> bool:
+            found.update(self.service(service_id))
+            return found["state"] in states
+
+        wait_for(reached, timeout, f"{service_id} to be {'/'.join(states)}: {found}")
+        return found
+
+    def stop(self, timeout: float = 30) -> int:
+        """SIGTERM and wait: the clean shutdown path. Returns the exit code."""
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(10)
+
+    def force_cleanup(self) -> None:
+        """Whatever happened, leave no containers, mounts or cgroups behind."""
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.stop(timeout=30)
+            if self.process.poll() is None:
+                self.kill()
+        remove_traces(self.state_dir, self.names)
+
+
+def remove_traces(state_dir: Path, names: list[str]) -> None:
+    runc_root = state_dir / "runc"
+    if runc_root.exists():
+        listed = subprocess.run(
+            ["runc", "--root", str(runc_root), "list", "-q"], capture_output=True, text=True
+        )
+        for container_id in listed.stdout.split():
+            subprocess.run(["runc", "--root", str(runc_root), "delete", "--force", container_id],
+                           capture_output=True)  # fmt: skip
+    for point in mounts.mounts_under(state_dir):
+        mounts.unmount(point)
+    for name in names:
+        path = f"/system/extensions/{name}"
+        for pid in cgroups.processes(path):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        cgroups.remove(path)
+
+
+def traces(state_dir: Path, names: list[str]) -> list[str]:
+    """What a stopped executor must not have left: containers, mounts, cgroup dirs."""
+    found: list[str] = []
+    runc_root = state_dir / "runc"
+    if runc_root.exists():
+        listed = subprocess.run(
+            ["runc", "--root", str(runc_root), "list", "-q"], capture_output=True, text=True
+        )
+        found += [f"container {c}" for c in listed.stdout.split()]
+    found += [f"mount {p}" for p in mounts.mounts_under(state_dir)]
+    for name in names:
+        found += [
+            f"cgroup {d}" for d in cgroups.cgroup_dirs(f"/system/extensions/{name}") if d.exists()
+        ]
+    return found
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@contextlib.contextmanager
+def running_daemon(tmp: Path, out: Path, names: list[str], *extra: str) -> Iterator[Daemon]:
+    daemon = Daemon(tmp, out, names, *extra)
+    try:
+        yield daemon.start()
+    finally:
+        daemon.force_cleanup()

@@ -1,0 +1,136 @@
+"""The control socket end to end (server over a fake supervisor, the blocking client)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from compiler.cli import cli
+from executor.control import SOCKET_NAME, ControlClient, ControlHandler, ControlServer
+from executor.errors import DaemonUnreachableError, UnknownServiceError
+from executor.supervisor import Supervisor
+from tests.executor.fakes import FakeClock, FakeRuntime, Script, make_plan, make_service, settle
+from tests.executor.test_supervisor_policy import FULL_HOST, SETTINGS
+
+
+async def with_server(
+    tmp: Path, body: Callable[[ControlClient], Any], holder: list[Supervisor] | None = None
+) -> Any:
+    clock = FakeClock()
+    runtime = FakeRuntime(
+        clock, {"ext-a": [Script(None, lines=("first", "second"))], "ext-b": [Script(0)]}
+    )
+    plan = make_plan(make_service("a"), make_service("b", "never"))
+    supervisor = Supervisor(plan, runtime, clock, FULL_HOST, SETTINGS, log_dir=tmp / "logs")
+    if holder is not None:
+        holder.append(supervisor)
+    server = ControlServer(tmp / SOCKET_NAME, ControlHandler(supervisor))
+    await server.start()
+    supervisor.start_all()
+    await settle()
+    try:
+        return await asyncio.get_running_loop().run_in_executor(None, body, ControlClient(tmp))
+    finally:
+        await server.close()
+        await supervisor.shutdown()
+
+
+def test_socket_is_private_and_lists_services(tmp_path: Path) -> None:
+    def body(client: ControlClient) -> Any:
+        return client.request({"op": "services"})
+
+    response = asyncio.run(with_server(tmp_path, body))
+    states = {s["id"]: s["state"] for s in response["services"]}
+    assert states == {"ext-a": "Running", "ext-b": "Finished"}
+    assert not (tmp_path / SOCKET_NAME).exists()  # removed at close
+
+
+def test_socket_mode_is_0600(tmp_path: Path) -> None:
+    def body(client: ControlClient) -> int:
+        return stat.S_IMODE(client.path.stat().st_mode)
+
+    assert asyncio.run(with_server(tmp_path, body)) == 0o600
+
+
+def test_service_detail_control_and_logs(tmp_path: Path) -> None:
+    def body(client: ControlClient) -> tuple[Any, ...]:
+        detail = client.request({"op": "service", "id": "ext-a"})["service"]
+        lines = [m["line"] for m in client.stream({"op": "logs", "id": "ext-a"}) if "line" in m]
+        stopped = client.request({"op": "stop", "id": "ext-a"})
+        after = client.request({"op": "service", "id": "ext-a"})["service"]
+        return detail, lines, stopped, after
+
+    detail, lines, stopped, after = asyncio.run(with_server(tmp_path, body))
+    assert detail["pid"] == 101 and detail["runs"] == 1 and detail["restarts"] == 0
+    assert detail["events"][0]["message"] == "Started task ext-a (PID 101) for container ext-a"
+    assert lines == ["first", "second"]
+    assert stopped["message"] == "Service 'ext-a' stopped"
+    assert after["state"] == "Finished" and after["pid"] is None
+
+
+def test_logs_follow_streams_new_lines(tmp_path: Path) -> None:
+    async def scenario() -> list[str]:
+        loop = asyncio.get_running_loop()
+        holder: list[Supervisor] = []
+
+        def body(client: ControlClient) -> list[str]:
+            lines: list[str] = []
+            stream = client.stream({"op": "logs", "id": "ext-a", "tail": 1, "follow": True})
+            for message in stream:
+                lines.append(message["line"])
+                if len(lines) == 1:
+                    log = holder[0].runners["ext-a"].log
+                    loop.call_soon_threadsafe(log.write, "third")
+                    loop.call_soon_threadsafe(log.write, "fourth")
+                if len(lines) == 3:
+                    return lines
+            return lines
+
+        return await with_server(tmp_path, body, holder)  # type: ignore[no-any-return]
+
+    assert asyncio.run(scenario()) == ["second", "third", "fourth"]
+
+
+def test_unknown_service_is_a_typed_error(tmp_path: Path) -> None:
+    def body(client: ControlClient) -> None:
+        with pytest.raises(UnknownServiceError, match="unknown service 'ext-zzz'"):
+            client.request({"op": "service", "id": "ext-zzz"})
+
+    asyncio.run(with_server(tmp_path, body))
+
+
+def test_missing_daemon_is_one_line_exit_3(tmp_path: Path) -> None:
+    with pytest.raises(DaemonUnreachableError):
+        ControlClient(tmp_path).request({"op": "services"})
+    for args in (["service"], ["service", "ext-a", "stop"], ["logs", "ext-a", "-f"]):
+        result = CliRunner().invoke(cli, [*args, "--state-dir", str(tmp_path)])
+        assert result.exit_code == 3, result.output
+        assert result.output.count("\n") == 1
+        assert "no extsvc daemon is listening on" in result.output
+
+
+def test_bad_duration_is_a_usage_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["run", str(tmp_path), "--restart-interval", "5 parsecs"])
+    assert result.exit_code == 2
+    assert "invalid duration '5 parsecs'" in result.output
+
+
+def test_run_reports_bad_input_and_missing_runtime_in_one_line(tmp_path: Path) -> None:
+    missing_plan = CliRunner().invoke(cli, ["run", str(tmp_path), "--runtime", "true"])
+    if os.geteuid() == 0:
+        assert missing_plan.exit_code == 1, missing_plan.output
+        assert "plan.json: no such file (run `extsvc compile" in missing_plan.output
+    else:
+        assert missing_plan.exit_code == 3
+    assert "Traceback" not in missing_plan.output
+    assert missing_plan.output.count("\n") == 1
+    no_runtime = CliRunner().invoke(cli, ["run", str(tmp_path), "--runtime", "no-such-runc"])
+    assert no_runtime.exit_code == 3
+    assert no_runtime.output.count("\n") == 1

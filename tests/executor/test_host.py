@@ -1,0 +1,221 @@
+"""Small host-facing pieces: durations, host services, conditions, environment checks, rendering."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from executor import cgroups, daemon, mounts
+from executor.conditions import HostServiceUp, NetworkReady
+from executor.durations import format_duration, parse_duration
+from executor.errors import EnvironmentMissingError, InvalidInputError
+from executor.extconfig import ConfigDirectory, source_name
+from executor.hostservices import ReadinessRule, load_host_services
+from executor.reaper import Reaper
+from executor.render import service_detail, services_table
+from tests.executor.fakes import make_service
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("500ms", 0.5), ("5s", 5.0), ("1m", 60.0), ("1m30s", 90.0), ("2h", 7200.0), ("0.5s", 0.5)],
+)
+def test_parse_duration(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "5", "5 s", "1x", "s", "1m-1s"])
+def test_parse_duration_rejects(text: str) -> None:
+    with pytest.raises(ValueError, match=r"write e\.g\. 500ms, 5s, 1m"):
+        parse_duration(text)
+
+
+def test_format_duration_like_talos_ages() -> None:
+    assert [format_duration(s) for s in (0.2, 12.4, 167, 3725)] == [
+        "200ms",
+        "12s",
+        "2m47s",
+        "1h2m5s",
+    ]
+
+
+def test_host_services_file(tmp_path: Path) -> None:
+    path = tmp_path / "host-services.yaml"
+    path.write_text(
+        "cri:\n  path: /run/containerd/containerd.sock\n"
+        "udevd:\n  systemd: systemd-udevd.service\n"
+        "dns:\n  command: [getent, hosts, example.com]\n"
+        "sh:\n  command: 'test -e /x'\n"
+        "containerd:\n  ready: true\n"
+    )
+    rules = load_host_services(path)
+    assert rules["cri"] == ReadinessRule(path="/run/containerd/containerd.sock")
+    assert rules["udevd"].systemd_unit == "systemd-udevd.service"
+    assert rules["dns"].command == ("getent", "hosts", "example.com")
+    assert rules["sh"].command == ("/bin/sh", "-c", "test -e /x")
+    assert rules["containerd"].always
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("cri: {path: relative}", "cri.path: expected an absolute path"),
+        ("cri: {path: /x, ready: true}", "cri: expected exactly one of"),
+        ("cri: [1]", "cri: expected exactly one of"),
+        ("- a", "expected a mapping"),
+        ("cri: {path: [", "invalid YAML"),
+    ],
+)
+def test_host_services_errors(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "hs.yaml"
+    path.write_text(text)
+    with pytest.raises(InvalidInputError, match=message.replace("[", r"\[")):
+        load_host_services(path)
+
+
+def test_host_service_rules_are_checked(tmp_path: Path) -> None:
+    async def check(rule: ReadinessRule | None) -> bool:
+        return await HostServiceUp("x", rule).satisfied()
+
+    assert asyncio.run(check(ReadinessRule(always=True)))
+    assert not asyncio.run(check(None))
+    assert not asyncio.run(check(ReadinessRule(path=str(tmp_path / "sock"))))
+    (tmp_path / "sock").touch()
+    assert asyncio.run(check(ReadinessRule(path=str(tmp_path / "sock"))))
+    assert asyncio.run(check(ReadinessRule(command=("true",))))
+    assert not asyncio.run(check(ReadinessRule(command=("false",))))
+    assert not asyncio.run(check(ReadinessRule(command=("/nonexistent/binary",))))
+
+
+def test_network_condition_names_the_failing_checks() -> None:
+    state = {"addresses": False, "hostname": True}
+    condition = NetworkReady(
+        ("addresses", "hostname"), {name: (lambda n=name: state[n]) for name in state}
+    )
+    assert not asyncio.run(condition.satisfied())
+    assert condition.describe() == "network (addresses)"
+    state["addresses"] = True
+    assert asyncio.run(condition.satisfied())
+
+
+def test_environment_checks_say_the_fix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    options = daemon.DaemonOptions(plan=tmp_path, runtime="no-such-runc")
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(EnvironmentMissingError, match="must run as root"):
+        daemon.check_environment(options)
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    with pytest.raises(EnvironmentMissingError, match=r"apt-get install runc\) or pass --runtime"):
+        daemon.check_environment(options)
+    monkeypatch.setattr(mounts, "overlay_supported", lambda: False)
+    with pytest.raises(EnvironmentMissingError, match="modprobe overlay"):
+        daemon.check_environment(daemon.DaemonOptions(plan=tmp_path, runtime="true"))
+    assert daemon.check_environment(
+        daemon.DaemonOptions(plan=tmp_path, runtime="true", overlay=False)
+    ).endswith("/true")
+
+
+def test_tables_look_like_talosctl() -> None:
+    now = time.time()
+    table = services_table(
+        [
+            {
+                "id": "ext-a",
+                "state": "Running",
+                "health": "?",
+                "lastChange": now - 167,
+                "lastEvent": "x",
+            }
+        ],
+        now,
+    )
+    assert table.splitlines() == [
+        "SERVICE   STATE     HEALTH   LAST-CHANGE   LAST-EVENT",
+        "ext-a     Running   ?        2m47s ago     x",
+    ]
+    detail = service_detail(
+        {
+            "id": "ext-a", "state": "Running", "health": "?", "pid": 42, "restarts": 1,
+            "restartPolicy": "always", "cpuSeconds": 0.5, "memoryBytes": 3 * 1024 * 1024,
+            "processes": [{}, {}],
+            "events": [
+                {"state": "Running", "message": "Started task", "time": now - 2},
+                {"state": "Preparing", "message": "Running pre state", "time": now - 3},
+            ],
+        },
+        now,
+    )  # fmt: skip
+    assert "MEMORY   3.0 MiB (2 processes)" in detail
+    assert "EVENTS   [Running]: Started task (2s ago)" in detail
+    assert "         [Preparing]: Running pre state (3s ago)" in detail
+
+
+def test_extension_service_config_is_applied_at_start(tmp_path: Path) -> None:
+    config_dir = tmp_path / "config"
+    config_dir.mkdir()
+    configs = ConfigDirectory(config_dir, tmp_path / "files")
+    service = make_service("hello", spec={"process": {"args": ["./hello"], "env": ["A=1"]}})
+    assert not configs.has("hello")
+    assert configs.apply(service) is service.spec
+    (config_dir / "hello.yaml").write_text(
+        "apiVersion: v1alpha1\nkind: ExtensionServiceConfig\nname: hello\n"
+        "configFiles:\n  - content: 'key = value'\n    mountPath: /etc/hello/config.ini\n"
+        "environment: [GREETING=hi]\n"
+    )
+    assert configs.has("hello")
+    spec = configs.apply(service)
+    assert spec["process"]["env"] == ["A=1", "GREETING=hi"]
+    assert spec["mounts"] == [
+        {
+            "destination": "/etc/hello/config.ini",
+            "options": ["ro", "bind"],
+            "source": str(tmp_path / "files" / "hello" / "etc-hello-config.ini"),
+            "type": "bind",
+        }
+    ]
+    assert (tmp_path / "files" / "hello" / "etc-hello-config.ini").read_text() == "key = value"
+    assert service.spec["process"]["env"] == ["A=1"]
+    assert configs.changed_services() == []
+    (config_dir / "hello.yaml").write_text(
+        "kind: ExtensionServiceConfig\nname: hello\nenvironment: [GREETING=bye]\n"
+    )
+    assert configs.changed_services() == ["hello"]
+    assert source_name("/etc/a/b.conf") == "etc-a-b.conf"
+
+
+def test_cgroup_dirs_are_found_and_removed_in_every_hierarchy(tmp_path: Path) -> None:
+    for controller in ("memory", "pids"):
+        leaf = tmp_path / controller / "system" / "extensions" / "a"
+        (leaf / "child").mkdir(parents=True)
+    (tmp_path / "pids" / "system" / "extensions" / "a" / "cgroup.procs").write_text("1\n2\n")
+    assert cgroups.processes("/system/extensions/a", tmp_path) == {1, 2}
+    (tmp_path / "pids" / "system" / "extensions" / "a" / "cgroup.procs").unlink()
+    assert cgroups.remove("/system/extensions/a", tmp_path) == []
+    assert not (tmp_path / "memory" / "system" / "extensions" / "a").exists()
+    assert (tmp_path / "memory" / "system" / "extensions").exists()
+
+
+def test_mountinfo_escapes_are_decoded(tmp_path: Path) -> None:
+    info = tmp_path / "mountinfo"
+    info.write_text(
+        "22 1 0:21 / / rw - ext4 /dev/vda rw\n"
+        "90 22 0:50 / /run/extsvc/rootfs/with\\040space rw - overlay overlay rw\n"
+    )
+    assert mounts.mount_points(info) == [Path("/"), Path("/run/extsvc/rootfs/with space")]
+
+
+def test_stray_zombies_are_reaped_but_tracked_children_are_left() -> None:
+    stray = os.fork()
+    if stray == 0:
+        os._exit(0)
+    tracked = os.fork()
+    if tracked == 0:
+        os._exit(7)
+    time.sleep(0.2)
+    reaper = Reaper()
+    reaper.track(tracked)
+    assert stray in reaper.reap_strays()
+    assert os.waitpid(tracked, 0)[1] >> 8 == 7
