@@ -119,7 +119,17 @@ def the_error(schema: Mapping[str, Any], instance: Json) -> SchemaError:
 
 
 def corpus_files() -> list[Path]:
-    return sorted(CORPUS.glob("*/*/*.json"))
+    """The corpus files that are JSON (two are deliberately broken JSON: they test a
+    JSON parser, not a schema, so they are not schema cases at all)."""
+    return [path for path in sorted(CORPUS.glob("*/*/*.json")) if _parses(path)]
+
+
+def _parses(path: Path) -> bool:
+    try:
+        json.loads(path.read_text())
+    except ValueError:
+        return False
+    return True
 
 
 def test_the_corpus_is_there() -> None:
@@ -128,10 +138,7 @@ def test_the_corpus_is_there() -> None:
 
 @pytest.mark.parametrize("path", corpus_files(), ids=lambda p: str(p.relative_to(CORPUS)))
 def test_oci_corpus_matches_jsonschema(path: Path) -> None:
-    try:
-        instance = json.loads(path.read_text())
-    except ValueError:
-        pytest.skip("not JSON (a test of JSON parsing, not of the schema)")
+    instance = json.loads(path.read_text())
     schema_name = CORPUS_SCHEMAS[path.relative_to(CORPUS).parts[0]]
     assert_same_as_oracle(ours(schema_name), oracle(schema_name), instance)
     # The corpus says good/ or bad/; both validators agree with it on every parsable file.
