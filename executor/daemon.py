@@ -100,7 +100,7 @@ async def run_daemon(options: DaemonOptions, reporter: Reporter | None = None) -
         reaper.use_pidfd_child_watcher(loop)
         child_reaper = reaper.Reaper()
         child_reaper.install(loop)
-        runtime = RuncRuntime(binary, workspace, use_overlay=options.overlay, reaper=child_reaper)
+        runtime = RuncRuntime(binary, workspace, use_overlay=options.overlay)
 
         for item in await recovery.clean_leftovers(plan, runtime):
             reporter.notice(f"cleaned up after a previous executor: {item}")

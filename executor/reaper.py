@@ -1,12 +1,10 @@
-"""Child subreaper duties: container processes are re-parented to us; reap the strays.
+"""Child subreaper duties: whatever is orphaned below us is re-parented to us; reap it.
 
-`runc create` exits once the container exists, so the container's init becomes
-our child (we are a subreaper, as containerd's shim is) and we can collect its
-exit code. Processes we did not start but that end up as our children (a
-daemonising helper) are reaped here so no zombie is left. Exit codes we want
-(the container inits) are ``track``ed and left to their owner; asyncio reaps the
-processes it spawned itself, promptly on exit, so strays are collected a moment
-after SIGCHLD rather than racing asyncio for its own children.
+As a subreaper, a process that loses its parent below the executor (a `runc run`
+that died, a helper that daemonised) becomes our child instead of init's, so
+nothing escapes supervision; the strays are reaped here so no zombie is left.
+asyncio reaps the processes it spawned itself, promptly on exit, so strays are
+collected a moment after SIGCHLD rather than racing asyncio for its own children.
 """
 
 from __future__ import annotations
@@ -42,14 +40,7 @@ def use_pidfd_child_watcher(loop: asyncio.AbstractEventLoop) -> None:
 
 class Reaper:
     def __init__(self) -> None:
-        self._tracked: set[int] = set()
         self._scheduled = False
-
-    def track(self, pid: int) -> None:
-        self._tracked.add(pid)
-
-    def untrack(self, pid: int) -> None:
-        self._tracked.discard(pid)
 
     def install(self, loop: asyncio.AbstractEventLoop) -> None:
         loop.add_signal_handler(signal.SIGCHLD, self._on_sigchld, loop)
@@ -60,12 +51,10 @@ class Reaper:
             loop.call_later(STRAY_REAP_DELAY, self.reap_strays)
 
     def reap_strays(self) -> list[int]:
-        """waitpid every zombie child that nobody else waits for."""
+        """waitpid every zombie child that nobody else has waited for."""
         self._scheduled = False
         reaped = []
         for pid in _zombie_children():
-            if pid in self._tracked:
-                continue
             with contextlib.suppress(ChildProcessError):
                 if os.waitpid(pid, os.WNOHANG)[0] == pid:
                     reaped.append(pid)

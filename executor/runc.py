@@ -1,11 +1,11 @@
-"""The runc side of ContainerRuntime: `runc create` + `runc start`, output pumped line by line.
+"""The runc side of ContainerRuntime: `runc run` per service, output pumped line by line.
 
-Why create/start and not `runc run`: `runc create --pid-file` tells us the
-container's PID before it runs (Talos's "Started task ext-x (PID n)"), and as a
-child subreaper we inherit the init when `runc create` exits, so its exit code
-comes from a pidfd and waitpid (no runc process stays alive per service, as
-with containerd's shim). stdout and stderr share one pipe, so the log keeps the
-order in which the service wrote.
+`runc --root <state>/runc run --bundle <runtime bundle> --pid-file ... ext-<name>`
+stays our child for the container's lifetime: its exit code is the container's
+(128+N for signal N) and it removes the container when it ends. runc writes the
+PID file once the container runs, so an inotify watch on it marks "Started task
+ext-x (PID n)" without polling. stdout and stderr share one pipe, so the log
+keeps the order in which the service wrote, runc's own errors included.
 """
 
 from __future__ import annotations
@@ -14,16 +14,15 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 from typing import Any
 
 import psutil
 
 from executor import cgroups
 from executor.errors import LaunchError
+from executor.inotify import FileWatch
 from executor.plan import ServicePlan
 from executor.processes import run_process
-from executor.reaper import Reaper
 from executor.runtime import OutputSink
 from executor.workspace import Workspace
 
@@ -39,16 +38,14 @@ class RuncContainer:
         container_id: str,
         pid: int,
         cgroups_path: str | None,
-        exited: asyncio.Future[int | None],
+        runc: asyncio.subprocess.Process,
         output_done: asyncio.Task[None],
-        reaper: Reaper | None,
     ) -> None:
         self.id = container_id
         self.pid = pid
         self._cgroups_path = cgroups_path
-        self._exited = exited
+        self._runc = runc
         self._output_done = output_done
-        self._reaper = reaper
 
     def process_ids(self) -> set[int]:
         """The init, its descendants (psutil), and whatever else is in its cgroup."""
@@ -57,21 +54,19 @@ class RuncContainer:
             pids.update(child.pid for child in psutil.Process(self.pid).children(recursive=True))
         if self._cgroups_path:
             pids.update(cgroups.processes(self._cgroups_path))
+        pids.discard(self._runc.pid)  # runc itself is not part of the container
         return pids
 
     def signal(self, signum: int) -> None:
-        if self._exited.done():
+        if self._runc.returncode is not None:
             return
         for pid in self.process_ids():
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signum)
 
     async def wait(self) -> int | None:
-        code = await asyncio.shield(self._exited)
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self._output_done), OUTPUT_DRAIN_TIMEOUT)
-        if self._reaper is not None:
-            self._reaper.untrack(self.pid)
+        code = await self._runc.wait()
+        await _settle(self._output_done)
         return code
 
 
@@ -81,12 +76,10 @@ class RuncRuntime:
         binary: str,
         workspace: Workspace,
         use_overlay: bool = True,
-        reaper: Reaper | None = None,
     ) -> None:
         self.binary = binary
         self.workspace = workspace
         self.use_overlay = use_overlay
-        self.reaper = reaper
 
     def _runc(self, *args: str) -> list[str]:
         return [self.binary, "--root", str(self.workspace.runc_root), *args]
@@ -113,51 +106,41 @@ class RuncRuntime:
 
         read_end, write_end = os.pipe2(os.O_CLOEXEC)
         output_done = asyncio.ensure_future(_pump_lines(read_end, on_output))
+        pid_written = FileWatch(pid_file)
         try:
-            create = await asyncio.create_subprocess_exec(
+            runc = await asyncio.create_subprocess_exec(
                 *self._runc(
-                    "create", "--bundle", str(bundle), "--pid-file", str(pid_file), service.id
+                    "run", "--bundle", str(bundle), "--pid-file", str(pid_file), service.id
                 ),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=write_end,
                 stderr=write_end,
             )
         except OSError as error:
+            pid_written.close()
             os.close(write_end)
             await _settle(output_done)
             await self.cleanup(service)
             raise LaunchError(f"cannot run {self.binary}: {error.strerror}") from None
         os.close(write_end)
-        code = await create.wait()
-        if code != 0:
-            # runc printed why on the service's pipe: it is in the log and the last line.
-            await _settle(output_done)
+        exited = asyncio.ensure_future(runc.wait())
+        first: set[asyncio.Future[Any]] = {pid_written.appeared, exited}
+        await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
+        pid_written.close()
+        # A task that ran and ended at once still has its PID file; no PID file: never started.
+        if not pid_file.exists():
+            code = await exited
+            await _settle(output_done)  # runc said why on the pipe: the log's last line
             await self.cleanup(service)
-            raise LaunchError(f"runc create exited with code {code}")
+            raise LaunchError(f"runc run exited with code {code} before the task started")
         pid = int(pid_file.read_text().strip())
-        if self.reaper is not None:
-            self.reaper.track(pid)
-        exited = _watch_exit(pid)
-        started = await run_process(self._runc("start", service.id), timeout=RUNC_COMMAND_TIMEOUT)
-        container = RuncContainer(
-            service.id,
-            pid,
-            spec.get("linux", {}).get("cgroupsPath"),
-            exited,
-            output_done,
-            self.reaper,
-        )
-        if started.returncode != 0:
-            container.signal(signal.SIGKILL)
-            await container.wait()
-            await self.cleanup(service)
-            raise LaunchError(
-                f"runc start exited with code {started.returncode}: {started.last_line}"
-            )
-        return container
+        cgroups_path = spec.get("linux", {}).get("cgroupsPath")
+        return RuncContainer(service.id, pid, cgroups_path, runc, output_done)
 
     async def cleanup(self, service: ServicePlan) -> None:
-        await self.remove_container(service.id)
+        # `runc run` deletes its container when it ends; only a leftover needs `runc delete`.
+        if (self.workspace.runc_root / service.id).exists():
+            await self.remove_container(service.id)
         self.workspace.unmount_rootfs(service.name)
         self.workspace.remove_bundle(service.name)
         cgroups_path = service.spec.get("linux", {}).get("cgroupsPath")
@@ -183,35 +166,6 @@ class RuncRuntime:
             if isinstance(containers, list):
                 return [c for c in containers if isinstance(c, dict)]
         return []
-
-
-def _watch_exit(pid: int) -> asyncio.Future[int | None]:
-    """A future for the exit code of ``pid``, which must be (or become) our child."""
-    loop = asyncio.get_running_loop()
-    exited: asyncio.Future[int | None] = loop.create_future()
-    try:
-        pidfd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        exited.set_result(_collect(pid))
-        return exited
-
-    def on_exit() -> None:
-        loop.remove_reader(pidfd)
-        os.close(pidfd)
-        if not exited.done():
-            exited.set_result(_collect(pid))
-
-    loop.add_reader(pidfd, on_exit)
-    return exited
-
-
-def _collect(pid: int) -> int | None:
-    try:
-        _waited, status = os.waitpid(pid, 0)
-    except ChildProcessError:
-        return None  # not our child: the exit code is lost
-    code = os.waitstatus_to_exitcode(status)
-    return 128 - code if code < 0 else code
 
 
 async def _pump_lines(read_fd: int, on_output: OutputSink) -> None:

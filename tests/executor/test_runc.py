@@ -254,3 +254,18 @@ def test_second_executor_on_the_same_state_dir_refuses(tmp_path: Path) -> None:
         assert "is using the state dir" in second.stderr
         assert "Traceback" not in second.stderr
         assert daemon.state(f"ext-{name}") in ("Running", "Preparing", "Waiting")
+
+
+def test_a_task_that_cannot_start_fails_with_runcs_reason(tmp_path: Path) -> None:
+    name = unique("broken")
+    service = shell_service(name, "true", restart="never").replace(
+        '"entrypoint": "/bin/sh"', '"entrypoint": "/no/such/binary"'
+    )
+    out, _ = compile_plan(tmp_path, {name: service})
+    with running_daemon(tmp_path, out, [name]) as daemon:
+        failed = daemon.wait_state(f"ext-{name}", "Failed")
+        message = failed["events"][0]["message"]
+        assert message.startswith(f'Failed to start task "ext-{name}": runc run exited with code 1')
+        assert "/no/such/binary" in message and "no such file or directory" in message
+        assert daemon.stop() == 0
+    assert traces(tmp_path / "state", [name]) == []
