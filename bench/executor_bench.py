@@ -232,7 +232,7 @@ def time_to_running(count: int) -> tuple[float, dict[str, float]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=15)
     args = parser.parse_args()
     if os.geteuid() != 0 or shutil.which("runc") is None or find_static_busybox() is None:
         print("bench: needs root, runc and busybox-static", file=sys.stderr)
