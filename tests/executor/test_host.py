@@ -91,6 +91,27 @@ def test_host_service_rules_are_checked(tmp_path: Path) -> None:
     assert not asyncio.run(check(ReadinessRule(command=("/nonexistent/binary",))))
 
 
+def test_systemd_rule_asks_systemctl_is_active(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A systemd rule is met when `systemctl is-active --quiet UNIT` exits 0 (a stand-in
+    systemctl on PATH records the call: this machine has no systemd)."""
+    calls = tmp_path / "calls"
+    fake = tmp_path / "bin" / "systemctl"
+    fake.parent.mkdir()
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n[ "$3" = up.service ]\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+
+    async def check(unit: str) -> bool:
+        return await HostServiceUp("x", ReadinessRule(systemd_unit=unit)).satisfied()
+
+    assert asyncio.run(check("up.service"))
+    assert not asyncio.run(check("down.service"))
+    assert calls.read_text().splitlines() == [
+        "is-active --quiet up.service",
+        "is-active --quiet down.service",
+    ]
+
+
 def test_network_condition_names_the_failing_checks() -> None:
     state = {"addresses": False, "hostname": True}
     condition = NetworkReady(
