@@ -91,7 +91,9 @@ def test_host_service_rules_are_checked(tmp_path: Path) -> None:
     assert not asyncio.run(check(ReadinessRule(command=("/nonexistent/binary",))))
 
 
-def test_systemd_rule_asks_systemctl_is_active(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_systemd_rule_asks_systemctl_is_active(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A systemd rule is met when `systemctl is-active --quiet UNIT` exits 0 (a stand-in
     systemctl on PATH records the call: this machine has no systemd)."""
     calls = tmp_path / "calls"
