@@ -1,4 +1,4 @@
-"""Typed errors of the executor library; the CLI turns each into one line and an exit code.
+"""Typed errors of the executor library; the CLI prints each with its exit code.
 
 Library code raises, never prints or exits (STYLE: "library raises, CLI reports").
 The exit codes are DESIGN §7's.
@@ -6,9 +6,11 @@ The exit codes are DESIGN §7's.
 
 from __future__ import annotations
 
+from compiler.load import FieldPath, SourceMap, format_path
+
 
 class ExecutorError(Exception):
-    """Base of every error the CLI reports as one line."""
+    """Base of every error the CLI reports."""
 
     exit_code = 1
 
@@ -39,3 +41,10 @@ class DaemonUnreachableError(EnvironmentMissingError):
 
 class LaunchError(ExecutorError):
     """A container could not be started (mount, config or runc failure)."""
+
+
+def located(source_map: SourceMap, field: FieldPath, message: str) -> str:
+    """``file:line:col: field: message``, the form every input diagnostic takes."""
+    position = source_map.value_position(field)
+    prefix = f"{source_map.file}:{position.line}:{position.col}: "
+    return prefix + (f"{format_path(field)}: " if field else "") + message

@@ -21,9 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from executor.errors import InvalidInputError
+from compiler.load import SourceMap, iter_documents
+from executor.errors import InvalidInputError, located
 
 RULE_KINDS = ("path", "systemd", "command", "ready")
 
@@ -51,31 +50,35 @@ def load_host_services(path: Path | None) -> dict[str, ReadinessRule]:
     if path is None:
         return {}
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as error:
         raise InvalidInputError(
             f"{path}: cannot read the host-services file: {error.strerror}"
         ) from None
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"{mark.line + 1}:{mark.column + 1}: " if mark is not None else ""
-        raise InvalidInputError(f"{path}:{where}invalid YAML: {error}") from None
-    if document is None:
+    # The compiler's loader: YAML 1.2 as for service files, and positions for errors.
+    documents = list(iter_documents(str(path), data))
+    document, problems = documents[0] if documents else (None, [])
+    if problems:
+        first = problems[0]
+        raise InvalidInputError(
+            f"{first.file}:{first.position.line}:{first.position.col}: {first.message}"
+        )
+    if document is None or document.tree is None:
         return {}
-    if not isinstance(document, dict):
-        raise InvalidInputError(f"{path}: expected a mapping of service id to readiness rule")
+    if not isinstance(document.tree, dict):
+        raise InvalidInputError(
+            located(document.source_map, (), "expected a mapping of service id to readiness rule")
+        )
     return {
-        str(service_id): _parse_rule(path, str(service_id), rule)
-        for service_id, rule in document.items()
+        str(service_id): _parse_rule(document.source_map, str(service_id), rule)
+        for service_id, rule in document.tree.items()
     }
 
 
-def _parse_rule(path: Path, service_id: str, rule: Any) -> ReadinessRule:
+def _parse_rule(source_map: SourceMap, service_id: str, rule: Any) -> ReadinessRule:
     if not isinstance(rule, dict) or len(rule) != 1 or next(iter(rule)) not in RULE_KINDS:
         raise InvalidInputError(
-            f"{path}: {service_id}: expected exactly one of {', '.join(RULE_KINDS)}"
+            located(source_map, (service_id,), f"expected exactly one of {', '.join(RULE_KINDS)}")
         )
     kind, value = next(iter(rule.items()))
     if kind == "path" and isinstance(value, str) and value.startswith("/"):
@@ -95,4 +98,6 @@ def _parse_rule(path: Path, service_id: str, rule: Any) -> ReadinessRule:
         "command": "a shell string or a list of arguments",
         "ready": "true",
     }[kind]
-    raise InvalidInputError(f"{path}: {service_id}.{kind}: expected {expected}, got {value!r}")
+    raise InvalidInputError(
+        located(source_map, (service_id, kind), f"expected {expected}, got {value!r}")
+    )

@@ -21,7 +21,8 @@ from typing import Any
 
 import jsonschema
 
-from executor.errors import PlanError
+from compiler.load import iter_documents
+from executor.errors import PlanError, located
 
 PLAN_FILE = "plan.json"
 # platform.machine() -> the plan's arch names (Go's GOARCH, as Talos uses).
@@ -94,15 +95,14 @@ def plan_schema() -> dict[str, Any]:
 def load_plan(location: Path, machine: str | None = None) -> Plan:
     """Read OUT/plan.json (``location`` is OUT or the plan file itself) and its bundles."""
     plan_path = location / PLAN_FILE if location.is_dir() else location
-    raw = _read_json(plan_path, what="plan")
+    data = _read_bytes(plan_path, what="plan")
+    raw = _parse_json(data, plan_path, what="plan")
     errors = sorted(
         jsonschema.Draft202012Validator(plan_schema()).iter_errors(raw),
         key=lambda e: list(e.absolute_path),
     )
     if errors:
-        details = "; ".join(f"{_json_path(e.absolute_path)}: {e.message}" for e in errors[:5])
-        more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
-        raise PlanError(f"{plan_path}: does not match the plan schema: {details}{more}")
+        raise PlanError(_schema_report(plan_path, data, errors))
     host_arch = MACHINE_ARCH.get(machine or platform.machine())
     if host_arch is not None and raw["arch"] != host_arch:
         raise PlanError(
@@ -184,7 +184,27 @@ def _check_consistency(
         raise PlanError(f"{plan_path}: inconsistent plan: " + "; ".join(problems))
 
 
-def _read_json(path: Path, what: str) -> Any:
+def _schema_report(plan_path: Path, data: bytes, errors: list[Any]) -> str:
+    """One ``file:line:col: field: message`` line per error (at most five).
+
+    JSON is YAML 1.2, so the compiler's loader finds where each field is; it
+    runs only here, on the error path, never on a good plan.
+    """
+    documents = list(iter_documents(str(plan_path), data))
+    document = documents[0][0] if documents else None
+    lines = [f"{plan_path}: does not match the plan schema:"]
+    for error in errors[:5]:
+        field = tuple(error.absolute_path)
+        if document is None:
+            lines.append(f"{plan_path}: {_json_path(field)}: {error.message}")
+        else:
+            lines.append(located(document.source_map, field, error.message))
+    if len(errors) > 5:
+        lines.append(f"(and {len(errors) - 5} more)")
+    return "\n".join(lines)
+
+
+def _read_bytes(path: Path, what: str) -> bytes:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -192,7 +212,7 @@ def _read_json(path: Path, what: str) -> Any:
         raise PlanError(f"{path}: no such file{hint}") from None
     except OSError as error:
         raise PlanError(f"{path}: cannot read the {what}: {error.strerror}") from None
-    return _parse_json(data, path, what)
+    return data
 
 
 def _parse_json(data: bytes, path: Path, what: str) -> Any:

@@ -63,11 +63,11 @@ def test_host_services_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("cri: {path: relative}", "cri.path: expected an absolute path"),
-        ("cri: {path: /x, ready: true}", "cri: expected exactly one of"),
-        ("cri: [1]", "cri: expected exactly one of"),
-        ("- a", "expected a mapping"),
-        ("cri: {path: [", "invalid YAML"),
+        ("cri: {path: relative}", "hs.yaml:1:13: cri.path: expected an absolute path"),
+        ("cri: {path: /x, ready: true}", "hs.yaml:1:6: cri: expected exactly one of"),
+        ("cri: [1]", "hs.yaml:1:6: cri: expected exactly one of"),
+        ("- a", "hs.yaml:1:1: expected a mapping"),
+        ("cri: {path: [", "hs.yaml:2:1: invalid YAML"),
     ],
 )
 def test_host_services_errors(tmp_path: Path, text: str, message: str) -> None:

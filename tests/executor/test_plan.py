@@ -41,11 +41,16 @@ def test_schema_errors_name_the_field(tmp_path: Path) -> None:
     plan = json.loads((tmp_path / "plan.json").read_text())
     plan["services"]["ext-a"]["restart"] = "sometimes"
     del plan["services"]["ext-a"]["digest"]
-    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    text = json.dumps(plan, indent=2)
+    (tmp_path / "plan.json").write_text(text)
     with pytest.raises(PlanError) as raised:
         load_plan(tmp_path, machine="x86_64")
     message = str(raised.value)
-    assert "services.ext-a.restart: 'sometimes' is not one of" in message
+    # Located like every input diagnostic: file:line:col of the offending value.
+    line = next(n for n, row in enumerate(text.splitlines(), 1) if '"sometimes"' in row)
+    col = text.splitlines()[line - 1].index('"sometimes"') + 1
+    where = f"{tmp_path / 'plan.json'}:{line}:{col}"
+    assert f"{where}: services.ext-a.restart: 'sometimes' is not one of" in message
     assert "'digest' is a required property" in message
 
 
