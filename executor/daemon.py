@@ -106,7 +106,9 @@ async def run_daemon(options: DaemonOptions, reporter: Reporter | None = None) -
             reporter.notice(f"cleaned up after a previous executor: {item}")
         recovery.record_cgroup_parents(plan, workspace)
 
-        configs = ConfigDirectory(options.config_dir, workspace.state_dir / "configs")
+        configs = ConfigDirectory(
+            options.config_dir, workspace.state_dir / "configs", on_problem=reporter.notice
+        )
         supervisor = Supervisor(
             plan,
             runtime,

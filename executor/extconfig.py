@@ -23,12 +23,12 @@ import asyncio
 import copy
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
-from executor.errors import LaunchError
+from compiler.load import iter_documents
+from executor.errors import LaunchError, located
 from executor.plan import ServicePlan
 
 if TYPE_CHECKING:
@@ -43,27 +43,80 @@ def source_name(mount_path: str) -> str:
     return mount_path.lstrip("/").replace("/", "-")
 
 
+# A file's (mtime, size): it is parsed again only when this changes.
+Signature = tuple[int, int]
+
+
 class ConfigDirectory:
-    def __init__(self, directory: Path | None, files_dir: Path) -> None:
+    def __init__(
+        self,
+        directory: Path | None,
+        files_dir: Path,
+        on_problem: Callable[[str], None] | None = None,
+    ) -> None:
         self.directory = directory
         self.files_dir = files_dir
+        # Told once about each invalid document (file:line:col: message).
+        self._on_problem = on_problem
         # Digest of the document each service last started with.
         self._applied: dict[str, str] = {}
+        self._parsed: dict[Path, tuple[Signature, list[dict[str, Any]]]] = {}
 
     def documents(self) -> dict[str, dict[str, Any]]:
-        """Valid ExtensionServiceConfig documents by name (invalid ones are not configuration)."""
+        """Valid ExtensionServiceConfig documents by name (invalid ones are not configuration).
+
+        Conditions ask every second; only files whose mtime or size changed are
+        read and parsed again.
+        """
         found: dict[str, dict[str, Any]] = {}
         if self.directory is None or not self.directory.is_dir():
+            self._parsed.clear()
             return found
+        present: set[Path] = set()
         for path in sorted(self.directory.glob("*.yaml")):
             try:
-                documents = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
-            except (OSError, yaml.YAMLError):
+                status = path.stat()
+            except OSError:
                 continue
-            for document in documents:
-                if _is_valid(document):
-                    found[document["name"]] = document
+            present.add(path)
+            signature = (status.st_mtime_ns, status.st_size)
+            cached = self._parsed.get(path)
+            if cached is None or cached[0] != signature:
+                cached = (signature, self._parse(path))
+                self._parsed[path] = cached
+            for document in cached[1]:
+                found[document["name"]] = document
+        for gone in set(self._parsed) - present:
+            del self._parsed[gone]
         return found
+
+    def _parse(self, path: Path) -> list[dict[str, Any]]:
+        """The valid documents of one file; each invalid one is reported, located."""
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            self._report(f"{path}: cannot read: {error.strerror}")
+            return []
+        valid: list[dict[str, Any]] = []
+        for document, problems in iter_documents(str(path), data):
+            for problem in problems:
+                where = f"{problem.file}:{problem.position.line}:{problem.position.col}"
+                self._report(f"{where}: {problem.message}")
+            if document is None or problems:
+                continue
+            reason = _invalid_reason(document.tree)
+            if reason is None:
+                valid.append(document.tree)
+            elif document.tree is not None and (
+                not isinstance(document.tree, dict) or document.tree.get("kind") == KIND
+            ):
+                field, message = reason
+                self._report(located(document.source_map, field, message))
+        return valid
+
+    def _report(self, message: str) -> None:
+        if self._on_problem is not None:
+            self._on_problem(f"ExtensionServiceConfig ignored: {message}")
 
     def has(self, name: str) -> bool:
         return name in self.documents()
@@ -118,22 +171,28 @@ class ConfigDirectory:
                     task.add_done_callback(restarts.discard)
 
 
-def _is_valid(document: Any) -> bool:
+def _invalid_reason(document: Any) -> tuple[tuple[str | int, ...], str] | None:
+    """Why ``document`` is not a usable ExtensionServiceConfig (field, message), or None."""
     if not isinstance(document, dict) or document.get("kind") != KIND:
-        return False
+        return (), f"not a {KIND} document"
     if not isinstance(document.get("name"), str):
-        return False
+        return (), "needs a name"
     files = document.get("configFiles", [])
     environment = document.get("environment", [])
-    if not isinstance(files, list) or not isinstance(environment, list):
-        return False
-    return all(
-        isinstance(f, dict)
-        and isinstance(f.get("content"), str)
-        and isinstance(f.get("mountPath"), str)
-        and f["mountPath"].startswith("/")
-        for f in files
-    ) and all(isinstance(e, str) for e in environment)
+    if not isinstance(files, list):
+        return ("configFiles",), "expected a list"
+    if not isinstance(environment, list):
+        return ("environment",), "expected a list"
+    for index, config_file in enumerate(files):
+        if not isinstance(config_file, dict) or not isinstance(config_file.get("content"), str):
+            return ("configFiles", index), "needs content (a string)"
+        mount_path = config_file.get("mountPath")
+        if not isinstance(mount_path, str) or not mount_path.startswith("/"):
+            return ("configFiles", index), "needs an absolute mountPath"
+    for index, entry in enumerate(environment):
+        if not isinstance(entry, str):
+            return ("environment", index), "expected a string"
+    return None
 
 
 def _digest(document: dict[str, Any]) -> str:

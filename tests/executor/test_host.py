@@ -209,6 +209,44 @@ def test_extension_service_config_is_applied_at_start(tmp_path: Path) -> None:
     assert source_name("/etc/a/b.conf") == "etc-a-b.conf"
 
 
+def test_invalid_configuration_documents_are_reported_once_with_a_position(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A broken document is not configuration, and the operator is told where it is broken
+    (once, not at every check); unchanged files are not read again."""
+    config_dir = tmp_path / "config"
+    config_dir.mkdir()
+    problems: list[str] = []
+    configs = ConfigDirectory(config_dir, tmp_path / "files", on_problem=problems.append)
+    broken = config_dir / "hello.yaml"
+    broken.write_text(
+        "apiVersion: v1alpha1\nkind: ExtensionServiceConfig\nname: hello\n"
+        "configFiles:\n  - content: x\n    mountPath: etc/relative\n"
+    )
+    (config_dir / "bad.yaml").write_text("name: [\n")
+    assert not configs.has("hello")
+    assert not configs.has("hello")
+    assert problems == [
+        f"ExtensionServiceConfig ignored: {config_dir / 'bad.yaml'}:2:1: invalid YAML: "
+        "did not find expected node content (while parsing a flow node)",
+        f"ExtensionServiceConfig ignored: {broken}:5:5: "
+        "configFiles[0]: needs an absolute mountPath",
+    ]
+    reads: list[Path] = []
+    real_read = Path.read_bytes
+
+    def counting_read(self: Path) -> bytes:
+        reads.append(self)
+        return real_read(self)
+
+    monkeypatch.setattr(Path, "read_bytes", counting_read)
+    configs.has("hello")
+    assert reads == []
+    broken.write_text(broken.read_text().replace("etc/relative", "/etc/absolute"))
+    assert configs.has("hello")
+    assert reads == [broken]
+
+
 def test_cgroup_dirs_are_found_and_removed_in_every_hierarchy(tmp_path: Path) -> None:
     for controller in ("memory", "pids"):
         leaf = tmp_path / controller / "system" / "extensions" / "a"
