@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from compiler.cli import EXIT_INVALID_INPUT, EXIT_USAGE
+from compiler.cli import EXIT_INVALID_INPUT
 from compiler.defaults import DEFAULT_ROOTFS_BASE
 from compiler.diagnostics import Diagnostic
 
@@ -155,6 +155,3 @@ def schema_command(which: str) -> None:
     text = resources.files("compiler.schemas").joinpath(name).read_text("utf-8")
     # Re-serialise so the output is canonical whatever the file's formatting.
     click.echo(json.dumps(json.loads(text), indent=2, sort_keys=True))
-
-
-__all__ = ["EXIT_USAGE", "compile_command", "schema_command", "validate_command"]

@@ -139,17 +139,13 @@ def _root(service: Service, context: BuildContext, origins: _Origins) -> dict[st
 
 
 def _path_list(
-    given: tuple[str, ...] | None,
-    default: tuple[str, ...],
-    key: str,
-    yaml_key: str,
-    origins: _Origins,
+    given: tuple[str, ...] | None, default: tuple[str, ...], key: str, origins: _Origins
 ) -> list[str]:
     """Masked/readonly paths: absent -> containerd defaults; [] -> none; list -> list."""
     if given is None:
         origins.from_default(f"linux.{key}", defaults.ORIGIN_CONTAINERD)
         return list(default)
-    origins.from_input(f"linux.{key}", ("container", "security", yaml_key), yaml_key)
+    origins.from_input(f"linux.{key}", ("container", "security", key), key)
     return list(given)
 
 
@@ -171,14 +167,10 @@ def _linux(service: Service, context: BuildContext, origins: _Origins) -> dict[s
         "linux.seccomp", "containerd default seccomp profile for the granted capabilities"
     )
     masked = _path_list(
-        security.masked_paths, defaults.DEFAULT_MASKED_PATHS, "maskedPaths", "maskedPaths", origins
+        security.masked_paths, defaults.DEFAULT_MASKED_PATHS, "maskedPaths", origins
     )
     readonly = _path_list(
-        security.readonly_paths,
-        defaults.DEFAULT_READONLY_PATHS,
-        "readonlyPaths",
-        "readonlyPaths",
-        origins,
+        security.readonly_paths, defaults.DEFAULT_READONLY_PATHS, "readonlyPaths", origins
     )
     # An empty list is written as no key at all (Go's omitempty), not as [].
     if masked:

@@ -37,17 +37,14 @@ def find_static_busybox() -> Path | None:
     """The busybox-static binary (it must be static: the rootfs has no libc)."""
     for candidate in BUSYBOX_CANDIDATES:
         path = Path(candidate)
-        if path.is_file() and path.read_bytes()[:4] == b"\x7fELF" and not _is_dynamic(path):
+        if not path.is_file():
+            continue
+        with path.open("rb") as binary:
+            head = binary.read(4096)
+        # A dynamic ELF names its interpreter near the start; a static one does not.
+        if head[:4] == b"\x7fELF" and b"/ld-linux" not in head:
             return path
     return None
-
-
-def _is_dynamic(path: Path) -> bool:
-    # A dynamic ELF carries an interpreter path; a static busybox does not.
-    return (
-        b"/lib64/ld-linux" in path.read_bytes()[:4096]
-        or b"/lib/ld-linux" in path.read_bytes()[:4096]
-    )
 
 
 def make_busybox_rootfs(root: Path) -> Path:
