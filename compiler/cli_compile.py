@@ -149,9 +149,9 @@ def validate_command(sources: tuple[str, ...], strict: bool, quiet: bool) -> Non
 )
 def schema_command(which: str) -> None:
     """Print the JSON Schema of the service file format (for editors and linters)."""
-    from importlib import resources
+    from compiler.packagedata import SCHEMAS_DIR
 
     name = "plan.schema.json" if which == "plan" else "service.schema.json"
-    text = resources.files("compiler.schemas").joinpath(name).read_text("utf-8")
+    text = (SCHEMAS_DIR / name).read_text("utf-8")
     # Re-serialise so the output is canonical whatever the file's formatting.
     click.echo(json.dumps(json.loads(text), indent=2, sort_keys=True))

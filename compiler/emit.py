@@ -15,10 +15,10 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from compiler.packagedata import SCHEMAS_DIR, oci_schemas_dir, read_json
 from compiler.schemacheck import SchemaError, Validator, compile_schema
 
 PLAN_FILE = "plan.json"
@@ -32,11 +32,6 @@ def canonical_json(value: Any) -> bytes:
     return (json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def _load_json_resource(package: str, name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(resources.files(package).joinpath(name).read_text("utf-8"))
-    return data
-
-
 # The runtime-spec schema lists only private/shared/slave/unbindable for
 # rootfsPropagation, but runc maps the recursive forms too (rshared ->
 # MS_SHARED|MS_REC) and Talos passes the YAML value straight through, so the
@@ -47,12 +42,7 @@ RECURSIVE_PROPAGATION_MODES = ("rprivate", "rshared", "rslave", "runbindable")
 
 @cache
 def _oci_config_validator() -> Validator:
-    names = [
-        entry.name
-        for entry in resources.files("oci_schemas").iterdir()
-        if entry.name.endswith(".json")
-    ]
-    documents = {name: _load_json_resource("oci_schemas", name) for name in names}
+    documents = {path.name: read_json(path) for path in sorted(oci_schemas_dir().glob("*.json"))}
     propagation = documents["defs-linux.json"]["definitions"]["RootfsPropagation"]
     propagation["enum"] = [*propagation["enum"], *RECURSIVE_PROPAGATION_MODES]
     return compile_schema(documents["config-schema.json"], documents)
@@ -60,7 +50,7 @@ def _oci_config_validator() -> Validator:
 
 @cache
 def _plan_validator() -> Validator:
-    return compile_schema(_load_json_resource("compiler.schemas", "plan.schema.json"))
+    return compile_schema(read_json(SCHEMAS_DIR / "plan.schema.json"))
 
 
 def oci_config_errors(config: Mapping[str, Any]) -> Iterator[SchemaError]:

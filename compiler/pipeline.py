@@ -9,12 +9,10 @@ exactly the same code as a real compile.
 from __future__ import annotations
 
 import hashlib
-import json
 import platform
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
 from typing import Any
 
 from compiler import emit
@@ -23,6 +21,7 @@ from compiler.diagnostics import Diagnostic, has_errors
 from compiler.load import format_path
 from compiler.model import Service
 from compiler.oci import BuildContext, BuiltConfig, build_config
+from compiler.packagedata import SECCOMP_DIR, read_json
 from compiler.plan import build_plan, bundle_dir
 from compiler.sources import SourceFile
 
@@ -37,9 +36,7 @@ def host_arch() -> str | None:
 
 @cache
 def seccomp_profile(arch: str) -> dict[str, Any]:
-    text = resources.files("compiler.seccomp").joinpath(f"default-{arch}.json").read_text("utf-8")
-    profile: dict[str, Any] = json.loads(text)
-    return profile
+    return read_json(SECCOMP_DIR / f"default-{arch}.json")
 
 
 @dataclass(frozen=True)

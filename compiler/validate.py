@@ -8,14 +8,13 @@ terms of the format (what a dependency must name, what a path must look like).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from functools import cache
-from importlib import resources
 from typing import Any
 
 from compiler.diagnostics import Diagnostic, did_you_mean
 from compiler.load import FieldPath, LoadedDocument, SourceMap
+from compiler.packagedata import SCHEMAS_DIR, read_json
 from compiler.schemacheck import SchemaError, Validator, compile_schema
 
 DEPENDENCY_KINDS = ("service", "path", "network", "time", "configuration")
@@ -23,9 +22,7 @@ DEPENDENCY_KINDS = ("service", "path", "network", "time", "configuration")
 
 @cache
 def service_schema() -> dict[str, Any]:
-    text = resources.files("compiler.schemas").joinpath("service.schema.json").read_text("utf-8")
-    schema: dict[str, Any] = json.loads(text)
-    return schema
+    return read_json(SCHEMAS_DIR / "service.schema.json")
 
 
 @cache
