@@ -23,9 +23,10 @@ $(STAMP): pyproject.toml
 install: system-deps $(STAMP)
 
 lint: install
-	$(BIN)/ruff check compiler executor tests bench
-	$(BIN)/ruff format --check compiler executor
+	$(BIN)/ruff check extsvc compiler executor tests bench examples
+	$(BIN)/ruff format --check extsvc compiler executor
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 test: install lint
 	$(BIN)/pytest -q

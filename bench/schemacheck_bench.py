@@ -54,7 +54,7 @@ def main() -> int:
     schema = documents["config-schema.json"]
     config = json.loads(args.config.read_text())
 
-    from compiler import schemacheck
+    from extsvc.compiler.format import schemacheck
 
     ours = schemacheck.compile_schema(schema, documents)
     compile_ours = min(
@@ -81,8 +81,8 @@ def main() -> int:
     print(f"compile_schema(config-schema.json): {compile_ours * 1e3:.1f} ms (once per process)")
     print("import, fresh interpreter (best of 5):")
     for module, preloaded in [
-        ("compiler.schemacheck", ""),
-        ("compiler.schemacheck", "re, dataclasses"),
+        ("extsvc.compiler.format.schemacheck", ""),
+        ("extsvc.compiler.format.schemacheck", "re, dataclasses"),
         ("jsonschema", ""),
     ]:
         after = f" after importing {preloaded}" if preloaded else ""

@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from compiler import rules
-from compiler.diagnostics import Diagnostic, Position, Severity, has_errors, sort_key
-from compiler.load import iter_documents
-from compiler.model import Service, service_from_tree
-from compiler.resolve import ServiceTable, resolve
-from compiler.sources import SourceFile
-from compiler.validate import validate_document
+from extsvc.compiler import rules
+from extsvc.compiler.format.diagnostics import Diagnostic, Position, Severity, has_errors, sort_key
+from extsvc.compiler.format.load import iter_documents
+from extsvc.compiler.model import Service, service_from_tree
+from extsvc.compiler.resolve import ServiceTable, resolve
+from extsvc.compiler.sources import SourceFile
+from extsvc.compiler.validate import validate_document
 
 
 @dataclass(frozen=True)

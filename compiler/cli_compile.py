@@ -9,9 +9,9 @@ from pathlib import Path
 
 import click
 
-from compiler.cli import EXIT_INVALID_INPUT
-from compiler.defaults import DEFAULT_ROOTFS_BASE
-from compiler.diagnostics import Diagnostic
+from extsvc.compiler.defaults import DEFAULT_ROOTFS_BASE
+from extsvc.compiler.format.diagnostics import Diagnostic
+from extsvc.compiler.format.exitcodes import EXIT_INVALID_INPUT
 
 
 def _print_diagnostics(diagnostics: Sequence[Diagnostic]) -> None:
@@ -79,9 +79,10 @@ def compile_command(
     strict: bool,
 ) -> None:
     """Compile service YAML files (or directories of *.yaml) into OCI bundles and a plan."""
-    from compiler.emit import OutputError, write_tree
-    from compiler.pipeline import CompileOptions, compile_sources, host_arch
-    from compiler.sources import collect_sources
+    from extsvc.compiler.emit import OutputError, write_tree
+    from extsvc.compiler.format.plan import host_arch
+    from extsvc.compiler.pipeline import CompileOptions, compile_sources
+    from extsvc.compiler.sources import collect_sources
 
     target_arch = arch or host_arch()
     if target_arch is None:
@@ -119,8 +120,8 @@ def compile_command(
 @click.option("-q", "--quiet", is_flag=True, help="Print diagnostics only, no summary.")
 def validate_command(sources: tuple[str, ...], strict: bool, quiet: bool) -> None:
     """Check service files (all rules, across the whole set); write nothing."""
-    from compiler.check import check_sources
-    from compiler.sources import collect_sources
+    from extsvc.compiler.check import check_sources
+    from extsvc.compiler.sources import collect_sources
 
     files, read_problems = collect_sources(sources)
     _require_sources(len(files), read_problems)
@@ -149,9 +150,8 @@ def validate_command(sources: tuple[str, ...], strict: bool, quiet: bool) -> Non
 )
 def schema_command(which: str) -> None:
     """Print the JSON Schema of the service file format (for editors and linters)."""
-    from compiler.packagedata import SCHEMAS_DIR
+    from extsvc.compiler.format.schemas import schema_text
 
-    name = "plan.schema.json" if which == "plan" else "service.schema.json"
-    text = (SCHEMAS_DIR / name).read_text("utf-8")
+    text = schema_text(which)
     # Re-serialise so the output is canonical whatever the file's formatting.
     click.echo(json.dumps(json.loads(text), indent=2, sort_keys=True))

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+# The capability table is part of the contract: the executor decodes masks with it.
+from extsvc.compiler.format.capabilities import GRANTED_CAPABILITIES as GRANTED_CAPABILITIES
+
 OCI_VERSION = "1.3.0"  # what containerd v2 writes
 DEFAULT_ROOTFS_BASE = "/usr/local/lib/containers"
-CGROUP_PARENT = "/system/extensions"  # Talos constants.CgroupExtensions
 OOM_SCORE_ADJ = -600  # Talos runner.WithOOMScoreAdj(-600)
 
 ORIGIN_CONTAINERD = "containerd default spec"
@@ -92,54 +94,3 @@ DEFAULT_READONLY_PATHS: tuple[str, ...] = (
 
 # Talos keeps the host's network and IPC namespaces; no cgroup or user namespace.
 NAMESPACES: tuple[str, ...] = ("pid", "uts", "mount")
-
-# Every Linux capability, index = its number (linux/capability.h), 0 .. 40
-# (CAP_CHOWN .. CAP_CHECKPOINT_RESTORE). The executor decodes /proc bitmasks with it.
-LINUX_CAPABILITIES: tuple[str, ...] = (
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-)
-ALL_CAPABILITIES: frozenset[str] = frozenset(LINUX_CAPABILITIES)
-# Talos capability.AllGrantableCapabilities(): all but these two. A fixed list,
-# sorted (Talos's own order is random), never read from the build host.
-NOT_GRANTED: frozenset[str] = frozenset({"CAP_SYS_BOOT", "CAP_SYS_MODULE"})
-GRANTED_CAPABILITIES: tuple[str, ...] = tuple(sorted(ALL_CAPABILITIES - NOT_GRANTED))

@@ -18,10 +18,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from compiler.packagedata import SCHEMAS_DIR, oci_schemas_dir, read_json
-from compiler.schemacheck import SchemaError, Validator, compile_schema
-
-PLAN_FILE = "plan.json"
+from extsvc.compiler.format.plan import PLAN_FILE
+from extsvc.compiler.format.schemacheck import SchemaError, Validator, compile_schema
+from extsvc.compiler.format.schemas import validator
+from extsvc.compiler.packagedata import oci_schemas_dir, read_json
 
 
 class OutputError(Exception):
@@ -48,18 +48,13 @@ def _oci_config_validator() -> Validator:
     return compile_schema(documents["config-schema.json"], documents)
 
 
-@cache
-def _plan_validator() -> Validator:
-    return compile_schema(read_json(SCHEMAS_DIR / "plan.schema.json"))
-
-
 def oci_config_errors(config: Mapping[str, Any]) -> Iterator[SchemaError]:
     """Where ``config`` breaks the vendored OCI runtime-spec v1.3.0 schema (a bug if anywhere)."""
     return _oci_config_validator().iter_errors(config)
 
 
 def plan_errors(plan: Mapping[str, Any]) -> Iterator[SchemaError]:
-    return _plan_validator().iter_errors(plan)
+    return validator("plan").iter_errors(plan)
 
 
 def _is_previous_output(out: Path) -> bool:

@@ -12,15 +12,8 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
-from compiler.load import FieldPath, SourceMap
-
-EXTENSION_ID_PREFIX = "ext-"
-
-
-class Restart(enum.Enum):
-    ALWAYS = "always"
-    NEVER = "never"
-    UNTIL_SUCCESS = "untilSuccess"
+from extsvc.compiler.format.load import FieldPath, SourceMap
+from extsvc.compiler.format.plan import RestartPolicy, service_id
 
 
 class DependencyKind(enum.Enum):
@@ -74,13 +67,13 @@ class Service:
     name: str
     container: Container
     depends: tuple[Dependency, ...]
-    restart: Restart
+    restart: RestartPolicy
     log_to_console: bool
     source_map: SourceMap
 
     @property
     def id(self) -> str:
-        return EXTENSION_ID_PREFIX + self.name
+        return service_id(self.name)
 
     @property
     def file(self) -> str:
@@ -144,7 +137,7 @@ def service_from_tree(tree: dict[str, Any], source_map: SourceMap) -> Service:
             _dependency(dependency, ("depends", index))
             for index, dependency in enumerate(tree.get("depends") or ())
         ),
-        restart=Restart(tree["restart"]),
+        restart=RestartPolicy(tree["restart"]),
         log_to_console=bool(tree.get("logToConsole", False)),
         source_map=source_map,
     )

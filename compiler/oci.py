@@ -18,10 +18,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from compiler import defaults
-from compiler.diagnostics import Position
-from compiler.load import FieldPath
-from compiler.model import Mount, Service
+from extsvc.compiler import defaults
+from extsvc.compiler.format.diagnostics import Position
+from extsvc.compiler.format.load import FieldPath
+from extsvc.compiler.format.plan import cgroups_path
+from extsvc.compiler.model import Mount, Service
 
 
 @dataclass(frozen=True)
@@ -152,7 +153,7 @@ def _path_list(
 def _linux(service: Service, context: BuildContext, origins: _Origins) -> dict[str, Any]:
     security = service.container.security
     linux: dict[str, Any] = {
-        "cgroupsPath": f"{defaults.CGROUP_PARENT}/{service.name}",
+        "cgroupsPath": cgroups_path(service.name),
         "namespaces": [{"type": namespace} for namespace in defaults.NAMESPACES],
         "resources": {"devices": [{"allow": True, "access": "rwm"}]},
         # Shared, never mutated: every config of one architecture holds the same profile.

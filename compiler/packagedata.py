@@ -1,4 +1,4 @@
-"""The data files shipped with the compiler: schemas, seccomp profiles, OCI schemas.
+"""The data files shipped with the compiler: seccomp profiles and the OCI schemas.
 
 They are plain files beside the modules in every install (a wheel or an
 editable checkout), so they are found from ``__file__`` rather than through
@@ -12,15 +12,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-SCHEMAS_DIR = Path(__file__).parent / "schemas"
 SECCOMP_DIR = Path(__file__).parent / "seccomp"
 
 
 def oci_schemas_dir() -> Path:
-    """The vendored oci-schemas/ folder, installed as the data package ``oci_schemas``."""
+    """The vendored oci-schemas/ folder, installed as the data package ``extsvc.oci_schemas``."""
     from importlib.util import find_spec
 
-    spec = find_spec("oci_schemas")
+    spec = find_spec("extsvc.oci_schemas")
     if spec is None or spec.origin is None:
         raise FileNotFoundError(
             "the oci_schemas data package is not installed (pip install extsvc)"

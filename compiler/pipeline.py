@@ -9,29 +9,21 @@ exactly the same code as a real compile.
 from __future__ import annotations
 
 import hashlib
-import platform
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from compiler import emit
-from compiler.check import check_sources
-from compiler.diagnostics import Diagnostic, has_errors
-from compiler.load import format_path
-from compiler.model import Service
-from compiler.oci import BuildContext, BuiltConfig, build_config
-from compiler.packagedata import SECCOMP_DIR, read_json
-from compiler.plan import build_plan, bundle_dir
-from compiler.sources import SourceFile
-
-ARCHITECTURES = ("amd64", "arm64")
-_MACHINE_TO_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
-
-
-def host_arch() -> str | None:
-    """The build host's architecture in OCI terms, or None if we have no profile for it."""
-    return _MACHINE_TO_ARCH.get(platform.machine().lower())
+from extsvc.compiler import emit
+from extsvc.compiler.check import check_sources
+from extsvc.compiler.format.diagnostics import Diagnostic, has_errors
+from extsvc.compiler.format.load import format_path
+from extsvc.compiler.format.plan import PLAN_FILE, bundle_dir
+from extsvc.compiler.model import Service
+from extsvc.compiler.oci import BuildContext, BuiltConfig, build_config
+from extsvc.compiler.packagedata import SECCOMP_DIR, read_json
+from extsvc.compiler.plan import build_plan
+from extsvc.compiler.sources import SourceFile
 
 
 @cache
@@ -89,7 +81,7 @@ def compile_sources(sources: Sequence[SourceFile], options: CompileOptions) -> C
     if plan_problems:
         first = next(iter(table.services.values()))
         bugs.append(_schema_bug(first, "plan.json", plan_problems))
-    files[emit.PLAN_FILE] = emit.canonical_json(plan)
+    files[PLAN_FILE] = emit.canonical_json(plan)
     if bugs:
         return CompileResult(checked.diagnostics + tuple(bugs))
     return CompileResult(checked.diagnostics, files, built)

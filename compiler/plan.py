@@ -10,18 +10,11 @@ import posixpath
 from collections.abc import Mapping
 from typing import Any
 
-from compiler import __version__
-from compiler.model import DependencyKind, Service
-from compiler.oci import rootfs_path
-from compiler.resolve import ServiceTable, extension_dependencies, host_dependencies
-
-PLAN_API_VERSION = "extsvc/v1"
-# Network checks in a fixed order, whatever order the YAML lists them in.
-NETWORK_CHECK_ORDER = ("addresses", "connectivity", "hostname", "etcfiles")
-
-
-def bundle_dir(name: str) -> str:
-    return f"bundles/{name}"
+from extsvc.compiler import __version__
+from extsvc.compiler.format.plan import NETWORK_CHECKS, PLAN_API_VERSION, bundle_dir
+from extsvc.compiler.model import DependencyKind, Service
+from extsvc.compiler.oci import rootfs_path
+from extsvc.compiler.resolve import ServiceTable, extension_dependencies, host_dependencies
 
 
 def _mount_sources(service: Service) -> list[str]:
@@ -42,7 +35,7 @@ def _depends(service: Service) -> dict[str, Any]:
         "services": list(extension_dependencies(service)),
         "hostServices": list(host_dependencies(service)),
         "paths": list(dict.fromkeys(paths)),
-        "network": [check for check in NETWORK_CHECK_ORDER if check in network],
+        "network": [check for check in NETWORK_CHECKS if check in network],
         "time": DependencyKind.TIME in kinds,
         "configuration": DependencyKind.CONFIGURATION in kinds,
     }

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from compiler.diagnostics import Diagnostic, did_you_mean
-from compiler.model import EXTENSION_ID_PREFIX, Dependency, DependencyKind, Service
+from extsvc.compiler.format.diagnostics import Diagnostic, did_you_mean
+from extsvc.compiler.format.plan import EXTENSION_ID_PREFIX, is_extension_id
+from extsvc.compiler.model import Dependency, DependencyKind, Service
 
 
 @dataclass(frozen=True)
@@ -27,10 +28,6 @@ class ServiceTable:
 
 def service_dependencies(service: Service) -> Iterator[Dependency]:
     return (d for d in service.depends if d.kind is DependencyKind.SERVICE)
-
-
-def is_extension_id(service_id: str) -> bool:
-    return service_id.startswith(EXTENSION_ID_PREFIX)
 
 
 def extension_dependencies(service: Service) -> tuple[str, ...]:

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from compiler.diagnostics import Diagnostic, Severity
-from compiler.load import SourceMap
+from extsvc.compiler.format.diagnostics import Diagnostic, Severity
+from extsvc.compiler.format.load import SourceMap
 
 
 def _field(tree: Any, *path: str) -> Any:

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from compiler.diagnostics import Diagnostic, Position, Severity
-from compiler.load import MAX_FILE_BYTES
+from extsvc.compiler.format.diagnostics import Diagnostic, Position, Severity
+from extsvc.compiler.format.load import MAX_FILE_BYTES
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Validate: check a loaded tree against the input JSON Schema, as diagnostics.
 
-The schema (``compiler/schemas/service.schema.json``) is the single statement
+The schema (``compiler/format/schemas/service.schema.json``) is the single statement
 of the format: ``extsvc schema`` prints it for editors and this module checks
 it. Schema errors are generic, so the common cases are reworded here in the
 terms of the format (what a dependency must name, what a path must look like).
@@ -12,22 +12,16 @@ from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
-from compiler.diagnostics import Diagnostic, did_you_mean
-from compiler.load import FieldPath, LoadedDocument, SourceMap
-from compiler.packagedata import SCHEMAS_DIR, read_json
-from compiler.schemacheck import SchemaError, Validator, compile_schema
+from extsvc.compiler.format.diagnostics import Diagnostic, did_you_mean
+from extsvc.compiler.format.load import FieldPath, LoadedDocument, SourceMap
+from extsvc.compiler.format.schemacheck import SchemaError
+from extsvc.compiler.format.schemas import schema, validator
 
 DEPENDENCY_KINDS = ("service", "path", "network", "time", "configuration")
 
 
-@cache
 def service_schema() -> dict[str, Any]:
-    return read_json(SCHEMAS_DIR / "service.schema.json")
-
-
-@cache
-def _service_validator() -> Validator:
-    return compile_schema(service_schema())
+    return schema("service")
 
 
 def drop_nulls(tree: Any) -> Any:
@@ -183,11 +177,11 @@ def validate_document(document: LoadedDocument) -> tuple[Any, list[Diagnostic]]:
         ]
     tree = drop_nulls(document.tree)
     diagnostics = [
-        _reword(error, tree, source_map) for error in _service_validator().iter_errors(tree)
+        _reword(error, tree, source_map) for error in validator("service").iter_errors(tree)
     ]
     return tree, diagnostics
 
 
 def iter_schema_errors(tree: Any) -> Iterator[SchemaError]:
     """Raw schema errors (for tests that compare with the jsonschema oracle)."""
-    return _service_validator().iter_errors(tree)
+    return validator("service").iter_errors(tree)

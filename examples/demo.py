@@ -20,7 +20,7 @@ sys.path.insert(0, str(REPO))
 
 from tests.support.rootfs import find_static_busybox, make_busybox_rootfs  # noqa: E402
 
-EXTSVC = [sys.executable, "-m", "compiler.cli"]
+EXTSVC = [sys.executable, "-m", "extsvc"]
 RUN_SECONDS = 5
 
 HELLO = """#!/bin/sh

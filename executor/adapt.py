@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from executor.capabilities import names_from_mask
+from extsvc.compiler.format.capabilities import names_from_mask
 
 CAPABILITY_SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
 

@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import click
-
-from executor.durations import parse_duration
-from executor.errors import ExecutorError
+from extsvc.executor.durations import parse_duration
+from extsvc.executor.errors import ExecutorError
 
 STATE_DIR_HELP = "Executor state directory (holds the control socket)."
 DEFAULT_STATE_DIR = "/run/extsvc"
@@ -142,8 +141,8 @@ def run_command(
     quiet: bool,
 ) -> None:
     """Run the compiled plan in OUT until SIGTERM/SIGINT (foreground daemon, as root)."""
-    from executor.daemon import DaemonOptions, Reporter, run_daemon
-    from executor.logs import ConsoleKind
+    from extsvc.executor.daemon import DaemonOptions, Reporter, run_daemon
+    from extsvc.executor.logs import ConsoleKind
 
     options = DaemonOptions(
         plan=out,
@@ -171,7 +170,7 @@ def run_command(
 
 
 def _client(state_dir: Path) -> Any:
-    from executor.control import ControlClient
+    from extsvc.executor.control import ControlClient
 
     return ControlClient(state_dir)
 
@@ -193,7 +192,7 @@ def service_command(
     service_id: str | None, action: str | None, state_dir: Path, output: str
 ) -> None:
     """List services, show one (ID, state, PID, events), or start/stop/restart it."""
-    from executor import render
+    from extsvc.executor import render
 
     with reported_errors():
         client = _client(state_dir)

@@ -14,10 +14,10 @@ import shutil
 from collections.abc import Callable
 from typing import Protocol
 
-from executor import hostprobes
-from executor.hostservices import ReadinessRule
-from executor.plan import ServicePlan
-from executor.processes import run_process
+from extsvc.compiler.format.plan import ServicePlan
+from extsvc.executor import hostprobes
+from extsvc.executor.hostservices import ReadinessRule
+from extsvc.executor.processes import run_process
 
 READINESS_COMMAND_TIMEOUT = 10.0
 

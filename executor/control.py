@@ -25,15 +25,15 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-from executor import status
-from executor.errors import (
+from extsvc.executor import status
+from extsvc.executor.errors import (
     DaemonUnreachableError,
     EnvironmentMissingError,
     ExecutorError,
     InvalidInputError,
     UnknownServiceError,
 )
-from executor.supervisor import Supervisor
+from extsvc.executor.supervisor import Supervisor
 
 SOCKET_NAME = "control.sock"
 MAX_REQUEST_BYTES = 64 * 1024

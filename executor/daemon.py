@@ -13,20 +13,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from executor import mounts, reaper, recovery
-from executor.adapt import HostFacts
-from executor.clock import SystemClock
-from executor.control import SOCKET_NAME, ControlHandler, ControlServer
-from executor.errors import EnvironmentMissingError
-from executor.extconfig import ConfigDirectory
-from executor.hostservices import load_host_services
-from executor.logs import ConsoleKind, make_console
-from executor.plan import Plan, load_plan
-from executor.runc import RuncRuntime
-from executor.runner import RestartTiming, RunnerSettings
-from executor.states import Event
-from executor.supervisor import Supervisor
-from executor.workspace import Workspace
+from extsvc.compiler.format.plan import Plan, load_plan
+from extsvc.compiler.format.plan import PlanError as FormatPlanError
+from extsvc.executor import mounts, reaper, recovery
+from extsvc.executor.adapt import HostFacts
+from extsvc.executor.clock import SystemClock
+from extsvc.executor.control import SOCKET_NAME, ControlHandler, ControlServer
+from extsvc.executor.errors import EnvironmentMissingError, PlanError
+from extsvc.executor.extconfig import ConfigDirectory
+from extsvc.executor.hostservices import load_host_services
+from extsvc.executor.logs import ConsoleKind, make_console
+from extsvc.executor.runc import RuncRuntime
+from extsvc.executor.runner import RestartTiming, RunnerSettings
+from extsvc.executor.states import Event
+from extsvc.executor.supervisor import Supervisor
+from extsvc.executor.workspace import Workspace
 
 DEFAULT_STATE_DIR = Path("/run/extsvc")
 DEFAULT_LOG_DIR = Path("/var/log/extsvc")
@@ -84,7 +85,10 @@ def check_environment(options: DaemonOptions) -> str:
 def prepare(options: DaemonOptions) -> tuple[str, Plan]:
     """Everything that can fail before the daemon touches the host."""
     binary = check_environment(options)
-    return binary, load_plan(options.plan)
+    try:
+        return binary, load_plan(options.plan)
+    except FormatPlanError as error:
+        raise PlanError(str(error)) from None
 
 
 async def run_daemon(options: DaemonOptions, reporter: Reporter | None = None) -> None:

@@ -6,8 +6,6 @@ The exit codes are DESIGN §7's.
 
 from __future__ import annotations
 
-from compiler.load import FieldPath, SourceMap, format_path
-
 
 class ExecutorError(Exception):
     """Base of every error the CLI reports."""
@@ -41,10 +39,3 @@ class DaemonUnreachableError(EnvironmentMissingError):
 
 class LaunchError(ExecutorError):
     """A container could not be started (mount, config or runc failure)."""
-
-
-def located(source_map: SourceMap, field: FieldPath, message: str) -> str:
-    """``file:line:col: field: message``, the form every input diagnostic takes."""
-    position = source_map.value_position(field)
-    prefix = f"{source_map.file}:{position.line}:{position.col}: "
-    return prefix + (f"{format_path(field)}: " if field else "") + message

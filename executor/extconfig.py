@@ -27,12 +27,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from compiler.load import iter_documents
-from executor.errors import LaunchError, located
-from executor.plan import ServicePlan
+from extsvc.compiler.format.load import iter_documents, located
+from extsvc.compiler.format.plan import ServicePlan, service_id
+from extsvc.executor.errors import LaunchError
 
 if TYPE_CHECKING:
-    from executor.supervisor import Supervisor
+    from extsvc.executor.supervisor import Supervisor
 
 KIND = "ExtensionServiceConfig"
 WATCH_INTERVAL = 1.0
@@ -163,7 +163,7 @@ class ConfigDirectory:
         while not stop.is_set():
             await asyncio.sleep(WATCH_INTERVAL)
             for name in self.changed_services():
-                runner = supervisor.runners.get(f"ext-{name}")
+                runner = supervisor.runners.get(service_id(name))
                 self._applied.pop(name, None)
                 if runner is not None and runner.active:
                     task = asyncio.create_task(runner.restart())

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from compiler.load import SourceMap, iter_documents
-from executor.errors import InvalidInputError, located
+from extsvc.compiler.format.load import SourceMap, iter_documents, located
+from extsvc.executor.errors import InvalidInputError
 
 RULE_KINDS = ("path", "systemd", "command", "ready")
 

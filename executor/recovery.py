@@ -14,13 +14,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from executor import cgroups, mounts
-from executor.errors import EnvironmentMissingError
-from executor.plan import Plan
-from executor.runc import RuncRuntime
-from executor.workspace import Workspace
+from extsvc.compiler.format.plan import Plan, cgroups_path, service_name
+from extsvc.executor import cgroups, mounts
+from extsvc.executor.errors import EnvironmentMissingError
+from extsvc.executor.runc import RuncRuntime
+from extsvc.executor.workspace import Workspace
 
-DEFAULT_CGROUP_PARENT = "/system/extensions"
 CGROUP_PARENTS_FILE = "cgroup-parents.json"
 
 
@@ -54,11 +53,10 @@ class StateLock:
 
 def cgroup_paths(plan: Plan, extra_names: set[str]) -> set[str]:
     paths = {
-        service.spec.get("linux", {}).get("cgroupsPath")
-        or f"{DEFAULT_CGROUP_PARENT}/{service.name}"
+        service.spec.get("linux", {}).get("cgroupsPath") or cgroups_path(service.name)
         for service in plan.services.values()
     }
-    paths.update(f"{DEFAULT_CGROUP_PARENT}/{name}" for name in extra_names)
+    paths.update(cgroups_path(name) for name in extra_names)
     return paths
 
 
@@ -73,7 +71,7 @@ async def clean_leftovers(plan: Plan, runtime: RuncRuntime) -> list[str]:
             continue
         await runtime.remove_container(container_id)
         cleaned.append(f"container {container_id} ({container.get('status', 'unknown')})")
-        names.add(container_id.removeprefix("ext-"))
+        names.add(service_name(container_id))
     for sub in ("rootfs", "overlay"):
         for point in mounts.mounts_under(workspace.state_dir / sub):
             mounts.unmount(point)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from executor.durations import format_duration
+from extsvc.executor.durations import format_duration
 
 
 def _age(now: float, timestamp: float) -> str:

@@ -17,14 +17,13 @@ import os
 from typing import Any
 
 import psutil
-
-from executor import cgroups
-from executor.errors import LaunchError
-from executor.inotify import FileWatch
-from executor.plan import ServicePlan
-from executor.processes import run_process
-from executor.runtime import OutputSink
-from executor.workspace import Workspace
+from extsvc.compiler.format.plan import ServicePlan
+from extsvc.executor import cgroups
+from extsvc.executor.errors import LaunchError
+from extsvc.executor.inotify import FileWatch
+from extsvc.executor.processes import run_process
+from extsvc.executor.runtime import OutputSink
+from extsvc.executor.workspace import Workspace
 
 MAX_LINE_BYTES = 64 * 1024
 # After the init exits, its pipe closes as soon as the last container process is gone.

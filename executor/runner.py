@@ -21,15 +21,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from executor.adapt import HostFacts, adapt_spec
-from executor.clock import Clock
-from executor.conditions import Condition
-from executor.durations import format_duration
-from executor.errors import LaunchError
-from executor.logs import ServiceLog
-from executor.plan import RestartPolicy, ServicePlan
-from executor.runtime import Container, ContainerRuntime
-from executor.states import TRANSITIONS, Event, EventHistory, ServiceState
+from extsvc.compiler.format.plan import RestartPolicy, ServicePlan
+from extsvc.executor.adapt import HostFacts, adapt_spec
+from extsvc.executor.clock import Clock
+from extsvc.executor.conditions import Condition
+from extsvc.executor.durations import format_duration
+from extsvc.executor.errors import LaunchError
+from extsvc.executor.logs import ServiceLog
+from extsvc.executor.runtime import Container, ContainerRuntime
+from extsvc.executor.states import TRANSITIONS, Event, EventHistory, ServiceState
 
 T = TypeVar("T")
 

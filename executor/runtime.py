@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from executor.plan import ServicePlan
+from extsvc.compiler.format.plan import ServicePlan
 
 OutputSink = Callable[[str], None]
 

@@ -6,8 +6,7 @@ import contextlib
 from typing import Any
 
 import psutil
-
-from executor.runner import ServiceRunner
+from extsvc.executor.runner import ServiceRunner
 
 HEALTH_UNKNOWN = "?"  # extension services have no health check, as in Talos
 

@@ -13,16 +13,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from executor.adapt import HostFacts
-from executor.clock import Clock
-from executor.conditions import conditions_for
-from executor.errors import UnknownServiceError
-from executor.hostservices import ReadinessRule
-from executor.logs import Console, ServiceLog
-from executor.plan import Plan, ServicePlan
-from executor.runner import RunnerSettings, ServiceRunner, StateBoard
-from executor.runtime import ContainerRuntime
-from executor.states import Event
+from extsvc.compiler.format.plan import Plan, ServicePlan
+from extsvc.executor.adapt import HostFacts
+from extsvc.executor.clock import Clock
+from extsvc.executor.conditions import conditions_for
+from extsvc.executor.errors import UnknownServiceError
+from extsvc.executor.hostservices import ReadinessRule
+from extsvc.executor.logs import Console, ServiceLog
+from extsvc.executor.runner import RunnerSettings, ServiceRunner, StateBoard
+from extsvc.executor.runtime import ContainerRuntime
+from extsvc.executor.states import Event
 
 
 class Supervisor:

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from executor import mounts
-from executor.errors import LaunchError
+from extsvc.executor import mounts
+from extsvc.executor.errors import LaunchError
 
 UPPER_TMPFS_OPTIONS = "mode=0755"
 

@@ -15,9 +15,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from compiler.defaults import DEFAULT_ROOTFS_BASE
-from compiler.pipeline import CompileOptions, CompileResult, compile_sources
-from compiler.sources import SourceFile
+from extsvc.compiler.defaults import DEFAULT_ROOTFS_BASE
+from extsvc.compiler.pipeline import CompileOptions, CompileResult, compile_sources
+from extsvc.compiler.sources import SourceFile
 
 GOLDEN_ROOT = Path(__file__).parent / "golden"
 DIAGNOSTICS_FILE = "diagnostics.txt"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from textwrap import dedent
 
-from compiler.check import check_sources
-from compiler.model import Service
-from compiler.oci import BuildContext, build_config
-from compiler.pipeline import seccomp_profile
-from compiler.sources import SourceFile
+from extsvc.compiler.check import check_sources
+from extsvc.compiler.model import Service
+from extsvc.compiler.oci import BuildContext, build_config
+from extsvc.compiler.pipeline import seccomp_profile
+from extsvc.compiler.sources import SourceFile
 
 
 def sources(**files: str) -> list[SourceFile]:

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from compiler.cli import cli
+from extsvc.cli import cli
 
 CASES_ROOT = Path(__file__).parent / "bad_inputs"
 CASES = sorted(path for path in CASES_ROOT.iterdir() if path.is_dir())

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from compiler.cli import cli
+from extsvc.cli import cli
 
 HELLO = Path(__file__).parents[1] / "golden" / "hello-world" / "input"
 ENV = Path(__file__).parents[1] / "golden" / "environment" / "input"

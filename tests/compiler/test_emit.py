@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from compiler import emit
-from compiler.emit import OutputError, canonical_json, write_tree
+from extsvc.compiler import emit
+from extsvc.compiler.emit import OutputError, canonical_json, write_tree
 
 
 def snapshot(root: Path) -> dict[str, bytes]:

@@ -12,9 +12,8 @@ from typing import Any
 
 import jsonschema
 import pytest
-
-from compiler.load import iter_documents
-from compiler.validate import drop_nulls, iter_schema_errors, service_schema
+from extsvc.compiler.format.load import iter_documents
+from extsvc.compiler.validate import drop_nulls, iter_schema_errors, service_schema
 
 TESTS = Path(__file__).parents[1]
 INPUT_FILES = sorted(TESTS.glob("golden/*/input/*.yaml")) + sorted(

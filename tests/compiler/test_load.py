@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from compiler.load import iter_documents
+from extsvc.compiler.format.load import iter_documents
 
 
 def load_one(text: str):  # type: ignore[no-untyped-def]

@@ -19,10 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from compiler.check import check_sources
-from compiler.load import MAX_DEPTH, MAX_FILE_BYTES, MAX_NODES
-from compiler.sources import SourceFile, collect_sources
+from extsvc.compiler.check import check_sources
+from extsvc.compiler.format.load import MAX_DEPTH, MAX_FILE_BYTES, MAX_NODES
+from extsvc.compiler.sources import SourceFile, collect_sources
 
 VALID_SERVICE = b"name: hello\ncontainer:\n  entrypoint: ./hello\nrestart: always\n"
 TOO_LARGE = "file is too large ({size} bytes; the limit is 1048576)"
@@ -38,9 +37,9 @@ def test_limits_are_the_documented_ones() -> None:
 
 
 def extsvc(cwd: Path, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    """The real CLI in a child process (``python -m compiler.cli``)."""
+    """The real CLI in a child process (``python -m extsvc``)."""
     return subprocess.run(
-        [sys.executable, "-m", "compiler.cli", *args],
+        [sys.executable, "-m", "extsvc", *args],
         cwd=cwd,
         capture_output=True,
         text=True,

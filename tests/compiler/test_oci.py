@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from compiler import defaults
+from extsvc.compiler import defaults
+
 from tests.compiler.helpers import MINIMAL, config
 
 

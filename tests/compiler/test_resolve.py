@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from compiler.check import check_sources
+from extsvc.compiler.check import check_sources
+
 from tests.compiler.helpers import sources
 
 

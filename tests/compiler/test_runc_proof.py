@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from extsvc.compiler.defaults import GRANTED_CAPABILITIES
+from extsvc.executor.adapt import HostFacts, adapt_spec
 
-from compiler.cli import cli
-from compiler.defaults import GRANTED_CAPABILITIES
-from executor.adapt import HostFacts, adapt_spec
+from extsvc.cli import cli
 from tests.support.rootfs import make_busybox_rootfs
 
 SERVICE = """\

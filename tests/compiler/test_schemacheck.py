@@ -28,14 +28,14 @@ from hypothesis import strategies as st
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4, DRAFT202012
 
-from compiler.schemacheck import SchemaError, Validator, compile_schema
+from extsvc.compiler.format.schemacheck import SchemaError, Validator, compile_schema
 
 REPO = Path(__file__).parents[2]
 OCI_SCHEMAS = REPO / "oci-schemas"
 CORPUS = REPO / "tests" / "data" / "oci-runtime-spec-test"
 # The golden hello-world bundle is byte-for-byte the Talos-generated example config.
 HELLO_WORLD = REPO / "tests/golden/hello-world/expected/bundles/hello-world/config.json"
-PLAN_SCHEMA = REPO / "compiler" / "schemas" / "plan.schema.json"
+PLAN_SCHEMA = REPO / "compiler" / "format" / "schemas" / "plan.schema.json"
 CORPUS_SCHEMAS = {
     "config": "config-schema.json",
     "features": "features-schema.json",
@@ -915,7 +915,7 @@ def test_random_draft4_schemas_match_jsonschema(schema: Json, instance: Json) ->
 def test_import_is_light() -> None:
     # Only the standard library's re and dataclasses (and what they pull in) get loaded.
     code = (
-        "import sys; before = set(sys.modules); import compiler.schemacheck; "
+        "import sys; before = set(sys.modules); import extsvc.compiler.format.schemacheck; "
         "print(' '.join(sorted(set(sys.modules) - before)))"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -923,7 +923,7 @@ def test_import_is_light() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     ).stdout
     loaded = set(out.split())
-    assert {"compiler.schemacheck", "dataclasses"} <= loaded
+    assert {"extsvc.compiler.format.schemacheck", "dataclasses"} <= loaded
     assert not loaded & {"jsonschema", "referencing", "typing", "json", "yaml"}
 
 

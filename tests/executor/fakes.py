@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from executor.errors import LaunchError
-from executor.plan import Dependencies, Plan, RestartPolicy, ServicePlan
-from executor.runtime import OutputSink
+from extsvc.compiler.format.plan import Dependencies, Plan, RestartPolicy, ServicePlan
+from extsvc.executor.errors import LaunchError
+from extsvc.executor.runtime import OutputSink
 
 
 async def settle(rounds: int = 50) -> None:

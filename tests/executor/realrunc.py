@@ -20,12 +20,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from executor import cgroups, mounts
-from executor.control import ControlClient
-from executor.errors import DaemonUnreachableError
+from extsvc.executor import cgroups, mounts
+from extsvc.executor.control import ControlClient
+from extsvc.executor.errors import DaemonUnreachableError
+
 from tests.support.rootfs import make_busybox_rootfs
 
-EXTSVC = [sys.executable, "-m", "compiler.cli"]
+EXTSVC = [sys.executable, "-m", "extsvc"]
 FAST_OPTIONS = ("--restart-interval", "200ms", "--stop-timeout", "1s", "--check-interval", "200ms")
 
 

@@ -8,15 +8,15 @@ import time
 from pathlib import Path
 
 import pytest
+from extsvc.executor import cgroups, daemon, mounts
+from extsvc.executor.conditions import HostServiceUp, NetworkReady
+from extsvc.executor.durations import format_duration, parse_duration
+from extsvc.executor.errors import EnvironmentMissingError, InvalidInputError
+from extsvc.executor.extconfig import ConfigDirectory, source_name
+from extsvc.executor.hostservices import ReadinessRule, load_host_services
+from extsvc.executor.reaper import Reaper
+from extsvc.executor.render import service_detail, services_table
 
-from executor import cgroups, daemon, mounts
-from executor.conditions import HostServiceUp, NetworkReady
-from executor.durations import format_duration, parse_duration
-from executor.errors import EnvironmentMissingError, InvalidInputError
-from executor.extconfig import ConfigDirectory, source_name
-from executor.hostservices import ReadinessRule, load_host_services
-from executor.reaper import Reaper
-from executor.render import service_detail, services_table
 from tests.executor.fakes import make_service
 
 

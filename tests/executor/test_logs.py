@@ -6,7 +6,7 @@ import asyncio
 import io
 from pathlib import Path
 
-from executor.logs import KmsgConsole, RotatingFile, ServiceLog, StdoutConsole
+from extsvc.executor.logs import KmsgConsole, RotatingFile, ServiceLog, StdoutConsole
 
 
 def test_rotation_keeps_a_bounded_total(tmp_path: Path) -> None:

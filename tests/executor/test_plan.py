@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from executor.errors import PlanError
-from executor.plan import RestartPolicy, load_plan
+from extsvc.compiler.format.plan import PlanError, RestartPolicy, load_plan
 from tests.executor.planfiles import write_plan
 
 
@@ -51,7 +50,7 @@ def test_schema_errors_name_the_field(tmp_path: Path) -> None:
     col = text.splitlines()[line - 1].index('"sometimes"') + 1
     where = f"{tmp_path / 'plan.json'}:{line}:{col}"
     assert f"{where}: services.ext-a.restart: 'sometimes' is not one of" in message
-    assert "'digest' is a required property" in message
+    assert "services.ext-a: missing required field 'digest'" in message
 
 
 def test_invalid_json_has_line_and_column(tmp_path: Path) -> None:

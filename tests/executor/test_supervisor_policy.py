@@ -9,11 +9,12 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from executor.adapt import HostFacts
-from executor.capabilities import CAPABILITY_NAMES
-from executor.runner import RestartTiming, RunnerSettings
-from executor.states import ServiceState
-from executor.supervisor import Supervisor
+from extsvc.compiler.format.capabilities import LINUX_CAPABILITIES as CAPABILITY_NAMES
+from extsvc.executor.adapt import HostFacts
+from extsvc.executor.runner import RestartTiming, RunnerSettings
+from extsvc.executor.states import ServiceState
+from extsvc.executor.supervisor import Supervisor
+
 from tests.executor.fakes import FakeClock, FakeRuntime, Script, make_plan, make_service, settle
 
 FULL_HOST = HostFacts(bounding_capabilities=frozenset(CAPABILITY_NAMES), can_lower_oom_score=True)

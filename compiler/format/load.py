@@ -21,8 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-
-from compiler.diagnostics import Diagnostic, Position, Severity
+from extsvc.compiler.format.diagnostics import Diagnostic, Position, Severity
 
 FieldPath = tuple[str | int, ...]
 
@@ -369,3 +368,10 @@ def iter_documents(
         return
     for node in nodes:
         yield convert_document(file, text, node)
+
+
+def located(source_map: SourceMap, field: FieldPath, message: str) -> str:
+    """``file:line:col: field: message``, the one-line form of an input problem."""
+    position = source_map.value_position(field)
+    prefix = f"{source_map.file}:{position.line}:{position.col}: "
+    return prefix + (f"{format_path(field)}: " if field else "") + message

@@ -1,8 +1,8 @@
-"""The `extsvc` command line: a thin layer over the compiler and executor libraries.
+"""The `extsvc` command line: it only dispatches to the compiler's and the executor's commands.
 
-Startup time matters (`extsvc validate` runs in pre-commit hooks), so each
-command imports its library only when it runs, and executor commands are
-loaded from ``executor.cli`` only when one of them is asked for.
+Startup time matters (`extsvc validate` runs in pre-commit hooks, `extsvc
+service` in loops), so each command's module is imported only when that
+command is asked for.
 """
 
 from __future__ import annotations
@@ -13,20 +13,14 @@ from typing import Any
 
 import click
 
-# Exit codes (DESIGN §7).
-EXIT_OK = 0
-EXIT_INVALID_INPUT = 1
-EXIT_USAGE = 2
-EXIT_ENVIRONMENT = 3
-
 # Commands that live elsewhere: name -> "module:attribute".
 LAZY_COMMANDS = {
-    "compile": "compiler.cli_compile:compile_command",
-    "validate": "compiler.cli_compile:validate_command",
-    "schema": "compiler.cli_compile:schema_command",
-    "run": "executor.cli:run_command",
-    "service": "executor.cli:service_command",
-    "logs": "executor.cli:logs_command",
+    "compile": "extsvc.compiler.cli_compile:compile_command",
+    "validate": "extsvc.compiler.cli_compile:validate_command",
+    "schema": "extsvc.compiler.cli_compile:schema_command",
+    "run": "extsvc.executor.cli:run_command",
+    "service": "extsvc.executor.cli:service_command",
+    "logs": "extsvc.executor.cli:logs_command",
 }
 
 

@@ -1,6 +1,7 @@
-"""Load plan.json and its bundles: schema-checked, digest-checked, typed.
+"""plan.json, the compiler's output and the executor's input: its constants, types and loader.
 
-The executor only *reads* what `extsvc compile` wrote (DESIGN §2). A plan is
+The compiler builds the plan dict (``extsvc.compiler.plan``) with the names
+defined here; the executor only *reads* it, through ``load_plan`` (DESIGN §2). A plan is
 refused as a whole when it fails its JSON Schema, names a bundle that is missing,
 or a bundle's config.json no longer has the digest the plan recorded: running a
 spec nobody compiled is worse than running nothing. The bundle bytes are read
@@ -14,19 +15,54 @@ import json
 import platform
 from dataclasses import dataclass, field
 from enum import Enum
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
-from compiler.load import iter_documents
-from executor.errors import PlanError, located
+from extsvc.compiler.format.schemas import validator
 
 PLAN_FILE = "plan.json"
+PLAN_API_VERSION = "extsvc/v1"
+BUNDLES_DIR = "bundles"
+CONFIG_FILE = "config.json"
+# A service's id is its name behind this prefix (Talos: "ext-" + name).
+EXTENSION_ID_PREFIX = "ext-"
+# Talos constants.CgroupExtensions: each service's cgroup is <parent>/<name>.
+CGROUP_PARENT = "/system/extensions"
+ARCHITECTURES = ("amd64", "arm64")
 # platform.machine() -> the plan's arch names (Go's GOARCH, as Talos uses).
 MACHINE_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
+# Network checks in a fixed order, whatever order the YAML lists them in.
+NETWORK_CHECKS = ("addresses", "connectivity", "hostname", "etcfiles")
+
+
+class PlanError(Exception):
+    """plan.json is missing, malformed, fails its schema, or its bundles changed."""
+
+
+def service_id(name: str) -> str:
+    return EXTENSION_ID_PREFIX + name
+
+
+def service_name(service_id: str) -> str:
+    return service_id.removeprefix(EXTENSION_ID_PREFIX)
+
+
+def is_extension_id(service_id: str) -> bool:
+    return service_id.startswith(EXTENSION_ID_PREFIX)
+
+
+def cgroups_path(name: str) -> str:
+    return f"{CGROUP_PARENT}/{name}"
+
+
+def bundle_dir(name: str) -> str:
+    """A service's bundle directory, relative to the plan."""
+    return f"{BUNDLES_DIR}/{name}"
+
+
+def host_arch(machine: str | None = None) -> str | None:
+    """This host's plan arch (amd64, arm64), or None for another machine."""
+    return MACHINE_ARCH.get((machine or platform.machine()).lower())
 
 
 class RestartPolicy(Enum):
@@ -85,28 +121,18 @@ class Plan:
         return [s.id for s in self.services.values() if service_id in s.depends.services]
 
 
-@cache
-def plan_schema() -> dict[str, Any]:
-    text = (resources.files("compiler.schemas") / "plan.schema.json").read_text(encoding="utf-8")
-    schema: dict[str, Any] = json.loads(text)
-    return schema
-
-
 def load_plan(location: Path, machine: str | None = None) -> Plan:
     """Read OUT/plan.json (``location`` is OUT or the plan file itself) and its bundles."""
     plan_path = location / PLAN_FILE if location.is_dir() else location
     data = _read_bytes(plan_path, what="plan")
     raw = _parse_json(data, plan_path, what="plan")
-    errors = sorted(
-        jsonschema.Draft202012Validator(plan_schema()).iter_errors(raw),
-        key=lambda e: list(e.absolute_path),
-    )
+    errors = sorted(validator("plan").iter_errors(raw), key=lambda e: [str(p) for p in e.path])
     if errors:
         raise PlanError(_schema_report(plan_path, data, errors))
-    host_arch = MACHINE_ARCH.get(machine or platform.machine())
-    if host_arch is not None and raw["arch"] != host_arch:
+    arch = host_arch(machine)
+    if arch is not None and raw["arch"] != arch:
         raise PlanError(
-            f"{plan_path}: plan was compiled for {raw['arch']}, this host is {host_arch} "
+            f"{plan_path}: plan was compiled for {raw['arch']}, this host is {arch} "
             f"(recompile with the matching --arch)"
         )
     services = {
@@ -127,7 +153,7 @@ def load_plan(location: Path, machine: str | None = None) -> Plan:
 
 def _load_service(plan_path: Path, service_id: str, entry: dict[str, Any]) -> ServicePlan:
     bundle_dir = plan_path.parent / entry["bundle"]
-    config_path = bundle_dir / "config.json"
+    config_path = bundle_dir / CONFIG_FILE
     try:
         config_bytes = config_path.read_bytes()
     except OSError as error:
@@ -172,7 +198,7 @@ def _check_consistency(
     """What the schema cannot say: ids match names, dependencies exist, levels cover all."""
     problems: list[str] = []
     for service in services.values():
-        if service.id != f"ext-{service.name}":
+        if service.id != service_id(service.name):
             problems.append(f"{service.id}: name {service.name!r} does not match the id")
         for dependency in service.depends.services:
             if dependency not in services:
@@ -190,11 +216,14 @@ def _schema_report(plan_path: Path, data: bytes, errors: list[Any]) -> str:
     JSON is YAML 1.2, so the compiler's loader finds where each field is; it
     runs only here, on the error path, never on a good plan.
     """
+    # The YAML loader costs ~30 ms to import: only a broken plan pays for it.
+    from extsvc.compiler.format.load import iter_documents, located
+
     documents = list(iter_documents(str(plan_path), data))
     document = documents[0][0] if documents else None
     lines = [f"{plan_path}: does not match the plan schema:"]
     for error in errors[:5]:
-        field = tuple(error.absolute_path)
+        field = tuple(error.path)
         if document is None:
             lines.append(f"{plan_path}: {_json_path(field)}: {error.message}")
         else:

@@ -1,0 +1,11 @@
+"""The contract between the compiler and the executor, in one place.
+
+What both halves read or write lives here and nowhere else: the YAML loader
+with source positions (``load``), diagnostics and their rendering
+(``diagnostics``), the JSON Schemas of every input and output (``schemas``)
+and the one validator that checks them (``schemacheck``), the plan format
+(``plan``) and the capability table (``capabilities``).
+
+``extsvc.executor`` may import this subpackage and nothing else of
+``extsvc.compiler``; ``make lint`` checks that rule (tests/test_layers.py).
+"""

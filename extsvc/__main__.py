@@ -1,0 +1,7 @@
+"""``python -m extsvc``: the same command as the ``extsvc`` script."""
+
+import sys
+
+from extsvc.cli import main
+
+sys.exit(main())

@@ -1,0 +1,66 @@
+"""The installed distribution: one top-level import name, `extsvc`, with its data files."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def build_wheel(into: Path) -> Path:
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--disable-pip-version-check",
+            "-w",
+            str(into),
+            str(REPO),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = into.glob("extsvc-*.whl")
+    return wheel
+
+
+def test_wheel_adds_only_the_extsvc_import_name(tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path / "dist")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {name.split("/")[0] for name in names} == {"extsvc", "extsvc-0.1.0.dist-info"}
+    assert "extsvc/compiler/format/schemas/plan.schema.json" in names
+    assert "extsvc/compiler/seccomp/default-amd64.json" in names
+    assert "extsvc/oci_schemas/config-schema.json" in names
+
+
+def test_installed_tree_imports_as_extsvc_only(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    zipfile.ZipFile(build_wheel(tmp_path / "dist")).extractall(site)
+
+    # Run away from the source tree, with the unpacked wheel first on the path.
+    def python(code: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(site)!r}); {code}"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+        )
+
+    assert "No module named 'compiler'" in python("import compiler").stderr
+    assert "No module named 'executor'" in python("import executor").stderr
+    shipped = python(
+        "import extsvc.compiler.pipeline as p, extsvc.executor.daemon as d; "
+        "print(p.__file__); print(d.__file__); "
+        "from extsvc.compiler.emit import oci_config_errors; print(list(oci_config_errors({})))"
+    )
+    assert shipped.returncode == 0, shipped.stderr
+    assert shipped.stdout.startswith(str(site / "extsvc" / "compiler" / "pipeline.py"))
+    assert "missing required field 'ociVersion'" in shipped.stdout
