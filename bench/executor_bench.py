@@ -28,10 +28,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import psutil  # noqa: E402
+
 from extsvc.executor.adapt import HostFacts, adapt_spec  # noqa: E402
 from extsvc.executor.control import ControlClient  # noqa: E402
 from extsvc.executor.errors import DaemonUnreachableError  # noqa: E402
-
 from tests.support.rootfs import find_static_busybox, make_busybox_rootfs  # noqa: E402
 
 EXTSVC = [sys.executable, "-m", "extsvc"]

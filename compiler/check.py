@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from extsvc.compiler import rules
+from extsvc.compiler import policy, rules
 from extsvc.compiler.format.diagnostics import Diagnostic, Position, Severity, has_errors, sort_key
 from extsvc.compiler.format.load import iter_documents
 from extsvc.compiler.model import Service, service_from_tree
@@ -47,11 +47,13 @@ def _load_services(sources: Sequence[SourceFile]) -> tuple[list[Service], list[D
                 )
                 break
             tree, problems = validate_document(document)  # validate
-            diagnostics.extend(problems)
             if tree is None:
+                diagnostics.extend(problems)
                 continue
             diagnostics.extend(rules.check_tree(tree, document.source_map))
-            if not problems:
+            problems.extend(policy.check_block(tree, document.source_map))
+            diagnostics.extend(problems)
+            if not has_errors(problems):
                 services.append(service_from_tree(tree, document.source_map))  # model
         if documents == 0 and not diagnostics_for(source.name, diagnostics):
             diagnostics.append(

@@ -14,6 +14,7 @@ from typing import Any
 
 from extsvc.compiler.format.load import FieldPath, SourceMap
 from extsvc.compiler.format.plan import RestartPolicy, service_id
+from extsvc.compiler.policy import Block, block_from_tree
 
 
 class DependencyKind(enum.Enum):
@@ -70,6 +71,8 @@ class Service:
     restart: RestartPolicy
     log_to_console: bool
     source_map: SourceMap
+    # The x-extsvc block; None when the file has none (then every output is Talos's).
+    extsvc: Block | None = None
 
     @property
     def id(self) -> str:
@@ -140,4 +143,5 @@ def service_from_tree(tree: dict[str, Any], source_map: SourceMap) -> Service:
         restart=RestartPolicy(tree["restart"]),
         log_to_console=bool(tree.get("logToConsole", False)),
         source_map=source_map,
+        extsvc=block_from_tree(tree),
     )

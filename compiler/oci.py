@@ -23,6 +23,7 @@ from extsvc.compiler.format.diagnostics import Position
 from extsvc.compiler.format.load import FieldPath
 from extsvc.compiler.format.plan import cgroups_path
 from extsvc.compiler.model import Mount, Service
+from extsvc.compiler.policy import BLOCK, CPU_PERIOD_US, Resources
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ def _process(service: Service, origins: _Origins) -> dict[str, Any]:
         "noNewPrivileges": True,
         "oomScoreAdj": defaults.OOM_SCORE_ADJ,
         "capabilities": {
-            capability_set: list(defaults.GRANTED_CAPABILITIES)
+            capability_set: list(_capabilities(service))
             for capability_set in ("bounding", "effective", "permitted")
         },
     }
@@ -118,12 +119,45 @@ def _process(service: Service, origins: _Origins) -> dict[str, Any]:
     origins.from_default("process.user", defaults.ORIGIN_CONTAINERD)
     origins.from_default("process.noNewPrivileges", defaults.ORIGIN_CONTAINERD)
     origins.from_default("process.oomScoreAdj", defaults.ORIGIN_TALOS + " (WithOOMScoreAdj)")
-    origins.from_default(
-        "process.capabilities",
-        defaults.ORIGIN_TALOS
-        + " (all grantable capabilities: all but CAP_SYS_BOOT, CAP_SYS_MODULE)",
-    )
+    if service.extsvc is not None and service.extsvc.capabilities is not None:
+        origins.from_input("process.capabilities", (BLOCK, "capabilities"), "x-extsvc capabilities")
+    else:
+        origins.from_default(
+            "process.capabilities",
+            defaults.ORIGIN_TALOS
+            + " (all grantable capabilities: all but CAP_SYS_BOOT, CAP_SYS_MODULE)",
+        )
     return process
+
+
+def _capabilities(service: Service) -> tuple[str, ...]:
+    """Talos's grantable set, or only what the x-extsvc block lists (least privilege)."""
+    if service.extsvc is not None and service.extsvc.capabilities is not None:
+        return service.extsvc.capabilities
+    return defaults.GRANTED_CAPABILITIES
+
+
+def _resources(service: Service, origins: _Origins) -> dict[str, Any]:
+    """linux.resources: Talos's device rule, plus the x-extsvc limits (runc enforces them)."""
+    resources: dict[str, Any] = {"devices": [{"allow": True, "access": "rwm"}]}
+    origins.from_default(
+        "linux.resources.devices", defaults.ORIGIN_TALOS + " (WithAllDevicesAllowed)"
+    )
+    limits = service.extsvc.resources if service.extsvc is not None else Resources()
+    if limits.memory is not None:
+        resources["memory"] = {"limit": limits.memory}
+        origins.from_input(
+            "linux.resources.memory", (BLOCK, "resources", "memory"), "x-extsvc memory limit"
+        )
+    if limits.cpu_quota is not None:
+        resources["cpu"] = {"quota": limits.cpu_quota, "period": CPU_PERIOD_US}
+        origins.from_input("linux.resources.cpu", (BLOCK, "resources", "cpus"), "x-extsvc cpus")
+    if limits.pids is not None:
+        resources["pids"] = {"limit": limits.pids}
+        origins.from_input(
+            "linux.resources.pids", (BLOCK, "resources", "pids"), "x-extsvc pids limit"
+        )
+    return resources
 
 
 def _root(service: Service, context: BuildContext, origins: _Origins) -> dict[str, Any]:
@@ -155,15 +189,12 @@ def _linux(service: Service, context: BuildContext, origins: _Origins) -> dict[s
     linux: dict[str, Any] = {
         "cgroupsPath": cgroups_path(service.name),
         "namespaces": [{"type": namespace} for namespace in defaults.NAMESPACES],
-        "resources": {"devices": [{"allow": True, "access": "rwm"}]},
+        "resources": _resources(service, origins),
         # Shared, never mutated: every config of one architecture holds the same profile.
         "seccomp": context.seccomp_profile,
     }
     origins.from_default("linux.cgroupsPath", defaults.ORIGIN_TALOS + " (system/extensions cgroup)")
     origins.from_default("linux.namespaces", defaults.ORIGIN_TALOS + " (host network and IPC)")
-    origins.from_default(
-        "linux.resources.devices", defaults.ORIGIN_TALOS + " (WithAllDevicesAllowed)"
-    )
     origins.from_default(
         "linux.seccomp", "containerd default seccomp profile for the granted capabilities"
     )

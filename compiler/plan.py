@@ -11,7 +11,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from extsvc.compiler import __version__
-from extsvc.compiler.format.plan import NETWORK_CHECKS, PLAN_API_VERSION, bundle_dir
+from extsvc.compiler.format.plan import (
+    NETWORK_CHECKS,
+    PLAN_API_VERSION,
+    bundle_dir,
+    policy_to_plan,
+)
 from extsvc.compiler.model import DependencyKind, Service
 from extsvc.compiler.oci import rootfs_path
 from extsvc.compiler.resolve import ServiceTable, extension_dependencies, host_dependencies
@@ -49,18 +54,7 @@ def build_plan(
 ) -> dict[str, Any]:
     """The plan for every service in ``table``; ``digests`` maps a name to sha256 hex."""
     services = {
-        service_id: {
-            "name": service.name,
-            "source": posixpath.basename(service.file.replace("\\", "/")),
-            "bundle": bundle_dir(service.name),
-            "digest": "sha256:" + digests[service.name],
-            "rootfs": rootfs_path(rootfs_base, service.name),
-            "restart": service.restart.value,
-            "logToConsole": service.log_to_console,
-            "level": table.level_of(service_id),
-            "depends": _depends(service),
-            "mountSources": _mount_sources(service),
-        }
+        service_id: _service_entry(table, service_id, service, digests, rootfs_base)
         for service_id, service in table.services.items()
     }
     return {
@@ -72,3 +66,29 @@ def build_plan(
         "levels": [list(level) for level in table.levels],
         "services": services,
     }
+
+
+def _service_entry(
+    table: ServiceTable,
+    service_id: str,
+    service: Service,
+    digests: Mapping[str, str],
+    rootfs_base: str,
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "name": service.name,
+        "source": posixpath.basename(service.file.replace("\\", "/")),
+        "bundle": bundle_dir(service.name),
+        "digest": "sha256:" + digests[service.name],
+        "rootfs": rootfs_path(rootfs_base, service.name),
+        "restart": service.restart.value,
+        "logToConsole": service.log_to_console,
+        "level": table.level_of(service_id),
+        "depends": _depends(service),
+        "mountSources": _mount_sources(service),
+    }
+    # Only the x-extsvc block adds a policy: without it the entry is Talos's, byte for byte.
+    policy = policy_to_plan(service.extsvc.policy) if service.extsvc is not None else {}
+    if policy:
+        entry["policy"] = policy
+    return entry

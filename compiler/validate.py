@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
+from extsvc.compiler import policy
 from extsvc.compiler.format.diagnostics import Diagnostic, did_you_mean
 from extsvc.compiler.format.load import FieldPath, LoadedDocument, SourceMap
 from extsvc.compiler.format.schemacheck import SchemaError
@@ -39,6 +40,10 @@ def _is_dependency(path: FieldPath) -> bool:
 
 def _reword(error: SchemaError, tree: Any, source_map: SourceMap) -> Diagnostic:
     path = error.path
+    if path[:1] == (policy.BLOCK,):
+        reworded = policy.reword_schema_error(path, error.keyword, source_map)
+        if reworded is not None:
+            return reworded
     if error.keyword == "additionalProperties" and error.unknown_key is not None:
         unknown = (*path, error.unknown_key)
         return source_map.diagnostic(

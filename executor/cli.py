@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import click
-from extsvc.executor.durations import parse_duration
+
+from extsvc.compiler.format.quantities import parse_duration
 from extsvc.executor.errors import ExecutorError
 
 STATE_DIR_HELP = "Executor state directory (holds the control socket)."

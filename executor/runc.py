@@ -17,6 +17,7 @@ import os
 from typing import Any
 
 import psutil
+
 from extsvc.compiler.format.plan import ServicePlan
 from extsvc.executor import cgroups
 from extsvc.executor.errors import LaunchError

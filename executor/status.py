@@ -6,6 +6,7 @@ import contextlib
 from typing import Any
 
 import psutil
+
 from extsvc.executor.runner import ServiceRunner
 
 HEALTH_UNKNOWN = "?"  # extension services have no health check, as in Talos

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+
 from extsvc.compiler.format.diagnostics import Diagnostic, Position, Severity
 
 FieldPath = tuple[str | int, ...]

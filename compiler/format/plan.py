@@ -79,6 +79,44 @@ class RestartPolicy(Enum):
         return False
 
 
+class OnUnhealthy(Enum):
+    """What the executor does once a health check has failed ``retries`` times in a row."""
+
+    NONE = "none"
+    RESTART = "restart"
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """x-extsvc health: a command run in the container (``runc exec``); exit 0 = healthy."""
+
+    exec: tuple[str, ...]
+    interval: float  # seconds between the start of one check and the next
+    timeout: float  # a check still running after this counts as failed
+    retries: int  # consecutive failures before the service is unhealthy
+    start_period: float  # failures this soon after start do not count
+    on_unhealthy: OnUnhealthy
+
+
+@dataclass(frozen=True)
+class RestartLimit:
+    """More than ``count`` failed runs within ``window`` seconds: Failed for good."""
+
+    count: int
+    window: float
+
+
+@dataclass(frozen=True)
+class ServicePolicy:
+    """The x-extsvc run-time policy of one service; the defaults are Talos's behaviour."""
+
+    health: HealthCheck | None = None
+    start_timeout: float | None = None  # seconds still Waiting before Failed
+    optional: bool = False  # dependents of a failed optional service are Skipped
+    stop_timeout: float | None = None  # SIGTERM -> SIGKILL grace; None: the executor's
+    restart_limit: RestartLimit | None = None
+
+
 @dataclass(frozen=True)
 class Dependencies:
     services: tuple[str, ...] = ()
@@ -105,6 +143,7 @@ class ServicePlan:
     mount_sources: tuple[str, ...]
     # The compiled config.json, parsed; never modified (adaptation works on a copy).
     spec: dict[str, Any] = field(compare=False, hash=False, repr=False)
+    policy: ServicePolicy = ServicePolicy()
 
 
 @dataclass(frozen=True)
@@ -189,7 +228,57 @@ def _load_service(plan_path: Path, service_id: str, entry: dict[str, Any]) -> Se
         ),
         mount_sources=tuple(entry["mountSources"]),
         spec=spec,
+        policy=policy_from_plan(entry.get("policy", {})),
     )
+
+
+def policy_from_plan(raw: dict[str, Any]) -> ServicePolicy:
+    """The typed policy of a plan entry's ``policy`` object (already schema-checked)."""
+    health = raw.get("health")
+    limit = raw.get("restartLimit")
+    return ServicePolicy(
+        health=None
+        if health is None
+        else HealthCheck(
+            exec=tuple(health["exec"]),
+            interval=health["interval"],
+            timeout=health["timeout"],
+            retries=health["retries"],
+            start_period=health["startPeriod"],
+            on_unhealthy=OnUnhealthy(health["onUnhealthy"]),
+        ),
+        start_timeout=raw.get("startTimeout"),
+        optional=raw.get("optional", False),
+        stop_timeout=raw.get("stopTimeout"),
+        restart_limit=None if limit is None else RestartLimit(limit["count"], limit["window"]),
+    )
+
+
+def policy_to_plan(policy: ServicePolicy) -> dict[str, Any]:
+    """The plan's ``policy`` object: only what differs from the defaults (Talos's behaviour)."""
+    raw: dict[str, Any] = {}
+    if policy.health is not None:
+        health = policy.health
+        raw["health"] = {
+            "exec": list(health.exec),
+            "interval": health.interval,
+            "timeout": health.timeout,
+            "retries": health.retries,
+            "startPeriod": health.start_period,
+            "onUnhealthy": health.on_unhealthy.value,
+        }
+    if policy.start_timeout is not None:
+        raw["startTimeout"] = policy.start_timeout
+    if policy.optional:
+        raw["optional"] = True
+    if policy.stop_timeout is not None:
+        raw["stopTimeout"] = policy.stop_timeout
+    if policy.restart_limit is not None:
+        raw["restartLimit"] = {
+            "count": policy.restart_limit.count,
+            "window": policy.restart_limit.window,
+        }
+    return raw
 
 
 def _check_consistency(

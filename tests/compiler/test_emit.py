@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from extsvc.compiler import emit
 from extsvc.compiler.emit import OutputError, canonical_json, write_tree
 

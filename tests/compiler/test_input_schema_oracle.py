@@ -12,6 +12,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+
 from extsvc.compiler.format.load import iter_documents
 from extsvc.compiler.validate import drop_nulls, iter_schema_errors, service_schema
 

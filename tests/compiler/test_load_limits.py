@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from extsvc.compiler.check import check_sources
 from extsvc.compiler.format.load import MAX_DEPTH, MAX_FILE_BYTES, MAX_NODES
 from extsvc.compiler.sources import SourceFile, collect_sources

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from extsvc.compiler import defaults
-
 from tests.compiler.helpers import MINIMAL, config
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from extsvc.compiler.check import check_sources
-
 from tests.compiler.helpers import sources
 
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from extsvc.compiler.defaults import GRANTED_CAPABILITIES
-from extsvc.executor.adapt import HostFacts, adapt_spec
 
 from extsvc.cli import cli
+from extsvc.compiler.defaults import GRANTED_CAPABILITIES
+from extsvc.executor.adapt import HostFacts, adapt_spec
 from tests.support.rootfs import make_busybox_rootfs
 
 SERVICE = """\

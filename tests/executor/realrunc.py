@@ -23,7 +23,6 @@ from typing import Any
 from extsvc.executor import cgroups, mounts
 from extsvc.executor.control import ControlClient
 from extsvc.executor.errors import DaemonUnreachableError
-
 from tests.support.rootfs import make_busybox_rootfs
 
 EXTSVC = [sys.executable, "-m", "extsvc"]

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+
+from extsvc.cli import cli
 from extsvc.executor.control import SOCKET_NAME, ControlClient, ControlHandler, ControlServer
 from extsvc.executor.errors import DaemonUnreachableError, UnknownServiceError
 from extsvc.executor.supervisor import Supervisor
-
-from extsvc.cli import cli
 from tests.executor.fakes import FakeClock, FakeRuntime, Script, make_plan, make_service, settle
 from tests.executor.test_supervisor_policy import FULL_HOST, SETTINGS
 

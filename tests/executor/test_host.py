@@ -8,30 +8,16 @@ import time
 from pathlib import Path
 
 import pytest
+
 from extsvc.executor import cgroups, daemon, mounts
 from extsvc.executor.conditions import HostServiceUp, NetworkReady
-from extsvc.executor.durations import format_duration, parse_duration
+from extsvc.executor.durations import format_duration
 from extsvc.executor.errors import EnvironmentMissingError, InvalidInputError
 from extsvc.executor.extconfig import ConfigDirectory, source_name
 from extsvc.executor.hostservices import ReadinessRule, load_host_services
 from extsvc.executor.reaper import Reaper
 from extsvc.executor.render import service_detail, services_table
-
 from tests.executor.fakes import make_service
-
-
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [("500ms", 0.5), ("5s", 5.0), ("1m", 60.0), ("1m30s", 90.0), ("2h", 7200.0), ("0.5s", 0.5)],
-)
-def test_parse_duration(text: str, seconds: float) -> None:
-    assert parse_duration(text) == seconds
-
-
-@pytest.mark.parametrize("text", ["", "5", "5 s", "1x", "s", "1m-1s"])
-def test_parse_duration_rejects(text: str) -> None:
-    with pytest.raises(ValueError, match=r"write e\.g\. 500ms, 5s, 1m"):
-        parse_duration(text)
 
 
 def test_format_duration_like_talos_ages() -> None:

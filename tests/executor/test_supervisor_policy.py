@@ -14,7 +14,6 @@ from extsvc.executor.adapt import HostFacts
 from extsvc.executor.runner import RestartTiming, RunnerSettings
 from extsvc.executor.states import ServiceState
 from extsvc.executor.supervisor import Supervisor
-
 from tests.executor.fakes import FakeClock, FakeRuntime, Script, make_plan, make_service, settle
 
 FULL_HOST = HostFacts(bounding_capabilities=frozenset(CAPABILITY_NAMES), can_lower_oom_score=True)

@@ -1,0 +1,68 @@
+"""Durations and sizes as users write them, parsed the same way by compiler and executor.
+
+``extsvc run --stop-timeout 10s`` and ``x-extsvc: {startTimeout: 2m}`` accept one
+syntax, so the parser lives here, in the shared contract, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import re
+
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+
+# Kubernetes quantity suffixes (what a Talos user writes in a pod spec): the binary
+# ones are powers of 1024, the decimal ones powers of 1000; no suffix means bytes.
+_SIZE_UNITS = {
+    "": 1,
+    "k": 1000,
+    "K": 1000,
+    "M": 1000**2,
+    "G": 1000**3,
+    "T": 1000**4,
+    "Ki": 1024,
+    "Mi": 1024**2,
+    "Gi": 1024**3,
+    "Ti": 1024**4,
+}
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)([kKMGT]i?|)")
+SIZE_FORMS = "write e.g. 512Mi, 1Gi, 1G or a number of bytes"
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``text``; raises ValueError with the accepted forms when it is not one."""
+    compact = text.strip()
+    position = 0
+    total = 0.0
+    for match in _PART.finditer(compact):
+        if match.start() != position:
+            break
+        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        position = match.end()
+    if not compact or position != len(compact):
+        raise ValueError(f"invalid duration {text!r} (write e.g. 500ms, 5s, 1m, 1m30s)")
+    return total
+
+
+def parse_size(value: str | int) -> int:
+    """Bytes in ``value`` (``512Mi``, ``1G``, ``1048576``); ValueError when it is not a size.
+
+    A fraction of a byte is refused rather than rounded: ``0.5Ki`` is 512 bytes,
+    ``1.5`` bytes is a typo.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError(f"invalid size {value!r}: must not be negative")
+        return value
+    match = _SIZE.fullmatch(str(value).strip())
+    if match is None or match.group(2) not in _SIZE_UNITS:
+        raise ValueError(f"invalid size {value!r} ({SIZE_FORMS})")
+    number: str = match.group(1)
+    whole, _, fraction = number.partition(".")
+    multiplier: int = _SIZE_UNITS[match.group(2)]
+    # Exact integer arithmetic: floats would turn 0.1Gi into 107374182.40000001.
+    scaled: int = int(whole + fraction) * multiplier
+    divisor: int = 10 ** len(fraction)
+    if scaled % divisor:
+        raise ValueError(f"invalid size {value!r}: not a whole number of bytes")
+    return scaled // divisor

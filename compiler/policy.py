@@ -1,0 +1,222 @@
+"""The ``x-extsvc:`` block: extsvc's own policy in a service file, which Talos ignores.
+
+Talos decodes service files without rejecting unknown keys, so a file carrying
+this block still runs unchanged on Talos; extsvc honours it. The input schema
+checks its shape (strictly: a typo inside the block is an error with "did you
+mean"); ``check_block`` checks the values the schema cannot (durations, sizes,
+capability names), each at its own line and column; ``block_from_tree`` types
+a block that passed both.
+
+Where each part goes: resources and capabilities are enforced by runc through
+config.json (``compiler.oci``); health, timeouts, ``optional`` and the restart
+limit are executor policy and go to plan.json (``ServicePolicy``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from extsvc.compiler.format.capabilities import ALL_CAPABILITIES, NOT_GRANTED
+from extsvc.compiler.format.diagnostics import Diagnostic, Severity, did_you_mean
+from extsvc.compiler.format.load import FieldPath, SourceMap
+from extsvc.compiler.format.plan import HealthCheck, OnUnhealthy, RestartLimit, ServicePolicy
+from extsvc.compiler.format.quantities import parse_duration, parse_size
+
+BLOCK = "x-extsvc"
+# Docker's HEALTHCHECK defaults: what users of a health check already know.
+HEALTH_INTERVAL = "30s"
+HEALTH_TIMEOUT = "30s"
+HEALTH_RETRIES = 3
+HEALTH_START_PERIOD = "0s"
+# The CFS period runc writes with a quota (Docker's --cpus uses the same).
+CPU_PERIOD_US = 100_000
+# The kernel refuses a CFS quota below 1 ms.
+MIN_CPU_QUOTA_US = 1_000
+
+# Durations of the block, and whether zero makes sense for them.
+_DURATIONS: tuple[tuple[FieldPath, bool], ...] = (
+    (("health", "interval"), False),
+    (("health", "timeout"), False),
+    (("health", "startPeriod"), True),
+    (("startTimeout",), False),
+    (("stopTimeout",), True),
+    (("restartLimit", "window"), False),
+)
+
+
+@dataclass(frozen=True)
+class Resources:
+    memory: int | None = None  # bytes: linux.resources.memory.limit
+    cpu_quota: int | None = None  # microseconds per CPU_PERIOD_US
+    pids: int | None = None
+
+
+@dataclass(frozen=True)
+class Block:
+    """A checked x-extsvc block; ``None`` fields were not given (Talos's behaviour)."""
+
+    policy: ServicePolicy
+    resources: Resources
+    capabilities: tuple[str, ...] | None  # sorted, without duplicates
+
+
+def _get(tree: Any, path: FieldPath) -> Any:
+    for key in path:
+        if not isinstance(tree, dict):
+            return None
+        tree = tree.get(key)
+    return tree
+
+
+def cpu_quota(cpus: float) -> int:
+    return round(cpus * CPU_PERIOD_US)
+
+
+def reword_schema_error(path: FieldPath, keyword: str, source_map: SourceMap) -> Diagnostic | None:
+    """A clearer message than the schema's for the block's own slips, or None."""
+    inside = path[1:]
+    if keyword == "type" and inside in {duration for duration, _ in _DURATIONS}:
+        return source_map.diagnostic(
+            path, "expected a duration with a unit", hint="write e.g. 10s, 500ms, 2m or 1m30s"
+        )
+    if keyword == "const" and inside == ("noNewPrivileges",):
+        return source_map.diagnostic(
+            path,
+            "only true: extsvc does not weaken Talos's default",
+            hint="remove the key; every service runs with noNewPrivileges",
+        )
+    return None
+
+
+def check_block(tree: Any, source_map: SourceMap) -> Iterator[Diagnostic]:
+    """Every value problem of the block, each at its place; types are the schema's job."""
+    block = _get(tree, (BLOCK,))
+    if not isinstance(block, dict):
+        return
+
+    def at(path: FieldPath, message: str, **extra: Any) -> Diagnostic:
+        return source_map.diagnostic((BLOCK, *path), message, **extra)
+
+    for path, zero_ok in _DURATIONS:
+        duration = _get(block, path)
+        if isinstance(duration, str):
+            yield from _check_value(duration, path, parse_duration, zero_ok, at)
+    memory = _get(block, ("resources", "memory"))
+    if isinstance(memory, str | int) and not isinstance(memory, bool):
+        yield from _check_value(memory, ("resources", "memory"), parse_size, False, at)
+    cpus = _get(block, ("resources", "cpus"))
+    if (
+        isinstance(cpus, int | float)
+        and not isinstance(cpus, bool)
+        and cpus > 0
+        and cpu_quota(cpus) < MIN_CPU_QUOTA_US
+    ):
+        yield at(
+            ("resources", "cpus"), f"cpus {cpus} is below the kernel's smallest CPU quota (0.01)"
+        )
+    command = _get(block, ("health", "exec"))
+    if isinstance(command, list) and command and command[0] == "":
+        yield at(("health", "exec", 0), "the health-check command is empty")
+    yield from _check_capabilities(_get(block, ("capabilities",)), at)
+    if tree.get("restart") == "never" and isinstance(block.get("restartLimit"), dict):
+        yield at(
+            ("restartLimit",),
+            "restartLimit has no effect with 'restart: never' (the service runs once)",
+            severity=Severity.WARNING,
+            at_key=True,
+        )
+
+
+def _check_value(
+    value: Any,
+    path: FieldPath,
+    parse: Callable[[Any], float],
+    zero_ok: bool,
+    at: Callable[..., Diagnostic],
+) -> Iterator[Diagnostic]:
+    try:
+        parsed = parse(value)
+    except ValueError as error:
+        yield at(path, str(error))
+        return
+    if parsed == 0 and not zero_ok:
+        yield at(path, f"{value!r} is zero; it must be more than that")
+
+
+def _check_capabilities(names: Any, at: Callable[..., Diagnostic]) -> Iterator[Diagnostic]:
+    if not isinstance(names, list):
+        return
+    seen: set[str] = set()
+    for index, name in enumerate(names):
+        if not isinstance(name, str):
+            continue
+        path = ("capabilities", index)
+        if name not in ALL_CAPABILITIES:
+            candidate = name if name.upper().startswith("CAP_") else "CAP_" + name
+            yield at(
+                path,
+                f"unknown capability {name!r}",
+                hint=did_you_mean(candidate, sorted(ALL_CAPABILITIES))
+                or "names are the kernel's, e.g. CAP_NET_ADMIN (see capabilities(7))",
+            )
+        elif name in NOT_GRANTED:
+            yield at(
+                path,
+                f"Talos never grants {name} to an extension service; "
+                "x-extsvc capabilities can only take capabilities away",
+            )
+        elif name in seen:
+            yield at(path, f"{name} is listed twice", severity=Severity.WARNING)
+        seen.add(name)
+
+
+def _duration(block: dict[str, Any], path: FieldPath, default: str | None = None) -> float | None:
+    value = _get(block, path)
+    if value is None:
+        value = default
+    return None if value is None else parse_duration(value)
+
+
+def _health(block: dict[str, Any]) -> HealthCheck | None:
+    health = block.get("health")
+    if health is None:
+        return None
+    return HealthCheck(
+        exec=tuple(health["exec"]),
+        interval=parse_duration(health.get("interval", HEALTH_INTERVAL)),
+        timeout=parse_duration(health.get("timeout", HEALTH_TIMEOUT)),
+        retries=health.get("retries", HEALTH_RETRIES),
+        start_period=parse_duration(health.get("startPeriod", HEALTH_START_PERIOD)),
+        on_unhealthy=OnUnhealthy(health.get("onUnhealthy", OnUnhealthy.NONE.value)),
+    )
+
+
+def block_from_tree(tree: dict[str, Any]) -> Block | None:
+    """The typed block of a service tree that passed the schema and ``check_block``."""
+    block = tree.get(BLOCK)
+    if block is None:
+        return None
+    limit = block.get("restartLimit")
+    resources = block.get("resources", {})
+    memory = resources.get("memory")
+    cpus = resources.get("cpus")
+    capabilities = block.get("capabilities")
+    return Block(
+        policy=ServicePolicy(
+            health=_health(block),
+            start_timeout=_duration(block, ("startTimeout",)),
+            optional=bool(block.get("optional", False)),
+            stop_timeout=_duration(block, ("stopTimeout",)),
+            restart_limit=None
+            if limit is None
+            else RestartLimit(limit["count"], parse_duration(limit["window"])),
+        ),
+        resources=Resources(
+            memory=None if memory is None else parse_size(memory),
+            cpu_quota=None if cpus is None else cpu_quota(cpus),
+            pids=resources.get("pids"),
+        ),
+        capabilities=None if capabilities is None else tuple(sorted(set(capabilities))),
+    )
