@@ -59,6 +59,7 @@ def shell_service(
     mounts: list[dict[str, Any]] | None = None,
     writeable_rootfs: bool = False,
     log_to_console: bool = False,
+    extsvc: dict[str, Any] | None = None,
 ) -> str:
     """A service YAML running ``/bin/sh -c script`` (JSON is valid YAML)."""
     container: dict[str, Any] = {"entrypoint": "/bin/sh", "args": ["-c", script]}
@@ -71,6 +72,8 @@ def shell_service(
         document["depends"] = depends
     if log_to_console:
         document["logToConsole"] = True
+    if extsvc is not None:
+        document["x-extsvc"] = extsvc
     return json.dumps(document, indent=2)
 
 
