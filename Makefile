@@ -31,9 +31,11 @@ lint: install
 test: install lint
 	$(BIN)/pytest -q
 
-# Rewrite tests/golden/*/expected from the inputs (never the inputs). Review the diff.
+# Rewrite tests/golden/*/expected and tests/review/*/*/expected.* from the inputs
+# (never the inputs). Review the diff.
 golden: install
 	$(BIN)/python -m tests.golden --update
+	$(BIN)/python -m tests.review.cases --update
 
 bench: install
 	$(BIN)/python bench/run.py

@@ -142,6 +142,12 @@ def validate_command(sources: tuple[str, ...], strict: bool, quiet: bool) -> Non
 @click.command("schema")
 @click.option("--plan", "which", flag_value="plan", help="Print the plan.json schema instead.")
 @click.option(
+    "--diff",
+    "which",
+    flag_value="diff",
+    help="The report of `extsvc diff --output json` instead.",
+)
+@click.option(
     "--service",
     "which",
     flag_value="service",

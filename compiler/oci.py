@@ -164,7 +164,9 @@ def _root(service: Service, context: BuildContext, origins: _Origins) -> dict[st
     root: dict[str, Any] = {"path": rootfs_path(context.rootfs_base, service.name)}
     origins.from_default("root.path", f"<rootfs-base>/<name>, rootfs-base {context.rootfs_base}")
     if service.container.security.writeable_rootfs:
-        origins.from_input("root", ("container", "security", "writeableRootfs"), "writeableRootfs")
+        origins.from_input(
+            "root.readonly", ("container", "security", "writeableRootfs"), "writeableRootfs"
+        )
     else:
         root["readonly"] = True
         origins.from_default(
@@ -251,6 +253,7 @@ def _make_sysfs_writeable(
 def build_config(service: Service, context: BuildContext) -> BuiltConfig:
     """The complete config.json for ``service`` as a plain dict, with origins."""
     origins = _Origins(service)
+    origins.from_default("ociVersion", defaults.ORIGIN_CONTAINERD + " (containerd v2)")
     config = {
         "ociVersion": defaults.OCI_VERSION,
         "process": _process(service, origins),

@@ -16,6 +16,7 @@ from typing import Any
 
 from extsvc.compiler import emit
 from extsvc.compiler.check import check_sources
+from extsvc.compiler.explain import ORIGINS_FILE, origins_document
 from extsvc.compiler.format.diagnostics import Diagnostic, has_errors
 from extsvc.compiler.format.load import format_path
 from extsvc.compiler.format.plan import PLAN_FILE, bundle_dir
@@ -74,6 +75,9 @@ def compile_sources(sources: Sequence[SourceFile], options: CompileOptions) -> C
             bugs.append(_schema_bug(service, "config.json", errors))
         data = emit.canonical_json(result.config)  # render
         files[f"{bundle_dir(service.name)}/config.json"] = data
+        # Where each field came from, for `extsvc explain` (never read by the runtime).
+        origins = origins_document(result, data)
+        files[f"{bundle_dir(service.name)}/{ORIGINS_FILE}"] = emit.canonical_json(origins)
         digests[service.name] = hashlib.sha256(data).hexdigest()
         built[service.name] = result
     plan = build_plan(table, digests, rootfs_base=options.rootfs_base, arch=options.arch)

@@ -18,6 +18,8 @@ LAZY_COMMANDS = {
     "compile": "extsvc.compiler.cli_compile:compile_command",
     "validate": "extsvc.compiler.cli_compile:validate_command",
     "schema": "extsvc.compiler.cli_compile:schema_command",
+    "diff": "extsvc.compiler.cli_review:diff_command",
+    "explain": "extsvc.compiler.cli_review:explain_command",
     "run": "extsvc.executor.cli:run_command",
     "service": "extsvc.executor.cli:service_command",
     "logs": "extsvc.executor.cli:logs_command",

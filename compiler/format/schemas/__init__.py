@@ -21,6 +21,7 @@ SCHEMAS_DIR = Path(__file__).parent
 SCHEMA_FILES = {
     "service": "service.schema.json",
     "plan": "plan.schema.json",
+    "diff": "diff.schema.json",
 }
 
 

@@ -1,0 +1,148 @@
+"""Compiled outputs for the review tools: read from OUT, compiled in memory, or taken from git.
+
+This is the I/O edge of ``extsvc diff`` and ``extsvc explain``; the
+comparison itself (``compiler.diff``) only sees ``CompiledOutput`` values.
+Whatever the side is — a compiled OUT directory, a source directory compiled
+in memory, or a source directory as it was at a git revision — it becomes the
+same mapping of relative path -> bytes that ``extsvc compile`` would write,
+and is parsed by one function, so all three are compared alike.
+
+``git_snapshot`` never checks anything out: ``git archive REV:DIR`` streams
+the tree into a temporary directory that is removed afterwards, so the
+working tree, the index and HEAD are left exactly as they were.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from extsvc.compiler.diff import CompiledOutput
+from extsvc.compiler.format.diagnostics import Diagnostic, has_errors
+from extsvc.compiler.format.plan import CONFIG_FILE, PLAN_FILE
+from extsvc.compiler.format.schemas import validator
+
+ORIGINS_FILE = "origins.json"
+
+
+class ReviewInputError(Exception):
+    """A side cannot be read or compiled; the message says which and why."""
+
+    def __init__(self, message: str, diagnostics: Sequence[Diagnostic] = ()) -> None:
+        super().__init__(message)
+        self.diagnostics = tuple(diagnostics)
+
+
+def is_output_dir(path: Path) -> bool:
+    return (path / PLAN_FILE).is_file()
+
+
+def _parse(data: bytes, where: str) -> Any:
+    try:
+        return json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ReviewInputError(f"{where}: invalid JSON: {error}") from None
+
+
+def output_from_files(files: Mapping[str, bytes], label: str) -> CompiledOutput:
+    """Parse what compile writes (plan.json, bundles/*/config.json, origins.json)."""
+    if PLAN_FILE not in files:
+        raise ReviewInputError(f"{label}: no {PLAN_FILE}")
+    plan = _parse(files[PLAN_FILE], f"{label}/{PLAN_FILE}")
+    errors = list(validator("plan").iter_errors(plan))
+    if errors:
+        first = errors[0]
+        where = ".".join(str(p) for p in first.path) or "(top level)"
+        raise ReviewInputError(
+            f"{label}/{PLAN_FILE}: not an extsvc plan ({where}: {first.message})"
+        )
+    configs: dict[str, Any] = {}
+    origins: dict[str, Any] = {}
+    for service_id, entry in plan["services"].items():
+        config_name = f"{entry['bundle']}/{CONFIG_FILE}"
+        if config_name not in files:
+            raise ReviewInputError(f"{label}: {service_id}: no {config_name}")
+        configs[service_id] = _parse(files[config_name], f"{label}/{config_name}")
+        origins_name = f"{entry['bundle']}/{ORIGINS_FILE}"
+        if origins_name in files:
+            origins[service_id] = _parse(files[origins_name], f"{label}/{origins_name}")
+    return CompiledOutput(plan=plan, configs=configs, label=label, origins=origins, files=files)
+
+
+def read_output_dir(path: Path) -> dict[str, bytes]:
+    """The files of a compiled OUT that the review tools read (relative path -> bytes)."""
+    files: dict[str, bytes] = {}
+    try:
+        files[PLAN_FILE] = (path / PLAN_FILE).read_bytes()
+        plan = _parse(files[PLAN_FILE], str(path / PLAN_FILE))
+        services = plan.get("services") if isinstance(plan, dict) else None
+        for entry in (services or {}).values():
+            bundle = entry.get("bundle") if isinstance(entry, dict) else None
+            if not isinstance(bundle, str):
+                continue  # the schema check reports it
+            for name in (CONFIG_FILE, ORIGINS_FILE):
+                file = path / bundle / name
+                if file.is_file():
+                    files[f"{bundle}/{name}"] = file.read_bytes()
+    except OSError as error:
+        raise ReviewInputError(f"{path}: cannot read: {error.strerror or error}") from None
+    return files
+
+
+def load_output_dir(path: Path, label: str | None = None) -> CompiledOutput:
+    return output_from_files(read_output_dir(path), label or str(path))
+
+
+def compile_directory(
+    path: Path, *, rootfs_base: str, arch: str, label: str | None = None
+) -> CompiledOutput:
+    """A source directory compiled in memory, exactly as ``extsvc compile`` would."""
+    from extsvc.compiler.pipeline import CompileOptions, compile_sources
+    from extsvc.compiler.sources import SourceFile, collect_sources
+
+    label = label or str(path)
+    found, problems = collect_sources([str(path)])
+    # Diagnostics name files as the user knows them (REV:DIR/x.yaml, not a temporary path).
+    sources = [SourceFile(f"{label}/{Path(s.name).name}", s.data) for s in found]
+    if not sources:
+        raise ReviewInputError(f"{label}: no service files (*.yaml) and no {PLAN_FILE}", problems)
+    result = compile_sources(sources, CompileOptions(rootfs_base=rootfs_base, arch=arch))
+    if not result.ok or has_errors(problems):
+        raise ReviewInputError(f"{label}: does not compile", [*problems, *result.diagnostics])
+    return output_from_files(result.files, label)
+
+
+def _git(args: Sequence[str], cwd: Path) -> bytes:
+    try:
+        completed = subprocess.run(["git", *args], cwd=cwd, capture_output=True, check=False)
+    except FileNotFoundError:
+        raise ReviewInputError("git is not installed (needed for --git)") from None
+    except OSError as error:
+        raise ReviewInputError(f"cannot run git in {cwd}: {error.strerror or error}") from None
+    if completed.returncode != 0:
+        message = completed.stderr.decode("utf-8", "replace").strip() or "failed"
+        raise ReviewInputError(f"git {' '.join(args)}: {message}")
+    return completed.stdout
+
+
+@contextlib.contextmanager
+def git_snapshot(revision: str, directory: Path) -> Iterator[Path]:
+    """``directory`` as it was at ``revision``, in a temporary directory (removed after)."""
+    if not directory.is_dir():
+        raise ReviewInputError(f"{directory}: not a directory")
+    prefix = _git(["rev-parse", "--show-prefix"], directory).decode().strip()
+    top = Path(_git(["rev-parse", "--show-toplevel"], directory).decode().strip())
+    # From the top: in a subdirectory, git archive would also filter by that subdirectory.
+    archive = _git(["archive", "--format=tar", f"{revision}:{prefix}"], top)
+    with tempfile.TemporaryDirectory(prefix="extsvc-git-") as temporary:
+        root = Path(temporary)
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(root, filter="data")
+        yield root
