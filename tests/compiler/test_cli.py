@@ -26,6 +26,7 @@ def test_compile_writes_plan_and_bundles(tmp_path: Path) -> None:
         p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.json")
     ) == [
         "bundles/hello-world/config.json",
+        "bundles/hello-world/origins.json",  # for `extsvc explain`
         "plan.json",
     ]
     assert "compiled 1 service into" in output
