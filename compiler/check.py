@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from extsvc.compiler import policy, rules
 from extsvc.compiler.format.diagnostics import Diagnostic, Position, Severity, has_errors, sort_key
 from extsvc.compiler.format.load import iter_documents
+from extsvc.compiler.hazards import HazardContext, boot_hazards
 from extsvc.compiler.model import Service, service_from_tree
 from extsvc.compiler.resolve import ServiceTable, resolve
 from extsvc.compiler.sources import SourceFile
@@ -71,10 +72,17 @@ def diagnostics_for(file: str, diagnostics: Sequence[Diagnostic]) -> bool:
     return any(d.file == file for d in diagnostics)
 
 
-def check_sources(sources: Sequence[SourceFile]) -> CheckResult:
-    """Every check, nothing built: for ``extsvc validate`` and the first half of compile."""
+def check_sources(
+    sources: Sequence[SourceFile], hazards: HazardContext | None = None
+) -> CheckResult:
+    """Every check, nothing built: for ``extsvc validate`` and the first half of compile.
+
+    With ``hazards`` (validate), also warn about what could keep boot waiting forever.
+    """
     services, diagnostics = _load_services(sources)
     table, problems = resolve(services)  # resolve
     diagnostics.extend(problems)
+    if hazards is not None and not has_errors(diagnostics):
+        diagnostics.extend(boot_hazards(table, hazards))  # boot hazards
     ordered = tuple(sorted(diagnostics, key=sort_key))
     return CheckResult(ordered, None if has_errors(ordered) else table)

@@ -118,14 +118,38 @@ def compile_command(
 @click.argument("sources", nargs=-1, required=True, metavar="SRC...")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
 @click.option("-q", "--quiet", is_flag=True, help="Print diagnostics only, no summary.")
-def validate_command(sources: tuple[str, ...], strict: bool, quiet: bool) -> None:
-    """Check service files (all rules, across the whole set); write nothing."""
+@click.option(
+    "--host-services",
+    "host_services",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The host-services file `extsvc run` will get: warn about host services without a rule.",
+)
+def validate_command(
+    sources: tuple[str, ...], strict: bool, quiet: bool, host_services: Path | None
+) -> None:
+    """Check service files (all rules, across the whole set); write nothing.
+
+    Also warns about boot hazards: dependencies that could keep a service waiting
+    forever (--strict makes them errors).
+    """
     from extsvc.compiler.check import check_sources
+    from extsvc.compiler.hazards import HazardContext, host_service_ids
     from extsvc.compiler.sources import collect_sources
 
     files, read_problems = collect_sources(sources)
     _require_sources(len(files), read_problems)
-    result = check_sources(files)
+    hazards = HazardContext()
+    if host_services is not None:
+        try:
+            data = host_services.read_bytes()
+        except OSError as error:
+            raise click.BadParameter(
+                f"cannot read {host_services}: {error.strerror}", param_hint="--host-services"
+            ) from None
+        ids, problems = host_service_ids(str(host_services), data)
+        read_problems.extend(problems)
+        hazards = HazardContext(host_services=ids, host_services_file=str(host_services))
+    result = check_sources(files, hazards)
     diagnostics = [*read_problems, *result.diagnostics]
     _print_diagnostics(diagnostics)
     failed = _fails(diagnostics, strict)
