@@ -163,23 +163,27 @@ def validate_command(
         sys.exit(EXIT_INVALID_INPUT)
 
 
+# Kept in step with compiler.format.schemas.SCHEMA_FILES (a test says so); written out
+# so that `extsvc schema --help` does not import the schema package.
+SCHEMA_KINDS = ("service", "config", "host-services", "plan", "diff")
+
+
 @click.command("schema")
-@click.option("--plan", "which", flag_value="plan", help="Print the plan.json schema instead.")
 @click.option(
-    "--diff",
+    "--kind",
     "which",
-    flag_value="diff",
-    help="The report of `extsvc diff --output json` instead.",
+    type=click.Choice(SCHEMA_KINDS),
+    default="service",
+    show_default=True,
+    help="service: a service file; config: an ExtensionServiceConfig document; "
+    "host-services: the `extsvc run --host-services` file; plan: plan.json; "
+    "diff: the report of `extsvc diff --output json`.",
 )
-@click.option(
-    "--service",
-    "which",
-    flag_value="service",
-    default=True,
-    help="The service file schema (default).",
-)
+@click.option("--plan", "which", flag_value="plan", help="Same as --kind plan.")
+@click.option("--service", "which", flag_value="service", help="Same as --kind service.")
+@click.option("--diff", "which", flag_value="diff", help="Same as --kind diff.")
 def schema_command(which: str) -> None:
-    """Print the JSON Schema of the service file format (for editors and linters)."""
+    """Print the JSON Schema of one input format (for editors and linters)."""
     from extsvc.compiler.format.schemas import schema_text
 
     text = schema_text(which)

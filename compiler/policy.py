@@ -74,22 +74,6 @@ def cpu_quota(cpus: float) -> int:
     return round(cpus * CPU_PERIOD_US)
 
 
-def reword_schema_error(path: FieldPath, keyword: str, source_map: SourceMap) -> Diagnostic | None:
-    """A clearer message than the schema's for the block's own slips, or None."""
-    inside = path[1:]
-    if keyword == "type" and inside in {duration for duration, _ in _DURATIONS}:
-        return source_map.diagnostic(
-            path, "expected a duration with a unit", hint="write e.g. 10s, 500ms, 2m or 1m30s"
-        )
-    if keyword == "const" and inside == ("noNewPrivileges",):
-        return source_map.diagnostic(
-            path,
-            "only true: extsvc does not weaken Talos's default",
-            hint="remove the key; every service runs with noNewPrivileges",
-        )
-    return None
-
-
 def check_block(tree: Any, source_map: SourceMap) -> Iterator[Diagnostic]:
     """Every value problem of the block, each at its place; types are the schema's job."""
     block = _get(tree, (BLOCK,))

@@ -131,12 +131,21 @@ class ConfigurationPresent:
 
     polled = True
 
-    def __init__(self, name: str, is_present: Callable[[str], bool]) -> None:
+    def __init__(
+        self,
+        name: str,
+        is_present: Callable[[str], bool],
+        problem: Callable[[str], str | None] = lambda name: None,
+    ) -> None:
         self.name = name
         self._is_present = is_present
+        self._problem = problem
 
     def describe(self) -> str:
-        return f'configuration "{self.name}"'
+        # An invalid document is shown where the operator looks: the service's events.
+        problem = self._problem(self.name)
+        refused = f" (refused: {problem})" if problem else ""
+        return f'configuration "{self.name}"{refused}'
 
     async def satisfied(self) -> bool:
         return self._is_present(self.name)
@@ -147,6 +156,7 @@ def conditions_for(
     is_up: Callable[[str], bool],
     host_services: dict[str, ReadinessRule],
     has_configuration: Callable[[str], bool],
+    configuration_problem: Callable[[str], str | None] = lambda name: None,
 ) -> list[Condition]:
     """The service's dependencies, in the order Talos lists them in its message."""
     depends = service.depends
@@ -161,5 +171,7 @@ def conditions_for(
     if depends.time:
         conditions.append(TimeSynchronised())
     if depends.configuration:
-        conditions.append(ConfigurationPresent(service.name, has_configuration))
+        conditions.append(
+            ConfigurationPresent(service.name, has_configuration, configuration_problem)
+        )
     return conditions

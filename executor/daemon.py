@@ -127,6 +127,7 @@ async def run_daemon(options: DaemonOptions, reporter: Reporter | None = None) -
             console=make_console(options.console),
             host_services=host_services,
             has_configuration=configs.has,
+            configuration_problem=configs.problem,
             prepare_spec=configs.apply,
             on_event=reporter.on_event,
         )

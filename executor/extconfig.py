@@ -11,40 +11,50 @@
     environment:
       - GREETING=hi
 
-When a service starts, its document's files are written under the state dir
-and bind-mounted read-only at their mountPath (source named after the path, as
-Talos does), and its environment is appended after the service's own. A
-document that changes while its service runs restarts the service.
+Every file is checked as ``extsvc validate`` checks it (the schema
+``extsvc schema --kind config`` prints, and the same diagnostics); an invalid
+document is not configuration: the operator is told where it is wrong, once, and
+the service that waits for it keeps waiting, saying why. When a service starts,
+``compiler.format.extconfig.configure_spec`` (the compiler's own function) adds
+its environment file's variables, its document's files (written under the state
+dir, 0600, named after the mountPath as Talos does) and environment. A document
+that changes while its service runs restarts that service.
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
 import hashlib
 import json
+import os
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from extsvc.compiler.format.load import iter_documents, located
+from extsvc.compiler.format.extconfig import (
+    ConfigFile,
+    ServiceConfig,
+    configure_spec,
+    duplicate_problems,
+    iter_config_documents,
+    source_name,
+)
 from extsvc.compiler.format.plan import ServicePlan, service_id
 from extsvc.executor.errors import LaunchError
 
 if TYPE_CHECKING:
+    from extsvc.compiler.format.diagnostics import Diagnostic
     from extsvc.executor.supervisor import Supervisor
 
-KIND = "ExtensionServiceConfig"
+__all__ = ["ConfigDirectory", "source_name"]
+
 WATCH_INTERVAL = 1.0
-
-
-def source_name(mount_path: str) -> str:
-    """Talos's file name for a config file: the path without its leading '/', '/' -> '-'."""
-    return mount_path.lstrip("/").replace("/", "-")
-
 
 # A file's (mtime, size): it is parsed again only when this changes.
 Signature = tuple[int, int]
+# A problem of a document, and the service that document names (None: no name).
+Problem = tuple["str | None", "Diagnostic"]
 
 
 class ConfigDirectory:
@@ -56,23 +66,28 @@ class ConfigDirectory:
     ) -> None:
         self.directory = directory
         self.files_dir = files_dir
-        # Told once about each invalid document (file:line:col: message).
+        # Told once about each problem of a document (file:line:col: field: message).
         self._on_problem = on_problem
         # Digest of the document each service last started with.
         self._applied: dict[str, str] = {}
-        self._parsed: dict[Path, tuple[Signature, list[dict[str, Any]]]] = {}
+        self._parsed: dict[Path, tuple[Signature, list[ServiceConfig], list[Problem]]] = {}
+        # Service name -> why its document is not usable (shown while it waits).
+        self._refused: dict[str, str] = {}
+        self._reported: set[str] = set()
 
-    def documents(self) -> dict[str, dict[str, Any]]:
+    def documents(self) -> dict[str, ServiceConfig]:
         """Valid ExtensionServiceConfig documents by name (invalid ones are not configuration).
 
         Conditions ask every second; only files whose mtime or size changed are
-        read and parsed again.
+        read and parsed again. Two documents naming one service are both refused,
+        as Talos refuses such a machine config.
         """
-        found: dict[str, dict[str, Any]] = {}
         if self.directory is None or not self.directory.is_dir():
             self._parsed.clear()
-            return found
+            return {}
         present: set[Path] = set()
+        configs: list[ServiceConfig] = []
+        problems: list[Problem] = []
         for path in sorted(self.directory.glob("*.yaml")):
             try:
                 status = path.stat()
@@ -82,72 +97,70 @@ class ConfigDirectory:
             signature = (status.st_mtime_ns, status.st_size)
             cached = self._parsed.get(path)
             if cached is None or cached[0] != signature:
-                cached = (signature, self._parse(path))
+                cached = (signature, *self._parse(path))
                 self._parsed[path] = cached
-            for document in cached[1]:
-                found[document["name"]] = document
+            configs.extend(cached[1])
+            problems.extend(cached[2])
         for gone in set(self._parsed) - present:
             del self._parsed[gone]
-        return found
+        problems.extend(duplicate_problems(configs))
+        by_name = {c.name: c for c in configs}
+        self._refused = {}
+        for name, problem in problems:
+            self._report(problem.headline())
+            if name is not None and problem.is_error:
+                self._refused.setdefault(name, problem.headline())
+        return {name: c for name, c in by_name.items() if name not in self._refused}
 
-    def _parse(self, path: Path) -> list[dict[str, Any]]:
-        """The valid documents of one file; each invalid one is reported, located."""
+    def _parse(self, path: Path) -> tuple[list[ServiceConfig], list[Problem]]:
         try:
             data = path.read_bytes()
         except OSError as error:
             self._report(f"{path}: cannot read: {error.strerror}")
-            return []
-        valid: list[dict[str, Any]] = []
-        for document, problems in iter_documents(str(path), data):
-            for problem in problems:
-                where = f"{problem.file}:{problem.position.line}:{problem.position.col}"
-                self._report(f"{where}: {problem.message}")
-            if document is None or problems:
-                continue
-            reason = _invalid_reason(document.tree)
-            if reason is None:
-                valid.append(document.tree)
-            elif document.tree is not None and (
-                not isinstance(document.tree, dict) or document.tree.get("kind") == KIND
-            ):
-                field, message = reason
-                self._report(located(document.source_map, field, message))
-        return valid
+            return [], []
+        configs: list[ServiceConfig] = []
+        problems: list[Problem] = []
+        for name, config, found in iter_config_documents(str(path), data):
+            problems.extend((name, problem) for problem in found)
+            if config is not None:
+                configs.append(config)
+        return configs, problems
 
     def _report(self, message: str) -> None:
-        if self._on_problem is not None:
+        if self._on_problem is not None and message not in self._reported:
+            self._reported.add(message)
             self._on_problem(f"ExtensionServiceConfig ignored: {message}")
 
     def has(self, name: str) -> bool:
         return name in self.documents()
 
+    def problem(self, name: str) -> str | None:
+        """Why the document for ``name`` is refused, if there is one and it is."""
+        self.documents()
+        return self._refused.get(name)
+
     def apply(self, service: ServicePlan) -> dict[str, Any]:
-        """The compiled spec plus the service's run-time configuration, if any."""
-        document = self.documents().get(service.name)
-        if document is None:
+        """The compiled spec plus what only exists at start: the variables of the
+        environment file (read now, at each start) and the service's document."""
+        env_file = _read_environment_file(service.depends.environment_file)
+        config = self.documents().get(service.name)
+        if config is None:
             self._applied.pop(service.name, None)
-            return service.spec
-        spec = copy.deepcopy(service.spec)
+            if not env_file:
+                return service.spec
+            return configure_spec(service.spec, env_file=env_file)
         target = self.files_dir / service.name
         try:
-            target.mkdir(parents=True, exist_ok=True)
-            for config_file in document.get("configFiles", []):
-                source = target / source_name(config_file["mountPath"])
-                source.write_text(config_file["content"])
-                spec.setdefault("mounts", []).append(
-                    {
-                        "destination": config_file["mountPath"],
-                        "options": ["ro", "bind"],
-                        "source": str(source),
-                        "type": "bind",
-                    }
-                )
+            target.mkdir(parents=True, exist_ok=True, mode=0o700)
+            sources = {
+                f: _write_private(target / source_name(f.mount_path), f) for f in config.files
+            }
         except OSError as error:
             raise LaunchError(f"cannot write the configuration files: {error.strerror}") from None
-        environment = [entry for entry in document.get("environment", []) if "=" in entry]
-        if environment:
-            spec.setdefault("process", {}).setdefault("env", []).extend(environment)
-        self._applied[service.name] = _digest(document)
+        spec = configure_spec(
+            service.spec, env_file=env_file, config=config, source_for=sources.__getitem__
+        )
+        self._applied[service.name] = _digest(config)
         return spec
 
     def changed_services(self) -> list[str]:
@@ -171,29 +184,35 @@ class ConfigDirectory:
                     task.add_done_callback(restarts.discard)
 
 
-def _invalid_reason(document: Any) -> tuple[tuple[str | int, ...], str] | None:
-    """Why ``document`` is not a usable ExtensionServiceConfig (field, message), or None."""
-    if not isinstance(document, dict) or document.get("kind") != KIND:
-        return (), f"not a {KIND} document"
-    if not isinstance(document.get("name"), str):
-        return (), "needs a name"
-    files = document.get("configFiles", [])
-    environment = document.get("environment", [])
-    if not isinstance(files, list):
-        return ("configFiles",), "expected a list"
-    if not isinstance(environment, list):
-        return ("environment",), "expected a list"
-    for index, config_file in enumerate(files):
-        if not isinstance(config_file, dict) or not isinstance(config_file.get("content"), str):
-            return ("configFiles", index), "needs content (a string)"
-        mount_path = config_file.get("mountPath")
-        if not isinstance(mount_path, str) or not mount_path.startswith("/"):
-            return ("configFiles", index), "needs an absolute mountPath"
-    for index, entry in enumerate(environment):
-        if not isinstance(entry, str):
-            return ("environment", index), "expected a string"
-    return None
+def _write_private(path: Path, config_file: ConfigFile) -> str:
+    """Write a config file readable by root only (it may hold secrets)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+        os.fchmod(stream.fileno(), 0o600)
+        stream.write(config_file.content)
+    return str(path)
 
 
-def _digest(document: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+def _read_environment_file(path: str | None) -> list[str]:
+    """The variables of ``environmentFile`` (it exists: the service waited for it)."""
+    if path is None:
+        return []
+    from extsvc.compiler.format.envfile import parse_env_file
+
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise LaunchError(f"cannot read the environment file {path}: {error.strerror}") from None
+    entries, problems = parse_env_file(path, data)
+    errors = [p for p in problems if p.is_error]
+    if errors:
+        raise LaunchError(
+            "invalid environment file: " + "; ".join(e.headline() for e in errors[:5])
+        )
+    return entries
+
+
+def _digest(config: ServiceConfig) -> str:
+    fields = {"name": config.name, "files": [asdict(f) for f in config.files]}
+    fields["environment"] = list(config.environment)
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()

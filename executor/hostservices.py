@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from extsvc.compiler.format.load import SourceMap, iter_documents, located
+from extsvc.compiler.format.diagnostics import Diagnostic, has_errors, sort_key
+from extsvc.compiler.format.load import iter_documents
+from extsvc.compiler.format.schemadiag import check_document
 from extsvc.executor.errors import InvalidInputError
-
-RULE_KINDS = ("path", "systemd", "command", "ready")
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,7 @@ class ReadinessRule:
 
 
 def load_host_services(path: Path | None) -> dict[str, ReadinessRule]:
+    """The rules of a host-services file; every problem of the file at once, refused."""
     if path is None:
         return {}
     try:
@@ -55,49 +56,39 @@ def load_host_services(path: Path | None) -> dict[str, ReadinessRule]:
         raise InvalidInputError(
             f"{path}: cannot read the host-services file: {error.strerror}"
         ) from None
-    # The compiler's loader: YAML 1.2 as for service files, and positions for errors.
-    documents = list(iter_documents(str(path), data))
+    tree, problems = check_host_services(str(path), data)
+    if has_errors(problems):
+        errors = sum(d.is_error for d in problems)
+        raise InvalidInputError(
+            f"the host-services file {path} is invalid ({errors} error{'s' * (errors != 1)}):\n"
+            + "\n".join(d.render() for d in problems)
+        )
+    return {str(service_id): _rule(rule) for service_id, rule in (tree or {}).items()}
+
+
+def check_host_services(file: str, data: bytes) -> tuple[dict[str, Any] | None, list[Diagnostic]]:
+    """Load and check a host-services file: the same loader, schema path and wording as
+    service files (``extsvc schema --kind host-services``). An empty file has no rules."""
+    documents = list(iter_documents(file, data))
     document, problems = documents[0] if documents else (None, [])
-    if problems:
-        first = problems[0]
-        raise InvalidInputError(
-            f"{first.file}:{first.position.line}:{first.position.col}: {first.message}"
-        )
-    if document is None or document.tree is None:
-        return {}
-    if not isinstance(document.tree, dict):
-        raise InvalidInputError(
-            located(document.source_map, (), "expected a mapping of service id to readiness rule")
-        )
-    return {
-        str(service_id): _parse_rule(document.source_map, str(service_id), rule)
-        for service_id, rule in document.tree.items()
-    }
+    if document is None or problems:
+        return None, problems
+    if document.tree is None:
+        return {}, []
+    # A rule written as `cri:` with nothing is a mistake, not an absent key.
+    tree, problems = check_document("host-services", document, nulls_absent=False)
+    return tree, sorted(problems, key=sort_key)
 
 
-def _parse_rule(source_map: SourceMap, service_id: str, rule: Any) -> ReadinessRule:
-    if not isinstance(rule, dict) or len(rule) != 1 or next(iter(rule)) not in RULE_KINDS:
-        raise InvalidInputError(
-            located(source_map, (service_id,), f"expected exactly one of {', '.join(RULE_KINDS)}")
-        )
+def _rule(rule: dict[str, Any]) -> ReadinessRule:
+    """One rule the schema accepted (exactly one known key, of the right form)."""
     kind, value = next(iter(rule.items()))
-    if kind == "path" and isinstance(value, str) and value.startswith("/"):
+    if kind == "path":
         return ReadinessRule(path=value)
-    if kind == "systemd" and isinstance(value, str) and value:
+    if kind == "systemd":
         return ReadinessRule(systemd_unit=value)
     if kind == "command":
-        if isinstance(value, str) and value.strip():
+        if isinstance(value, str):
             return ReadinessRule(command=("/bin/sh", "-c", value))
-        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-            return ReadinessRule(command=tuple(value))
-    if kind == "ready" and value is True:
-        return ReadinessRule(always=True)
-    expected = {
-        "path": "an absolute path",
-        "systemd": "a unit name",
-        "command": "a shell string or a list of arguments",
-        "ready": "true",
-    }[kind]
-    raise InvalidInputError(
-        located(source_map, (service_id, kind), f"expected {expected}, got {value!r}")
-    )
+        return ReadinessRule(command=tuple(value))
+    return ReadinessRule(always=True)

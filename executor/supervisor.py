@@ -37,6 +37,7 @@ class Supervisor:
         console: Console | None = None,
         host_services: dict[str, ReadinessRule] | None = None,
         has_configuration: Callable[[str], bool] = lambda name: False,
+        configuration_problem: Callable[[str], str | None] = lambda name: None,
         prepare_spec: Callable[[ServicePlan], dict[str, Any]] | None = None,
         on_event: Callable[[str, Event], None] | None = None,
     ) -> None:
@@ -51,7 +52,11 @@ class Supervisor:
                 host=host,
                 log=ServiceLog(service.id, log_dir, console if service.log_to_console else None),
                 conditions=conditions_for(
-                    service, self._is_up, host_services or {}, has_configuration
+                    service,
+                    self._is_up,
+                    host_services or {},
+                    has_configuration,
+                    configuration_problem,
                 ),
                 board=self.board,
                 settings=settings,

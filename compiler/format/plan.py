@@ -300,25 +300,25 @@ def _check_consistency(
 
 
 def _schema_report(plan_path: Path, data: bytes, errors: list[Any]) -> str:
-    """One ``file:line:col: field: message`` line per error (at most five).
+    """Every schema problem of the plan as a diagnostic (``file:line:col``, caret), the
+    same rendering as every other input.
 
-    JSON is YAML 1.2, so the compiler's loader finds where each field is; it
-    runs only here, on the error path, never on a good plan.
+    JSON is YAML 1.2, so the loader finds where each field is; it runs only here,
+    on the error path, never on a good plan.
     """
     # The YAML loader costs ~30 ms to import: only a broken plan pays for it.
-    from extsvc.compiler.format.load import iter_documents, located
+    from extsvc.compiler.format.load import iter_documents
+    from extsvc.compiler.format.schemadiag import reword
 
     documents = list(iter_documents(str(plan_path), data))
     document = documents[0][0] if documents else None
-    lines = [f"{plan_path}: does not match the plan schema:"]
-    for error in errors[:5]:
-        field = tuple(error.path)
+    lines = [f"{plan_path}: does not match the plan schema (extsvc schema --kind plan):"]
+    tree = json.loads(data)
+    for error in errors:
         if document is None:
-            lines.append(f"{plan_path}: {_json_path(field)}: {error.message}")
+            lines.append(f"{plan_path}: {_json_path(tuple(error.path))}: {error.message}")
         else:
-            lines.append(located(document.source_map, field, error.message))
-    if len(errors) > 5:
-        lines.append(f"(and {len(errors) - 5} more)")
+            lines.append(reword("plan", error, tree, document.source_map).render())
     return "\n".join(lines)
 
 

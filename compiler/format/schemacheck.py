@@ -20,8 +20,9 @@ Supported keywords (draft-04 and draft 2020-12 spellings): ``type``, ``propertie
 ``uniqueItems``, ``enum``, ``const``, ``minimum``, ``maximum``, ``exclusiveMinimum``,
 ``exclusiveMaximum``, ``minLength``, ``maxLength``, ``pattern``, ``anyOf``, ``allOf``,
 ``oneOf``, ``not``, ``if``/``then``/``else`` and ``$ref``. Annotations (``title``,
-``description``, ``format``, ...) are ignored. Any other keyword raises ``ValueError`` when
-the schema is compiled: a constraint is never skipped silently.
+``description``, ``format``, ...) and keywords starting with ``x-`` are ignored. Any other
+keyword raises ``ValueError`` when the schema is compiled: a constraint is never skipped
+silently.
 
 Semantics follow ``jsonschema`` (the oracle) with these deliberate differences:
 
@@ -272,6 +273,12 @@ _ANNOTATIONS = frozenset(
 _NOT_RULES = _ANNOTATIONS | {"type"}  # "type" is folded into each node's dispatch table
 
 
+def _is_annotation(keyword: str) -> bool:
+    # "x-..." keywords are extsvc's own annotations (the wording of errors, read by
+    # compiler.format.schemadiag): they never constrain a value.
+    return keyword in _ANNOTATIONS or keyword.startswith("x-")
+
+
 class _Compiler:
     def __init__(self, documents: dict[str, Mapping[str, Any]], draft4: bool) -> None:
         self.documents = documents
@@ -294,10 +301,12 @@ class _Compiler:
             return _Node().fill(_never, _false_errors)
         if not isinstance(schema, dict):
             raise ValueError(f"{_loc(doc, where)}: a schema must be an object or a boolean")
-        unknown = [k for k in schema if k not in _BUILDERS and k not in _NOT_RULES]
+        unknown = [
+            k for k in schema if k not in _BUILDERS and k not in _NOT_RULES and k[:2] != "x-"
+        ]
         if unknown:
             raise ValueError(f"{_loc(doc, where)}: unsupported schema keyword(s) {unknown}")
-        if "$ref" in schema and (self.draft4 or len(schema.keys() - _ANNOTATIONS) == 1):
+        if "$ref" in schema and (self.draft4 or sum(not _is_annotation(k) for k in schema) == 1):
             # Draft-04 ignores the siblings of $ref; in 2020-12 a lone $ref is the target.
             return self.ref_node(schema["$ref"], doc, where)
         types = _type_names(schema.get("type"), _loc(doc, where))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from extsvc.cli import cli
@@ -79,3 +80,25 @@ def test_schema_prints_the_input_schema_as_json() -> None:
     assert code == 0
     assert json.loads(output)["title"] == "Talos extension service"
     assert json.loads(run("schema", "--plan")[1])["title"] == "extsvc plan (v1)"
+
+
+@pytest.mark.parametrize(
+    ("kind", "title"),
+    [
+        ("service", "Talos extension service"),
+        ("config", "Talos ExtensionServiceConfig"),
+        ("host-services", "extsvc host services"),
+        ("plan", "extsvc plan (v1)"),
+    ],
+)
+def test_schema_prints_each_kind(kind: str, title: str) -> None:
+    code, output = run("schema", "--kind", kind)
+    assert code == 0
+    assert json.loads(output)["title"] == title
+
+
+def test_schema_kinds_are_the_shipped_schemas() -> None:
+    from extsvc.compiler.cli_compile import SCHEMA_KINDS
+    from extsvc.compiler.format.schemas import SCHEMA_FILES
+
+    assert sorted(SCHEMA_KINDS) == sorted(SCHEMA_FILES)

@@ -49,18 +49,54 @@ def test_host_services_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("cri: {path: relative}", "hs.yaml:1:13: cri.path: expected an absolute path"),
-        ("cri: {path: /x, ready: true}", "hs.yaml:1:6: cri: expected exactly one of"),
-        ("cri: [1]", "hs.yaml:1:6: cri: expected exactly one of"),
-        ("- a", "hs.yaml:1:1: expected a mapping"),
-        ("cri: {path: [", "hs.yaml:2:1: invalid YAML"),
+        (
+            "cri: {path: relative}",
+            "hs.yaml:1:13: error: cri.path: must be an absolute path, got 'relative'",
+        ),
+        (
+            "cri: {path: /x, ready: true}",
+            "hs.yaml:1:6: error: cri: a readiness rule names exactly one of "
+            "path, systemd, command, ready; this one names path and ready",
+        ),
+        (
+            "cri: [1]",
+            "hs.yaml:1:6: error: cri: expected a readiness rule "
+            "(one of path, systemd, command, ready), got a list",
+        ),
+        (
+            "- a",
+            "hs.yaml:1:1: error: expected a mapping of service id to readiness rule "
+            "at the top level, got a list",
+        ),
+        ("cri: {path: [", "hs.yaml:2:1: error: invalid YAML"),
+        ("cri:\n  pth: /run/x\n", "hs.yaml:2:3: error: cri.pth: unknown field 'pth'\n"),
+        ("dns: {command: ''}", "hs.yaml:1:16: error: dns.command: expected a command"),
     ],
 )
 def test_host_services_errors(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "hs.yaml"
     path.write_text(text)
-    with pytest.raises(InvalidInputError, match=message.replace("[", r"\[")):
+    with pytest.raises(InvalidInputError) as raised:
         load_host_services(path)
+    assert message in str(raised.value).replace(f"{tmp_path}/", "")
+
+
+def test_host_services_file_reports_every_problem_with_caret_and_hint(tmp_path: Path) -> None:
+    """Refused at start with all its problems at once, as `extsvc validate` shows them."""
+    path = tmp_path / "hs.yaml"
+    path.write_text("cri:\n  pth: /run/x\nudevd: {systemd: ''}\nok: {ready: true}\n")
+    with pytest.raises(InvalidInputError) as raised:
+        load_host_services(path)
+    assert str(raised.value).replace(f"{tmp_path}/", "") == (
+        "the host-services file hs.yaml is invalid (2 errors):\n"
+        "hs.yaml:2:3: error: cri.pth: unknown field 'pth'\n"
+        "      pth: /run/x\n"
+        "      ^\n"
+        "  hint: did you mean 'path'?\n"
+        "hs.yaml:3:18: error: udevd.systemd: must not be empty\n"
+        "    udevd: {systemd: ''}\n"
+        "                     ^"
+    )
 
 
 def test_host_service_rules_are_checked(tmp_path: Path) -> None:
@@ -189,7 +225,8 @@ def test_extension_service_config_is_applied_at_start(tmp_path: Path) -> None:
     assert service.spec["process"]["env"] == ["A=1"]
     assert configs.changed_services() == []
     (config_dir / "hello.yaml").write_text(
-        "kind: ExtensionServiceConfig\nname: hello\nenvironment: [GREETING=bye]\n"
+        "apiVersion: v1alpha1\nkind: ExtensionServiceConfig\nname: hello\n"
+        "environment: [GREETING=bye]\n"
     )
     assert configs.changed_services() == ["hello"]
     assert source_name("/etc/a/b.conf") == "etc-a-b.conf"
@@ -199,7 +236,8 @@ def test_invalid_configuration_documents_are_reported_once_with_a_position(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A broken document is not configuration, and the operator is told where it is broken
-    (once, not at every check); unchanged files are not read again."""
+    (once, not at every check; every problem of it, as `extsvc validate` words them); the
+    service waiting for it says why; unchanged files are not read again."""
     config_dir = tmp_path / "config"
     config_dir.mkdir()
     problems: list[str] = []
@@ -207,17 +245,20 @@ def test_invalid_configuration_documents_are_reported_once_with_a_position(
     broken = config_dir / "hello.yaml"
     broken.write_text(
         "apiVersion: v1alpha1\nkind: ExtensionServiceConfig\nname: hello\n"
-        "configFiles:\n  - content: x\n    mountPath: etc/relative\n"
+        "configFiles:\n  - content: x\n    mountPath: etc/relative\n    mode: 0644\n"
     )
     (config_dir / "bad.yaml").write_text("name: [\n")
     assert not configs.has("hello")
     assert not configs.has("hello")
     assert problems == [
-        f"ExtensionServiceConfig ignored: {config_dir / 'bad.yaml'}:2:1: invalid YAML: "
+        f"ExtensionServiceConfig ignored: {config_dir / 'bad.yaml'}:2:1: error: invalid YAML: "
         "did not find expected node content (while parsing a flow node)",
-        f"ExtensionServiceConfig ignored: {broken}:5:5: "
-        "configFiles[0]: needs an absolute mountPath",
+        f"ExtensionServiceConfig ignored: {broken}:6:16: error: configFiles[0].mountPath: "
+        "must be an absolute file path (not '/'), got 'etc/relative'",
+        f"ExtensionServiceConfig ignored: {broken}:7:5: error: configFiles[0].mode: "
+        "unknown field 'mode'",
     ]
+    assert configs.problem("hello") == problems[1].removeprefix("ExtensionServiceConfig ignored: ")
     reads: list[Path] = []
     real_read = Path.read_bytes
 
@@ -228,9 +269,47 @@ def test_invalid_configuration_documents_are_reported_once_with_a_position(
     monkeypatch.setattr(Path, "read_bytes", counting_read)
     configs.has("hello")
     assert reads == []
-    broken.write_text(broken.read_text().replace("etc/relative", "/etc/absolute"))
+    broken.write_text(
+        broken.read_text().replace("etc/relative", "/etc/absolute").replace("    mode: 0644\n", "")
+    )
     assert configs.has("hello")
+    assert configs.problem("hello") is None
     assert reads == [broken]
+
+
+def test_configuration_documents_never_show_secrets(tmp_path: Path) -> None:
+    """Contents and environment values are secrets: a problem on their lines is named by
+    field and position only, without the source line."""
+    config_dir = tmp_path / "config"
+    config_dir.mkdir()
+    problems: list[str] = []
+    configs = ConfigDirectory(config_dir, tmp_path / "files", on_problem=problems.append)
+    (config_dir / "hello.yaml").write_text(
+        "apiVersion: v1alpha1\nkind: ExtensionServiceConfig\nname: hello\n"
+        "environment: [PASSWORD=hunter2, 12345]\n"
+    )
+    assert not configs.has("hello")
+    assert problems == [
+        f"ExtensionServiceConfig ignored: {config_dir / 'hello.yaml'}:4:33: error: "
+        "environment[1]: expected a string, got an integer"
+    ]
+
+
+def test_two_documents_for_one_service_are_both_refused(tmp_path: Path) -> None:
+    config_dir = tmp_path / "config"
+    config_dir.mkdir()
+    problems: list[str] = []
+    configs = ConfigDirectory(config_dir, tmp_path / "files", on_problem=problems.append)
+    document = (
+        "apiVersion: v1alpha1\nkind: ExtensionServiceConfig\nname: hello\nenvironment: [A=1]\n"
+    )
+    (config_dir / "a.yaml").write_text(document)
+    (config_dir / "b.yaml").write_text(document)
+    assert not configs.has("hello")
+    assert problems == [
+        f"ExtensionServiceConfig ignored: {config_dir / 'b.yaml'}:3:7: error: name: "
+        f"a second ExtensionServiceConfig for 'hello' (the first is {config_dir / 'a.yaml'}:3:7)"
+    ]
 
 
 def test_cgroup_dirs_are_found_and_removed_in_every_hierarchy(tmp_path: Path) -> None:

@@ -49,7 +49,9 @@ def test_schema_errors_name_the_field(tmp_path: Path) -> None:
     line = next(n for n, row in enumerate(text.splitlines(), 1) if '"sometimes"' in row)
     col = text.splitlines()[line - 1].index('"sometimes"') + 1
     where = f"{tmp_path / 'plan.json'}:{line}:{col}"
-    assert f"{where}: services.ext-a.restart: 'sometimes' is not one of" in message
+    assert f"{where}: error: services.ext-a.restart: 'sometimes' is not one of" in message
+    # ...with the source line and a caret under the value, as for a service file.
+    assert '\n          "restart": "sometimes",\n                     ^' in message
     assert "services.ext-a: missing required field 'digest'" in message
 
 

@@ -20,6 +20,8 @@ SCHEMAS_DIR = Path(__file__).parent
 # kind -> file name; the kinds `extsvc schema --kind` prints.
 SCHEMA_FILES = {
     "service": "service.schema.json",
+    "config": "config.schema.json",
+    "host-services": "host-services.schema.json",
     "plan": "plan.schema.json",
     "diff": "diff.schema.json",
 }
