@@ -25,6 +25,9 @@ READINESS_COMMAND_TIMEOUT = 10.0
 class Condition(Protocol):
     # True: re-check on a timer; False: re-check when a service changes state.
     polled: bool
+    # True: the service's spec is not final until this is met (its configuration
+    # document, its environment file), so its container cannot be created before.
+    affects_spec: bool
 
     def describe(self) -> str: ...
 
@@ -35,6 +38,7 @@ class ExtensionServiceUp:
     """Another service of the plan is Running (or, as a one-shot, Finished with exit 0)."""
 
     polled = False
+    affects_spec = False
 
     def __init__(self, service_id: str, is_up: Callable[[str], bool]) -> None:
         self.service_id = service_id
@@ -51,6 +55,7 @@ class HostServiceUp:
     """A service outside the plan, judged by its ``--host-services`` readiness rule."""
 
     polled = True
+    affects_spec = False
 
     def __init__(self, service_id: str, rule: ReadinessRule | None) -> None:
         self.service_id = service_id
@@ -83,8 +88,9 @@ class HostServiceUp:
 class PathExists:
     polled = True
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, affects_spec: bool = False) -> None:
         self.path = path
+        self.affects_spec = affects_spec
 
     def describe(self) -> str:
         return f'path "{self.path}"'
@@ -97,6 +103,7 @@ class NetworkReady:
     """The requested network checks; the description names those still failing."""
 
     polled = True
+    affects_spec = False
 
     def __init__(
         self, checks: tuple[str, ...], probes: dict[str, Callable[[], bool]] | None = None
@@ -115,6 +122,7 @@ class NetworkReady:
 
 class TimeSynchronised:
     polled = True
+    affects_spec = False
 
     def __init__(self, probe: Callable[[], bool] = hostprobes.clock_synchronised) -> None:
         self._probe = probe
@@ -130,6 +138,7 @@ class ConfigurationPresent:
     """An ExtensionServiceConfig named after the service is available."""
 
     polled = True
+    affects_spec = True
 
     def __init__(
         self,
@@ -165,7 +174,7 @@ def conditions_for(
     conditions.extend(HostServiceUp(dep, host_services.get(dep)) for dep in depends.host_services)
     conditions.extend(PathExists(path) for path in depends.paths)
     if depends.environment_file is not None:
-        conditions.append(PathExists(depends.environment_file))
+        conditions.append(PathExists(depends.environment_file, affects_spec=True))
     if depends.network:
         conditions.append(NetworkReady(depends.network))
     if depends.time:

@@ -101,9 +101,8 @@ async def run_daemon(options: DaemonOptions, reporter: Reporter | None = None) -
     loop = asyncio.get_running_loop()
     try:
         reaper.become_subreaper()
-        reaper.use_pidfd_child_watcher(loop)
-        child_reaper = reaper.Reaper()
-        child_reaper.install(loop)
+        # The one reader of every exit status (asyncio's child watcher is never used).
+        reaper.children().install()
         runtime = RuncRuntime(binary, workspace, use_overlay=options.overlay)
 
         for item in await recovery.clean_leftovers(plan, runtime):

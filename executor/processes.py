@@ -1,12 +1,21 @@
-"""Short-lived helper processes (runc create/start/delete, readiness commands)."""
+"""Short-lived helper processes (runc start/delete/exec, readiness commands).
+
+Spawned and reaped by executor.reaper (the one owner of every exit status), their
+output read from a pipe on the event loop.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
+import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from extsvc.executor import reaper
+
+READ_CHUNK = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -28,21 +37,54 @@ async def run_process(
     A missing program is reported like the shell does (code 127), not raised:
     callers treat every failure the same way.
     """
-    output = asyncio.subprocess.PIPE if capture else asyncio.subprocess.DEVNULL
+    read_end, write_end = os.pipe2(os.O_CLOEXEC) if capture else (-1, reaper.DEVNULL)
     try:
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=output,
-            stderr=asyncio.subprocess.STDOUT,
-        )
+        child = reaper.children().spawn(argv, stdout=write_end, stderr=write_end)
     except OSError as error:
+        if capture:
+            os.close(read_end)
+            os.close(write_end)
         return Completed(127, f"{argv[0]}: {os.strerror(error.errno or 0)}")
+    output = asyncio.ensure_future(_read_all(read_end, write_end)) if capture else None
     try:
-        stdout, _ = await asyncio.wait_for(process.communicate(), timeout)
+        code = await asyncio.wait_for(asyncio.shield(child.exited), timeout)
     except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        stdout, _ = await process.communicate()
-        return Completed(-9, (stdout or b"").decode(errors="replace") + "\n(timed out)")
-    return Completed(process.returncode or 0, (stdout or b"").decode(errors="replace"))
+        child.send_signal(signal.SIGKILL)
+        await child.exited
+        if output is not None:
+            output.cancel()  # a descendant may still hold the pipe
+        return Completed(-9, "(timed out)")
+    except asyncio.CancelledError:
+        child.send_signal(signal.SIGKILL)
+        if output is not None:
+            output.cancel()
+        raise
+    text = (await output).decode(errors="replace") if output else ""
+    return Completed(code, text)
+
+
+async def _read_all(read_fd: int, write_fd: int) -> bytes:
+    """Everything written to the pipe until its last writer closes it."""
+    os.close(write_fd)  # the child holds its own copy
+    os.set_blocking(read_fd, False)
+    loop = asyncio.get_running_loop()
+    chunks: list[bytes] = []
+    done: asyncio.Future[None] = loop.create_future()
+
+    def readable() -> None:
+        try:
+            while chunk := os.read(read_fd, READ_CHUNK):
+                chunks.append(chunk)
+        except BlockingIOError:
+            return
+        if not done.done():
+            done.set_result(None)
+
+    loop.add_reader(read_fd, readable)
+    try:
+        await done
+    finally:
+        loop.remove_reader(read_fd)
+        with contextlib.suppress(OSError):
+            os.close(read_fd)
+    return b"".join(chunks)

@@ -1,10 +1,19 @@
-"""Child subreaper duties: whatever is orphaned below us is re-parented to us; reap it.
+"""One owner of every exit status: the executor spawns, adopts and reaps all its children.
 
-As a subreaper, a process that loses its parent below the executor (a `runc run`
-that died, a helper that daemonised) becomes our child instead of init's, so
-nothing escapes supervision; the strays are reaped here so no zombie is left.
-asyncio reaps the processes it spawned itself, promptly on exit, so strays are
-collected a moment after SIGCHLD rather than racing asyncio for its own children.
+Each process the executor starts (runc create/start/delete, readiness commands) is
+spawned here with posix_spawn and watched through a pidfd; each container's init,
+re-parented to the executor (a child subreaper) when `runc create` exits, is
+adopted through a pidfd as well. A pidfd becomes readable when its process ends
+and ``waitid(P_PIDFD)`` reads that one status, so a status is read exactly once,
+by the one who asked for it.
+
+Anything else that becomes our child (an orphan re-parented to the subreaper) is
+a stray: after SIGCHLD, every child nobody waits for is reaped, by its pid, never
+with ``waitpid(-1)``. There is no asyncio child watcher (asyncio's subprocess
+functions are not used), so nothing else calls wait: a status can never be stolen.
+The one window where a stray could be confused with an owned child, a container's
+init between `runc create` exiting and its adoption, is closed by
+``holding_strays()``.
 """
 
 from __future__ import annotations
@@ -12,59 +21,193 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import ctypes.util
 import os
 import signal
-import sys
-
-import psutil
+import weakref
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 PR_SET_CHILD_SUBREAPER = 36
-STRAY_REAP_DELAY = 1.0
+# Python ignores SIGPIPE and SIGXFSZ; a child must start with the default action, as
+# subprocess's restore_signals does.
+RESTORED_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
+DEVNULL = -1
 
 
 def become_subreaper() -> None:
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    # ctypes.CDLL(None): the libc already loaded, no ctypes.util.find_library (spawns ldconfig).
+    libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         code = ctypes.get_errno()
         raise OSError(code, f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(code)}")
 
 
-def use_pidfd_child_watcher(loop: asyncio.AbstractEventLoop) -> None:
-    """Make asyncio wait for its children with pidfds: no watcher thread, no SIGCHLD use."""
-    if sys.version_info < (3, 12):  # 3.12+ picks pidfds by itself
-        watcher = asyncio.PidfdChildWatcher()
-        watcher.attach_loop(loop)
-        asyncio.set_child_watcher(watcher)
+def exit_code(result: os.waitid_result) -> int:
+    """The shell's convention: the exit status, or 128+N for a process killed by signal N."""
+    if result.si_code == os.CLD_EXITED:
+        return result.si_status
+    return 128 + result.si_status
 
 
-class Reaper:
-    def __init__(self) -> None:
-        self._scheduled = False
+class Child:
+    """A process whose exit status only this object reads; ``exited`` is its exit code."""
 
-    def install(self, loop: asyncio.AbstractEventLoop) -> None:
-        loop.add_signal_handler(signal.SIGCHLD, self._on_sigchld, loop)
+    def __init__(self, pid: int, pidfd: int, loop: asyncio.AbstractEventLoop) -> None:
+        self.pid = pid
+        self._pidfd = pidfd
+        self._loop = loop
+        self.exited: asyncio.Future[int] = loop.create_future()
+        loop.add_reader(pidfd, self._on_readable)
+        self._on_readable()  # it may have ended before we watched it (an adopted zombie)
 
-    def _on_sigchld(self, loop: asyncio.AbstractEventLoop) -> None:
-        if not self._scheduled:
-            self._scheduled = True
-            loop.call_later(STRAY_REAP_DELAY, self.reap_strays)
+    @property
+    def returncode(self) -> int | None:
+        return self.exited.result() if self.exited.done() else None
+
+    def _on_readable(self) -> None:
+        try:
+            result = os.waitid(os.P_PIDFD, self._pidfd, os.WEXITED | os.WNOHANG)
+        except ChildProcessError:
+            # Not (or no longer) our child: its status is not ours to know.
+            self._finish(None)
+            return
+        if result is not None:
+            self._finish(exit_code(result))
+
+    def _finish(self, code: int | None) -> None:
+        self._loop.remove_reader(self._pidfd)
+        os.close(self._pidfd)
+        self._pidfd = -1
+        if not self.exited.done():
+            if code is None:
+                self.exited.set_exception(ChildProcessError(f"PID {self.pid} is not our child"))
+            else:
+                self.exited.set_result(code)
+
+    def send_signal(self, signum: int) -> None:
+        """Signal this very process (through its pidfd: never a recycled PID)."""
+        if self._pidfd >= 0:
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(self._pidfd, signum)
+
+    def close(self) -> None:
+        """Stop watching (the loop is closing); the status, if any, is then a stray's."""
+        if self._pidfd >= 0:
+            self._loop.remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = -1
+
+
+class Children:
+    """Every child of the executor on one event loop: spawned, adopted, or stray."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._owned: dict[int, Child] = {}
+        self._holds = 0
+        self._strays_pending = False
+
+    def install(self) -> None:
+        """Reap strays after SIGCHLD (only the daemon, a subreaper, gets any)."""
+        self._loop.add_signal_handler(signal.SIGCHLD, self._on_sigchld)
+        # A burst of exits can fill asyncio's wakeup socket: a wakeup is pending then, and
+        # one SIGCHLD is enough to reap every stray; no "Exception ignored" noise on stderr.
+        wakeup_fd = signal.set_wakeup_fd(-1)
+        signal.set_wakeup_fd(wakeup_fd, warn_on_full_buffer=False)
+
+    def uninstall(self) -> None:
+        self._loop.remove_signal_handler(signal.SIGCHLD)
+
+    def spawn(
+        self,
+        argv: Sequence[str],
+        stdin: int = DEVNULL,
+        stdout: int = DEVNULL,
+        stderr: int = DEVNULL,
+    ) -> Child:
+        """posix_spawn ``argv`` (PATH lookup) with these fds as 0, 1, 2 (DEVNULL: /dev/null)."""
+        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            actions = [
+                (os.POSIX_SPAWN_DUP2, null if fd == DEVNULL else fd, target)
+                for target, fd in enumerate((stdin, stdout, stderr))
+            ]
+            pid = os.posix_spawnp(
+                argv[0], list(argv), os.environ, file_actions=actions, setsigdef=RESTORED_SIGNALS
+            )
+        finally:
+            os.close(null)
+        return self._own(pid)
+
+    def adopt(self, pid: int) -> Child:
+        """Take over a process that became our child (a container's init after `runc create`)."""
+        return self._own(pid)
+
+    def _own(self, pid: int) -> Child:
+        pidfd = os.pidfd_open(pid)
+        child = Child(pid, pidfd, self._loop)
+        if not child.exited.done():
+            self._owned[pid] = child
+            child.exited.add_done_callback(lambda _: self._owned.pop(pid, None))
+        return child
+
+    @contextlib.contextmanager
+    def holding_strays(self) -> Iterator[None]:
+        """No stray reaping inside: a process about to be adopted is not a stray."""
+        self._holds += 1
+        try:
+            yield
+        finally:
+            self._holds -= 1
+            if self._holds == 0 and self._strays_pending:
+                self._strays_pending = False
+                self._loop.call_soon(self.reap_strays)
+
+    def _on_sigchld(self) -> None:
+        if self._holds:
+            self._strays_pending = True
+        else:
+            self.reap_strays()
 
     def reap_strays(self) -> list[int]:
-        """waitpid every zombie child that nobody else has waited for."""
-        self._scheduled = False
+        """Reap every ended child that nobody waits for; returns their PIDs."""
+        if self._holds:
+            self._strays_pending = True
+            return []
         reaped = []
-        for pid in _zombie_children():
+        for pid in child_pids():
+            if pid in self._owned:
+                continue
             with contextlib.suppress(ChildProcessError):
-                if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG) is not None:
                     reaped.append(pid)
         return reaped
 
 
-def _zombie_children() -> list[int]:
-    zombies = []
-    for child in psutil.Process().children():
-        with contextlib.suppress(psutil.Error):
-            if child.status() == psutil.STATUS_ZOMBIE:
-                zombies.append(child.pid)
-    return zombies
+_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Children] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def children() -> Children:
+    """The running loop's Children (one per loop: they watch pidfds on it)."""
+    loop = asyncio.get_running_loop()
+    found = _by_loop.get(loop)
+    if found is None:
+        found = _by_loop[loop] = Children(loop)
+    return found
+
+
+def child_pids() -> list[int]:
+    """Our children, from /proc/self/task/*/children (no scan of every process)."""
+    pids: list[int] = []
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return pids
+    for task in tasks:
+        with contextlib.suppress(OSError):
+            pids.extend(
+                int(p) for p in Path(f"/proc/self/task/{task}/children").read_text().split()
+            )
+    return pids

@@ -1,11 +1,15 @@
-"""The runc side of ContainerRuntime: `runc run` per service, output pumped line by line.
+"""The runc side of ContainerRuntime: `runc create` + `runc start`, no resident runc.
 
-`runc --root <state>/runc run --bundle <runtime bundle> --pid-file ... ext-<name>`
-stays our child for the container's lifetime: its exit code is the container's
-(128+N for signal N) and it removes the container when it ends. runc writes the
-PID file once the container runs, so an inotify watch on it marks "Started task
-ext-x (PID n)" without polling. stdout and stderr share one pipe, so the log
-keeps the order in which the service wrote, runc's own errors included.
+``runc --root <state>/runc create --bundle <runtime bundle> --pid-file ... ext-<name>``
+is given one pipe of ours as stdin-less stdout *and* stderr. A detached runc
+passes its stdio straight to the container's process, so the container writes
+into that single pipe itself and the log keeps the exact order of its writes
+(the price: a line's stream, stdout or stderr, is not known). `runc create`
+exits once the init exists, stopped before exec; the init, orphaned, is
+re-parented to the executor (a child subreaper) and adopted through a pidfd
+(executor.reaper): its exit code is the task's (128+N for signal N). `runc
+start` then only releases it. No runc process stays while services run; `runc
+delete` removes the stopped container at cleanup.
 """
 
 from __future__ import annotations
@@ -14,19 +18,19 @@ import asyncio
 import contextlib
 import json
 import os
+import time
+from collections.abc import Sequence
 from typing import Any
 
-import psutil
-
 from extsvc.compiler.format.plan import ServicePlan
-from extsvc.executor import cgroups
+from extsvc.executor import cgroups, reaper
 from extsvc.executor.errors import LaunchError
-from extsvc.executor.inotify import FileWatch
 from extsvc.executor.processes import run_process
-from extsvc.executor.runtime import OutputSink
+from extsvc.executor.runtime import Container, ExecResult, OutputSink
 from extsvc.executor.workspace import Workspace
 
 MAX_LINE_BYTES = 64 * 1024
+READ_CHUNK = 64 * 1024
 # After the init exits, its pipe closes as soon as the last container process is gone.
 OUTPUT_DRAIN_TIMEOUT = 2.0
 RUNC_COMMAND_TIMEOUT = 30.0
@@ -36,36 +40,39 @@ class RuncContainer:
     def __init__(
         self,
         container_id: str,
-        pid: int,
+        init: reaper.Child,
         cgroups_path: str | None,
-        runc: asyncio.subprocess.Process,
-        output_done: asyncio.Task[None],
+        output_done: asyncio.Future[None],
     ) -> None:
         self.id = container_id
-        self.pid = pid
+        self.pid = init.pid
+        self._init = init
         self._cgroups_path = cgroups_path
-        self._runc = runc
         self._output_done = output_done
 
+    @property
+    def exited(self) -> bool:
+        return self._init.exited.done()
+
     def process_ids(self) -> set[int]:
-        """The init, its descendants (psutil), and whatever else is in its cgroup."""
-        pids = {self.pid}
-        with contextlib.suppress(psutil.Error):
-            pids.update(child.pid for child in psutil.Process(self.pid).children(recursive=True))
-        if self._cgroups_path:
-            pids.update(cgroups.processes(self._cgroups_path))
-        pids.discard(self._runc.pid)  # runc itself is not part of the container
-        return pids
+        """The init's descendants as its cgroup lists them (the init is signalled by pidfd)."""
+        if not self._cgroups_path:
+            return set()
+        return cgroups.processes(self._cgroups_path) - {self.pid}
 
     def signal(self, signum: int) -> None:
-        if self._runc.returncode is not None:
+        if self.exited:
             return
+        self._init.send_signal(signum)
         for pid in self.process_ids():
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signum)
 
     async def wait(self) -> int | None:
-        code = await self._runc.wait()
+        try:
+            code: int | None = await asyncio.shield(self._init.exited)
+        except ChildProcessError:
+            code = None
         await _settle(self._output_done)
         return code
 
@@ -84,7 +91,7 @@ class RuncRuntime:
     def _runc(self, *args: str) -> list[str]:
         return [self.binary, "--root", str(self.workspace.runc_root), *args]
 
-    async def launch(
+    async def create(
         self, service: ServicePlan, spec: dict[str, Any], on_output: OutputSink
     ) -> RuncContainer:
         runtime_spec = dict(spec)
@@ -102,43 +109,53 @@ class RuncRuntime:
         runtime_spec["root"] = root
         bundle = self.workspace.write_runtime_config(service.name, runtime_spec)
         pid_file = bundle / "init.pid"
-        pid_file.unlink(missing_ok=True)
 
+        children = reaper.children()
         read_end, write_end = os.pipe2(os.O_CLOEXEC)
-        output_done = asyncio.ensure_future(_pump_lines(read_end, on_output))
-        pid_written = FileWatch(pid_file)
-        try:
-            runc = await asyncio.create_subprocess_exec(
-                *self._runc(
-                    "run", "--bundle", str(bundle), "--pid-file", str(pid_file), service.id
-                ),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=write_end,
-                stderr=write_end,
-            )
-        except OSError as error:
-            pid_written.close()
-            os.close(write_end)
-            await _settle(output_done)
-            await self.cleanup(service)
-            raise LaunchError(f"cannot run {self.binary}: {error.strerror}") from None
-        os.close(write_end)
-        exited = asyncio.ensure_future(runc.wait())
-        first: set[asyncio.Future[Any]] = {pid_written.appeared, exited}
-        await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
-        pid_written.close()
-        # A task that ran and ended at once still has its PID file; no PID file: never started.
-        if not pid_file.exists():
-            code = await exited
+        argv = self._runc(
+            "create", "--bundle", str(bundle), "--pid-file", str(pid_file), service.id
+        )
+        # Until the init is adopted it is a child nobody waits for: no stray reaping.
+        with children.holding_strays():
+            try:
+                runc = children.spawn(argv, stdout=write_end, stderr=write_end)
+            except OSError as error:
+                os.close(read_end)
+                os.close(write_end)
+                await self.cleanup(service)
+                raise LaunchError(f"cannot run {self.binary}: {error.strerror}") from None
+            os.close(write_end)  # runc and then the container hold their own copies
+            output_done = asyncio.ensure_future(pump_lines(read_end, on_output))
+            code = await runc.exited
+            init = self._adopt(pid_file) if code == 0 else None
+        if init is None:
             await _settle(output_done)  # runc said why on the pipe: the log's last line
             await self.cleanup(service)
-            raise LaunchError(f"runc run exited with code {code} before the task started")
-        pid = int(pid_file.read_text().strip())
+            raise LaunchError(f"runc create exited with code {code} before the task started")
         cgroups_path = spec.get("linux", {}).get("cgroupsPath")
-        return RuncContainer(service.id, pid, cgroups_path, runc, output_done)
+        return RuncContainer(service.id, init, cgroups_path, output_done)
+
+    @staticmethod
+    def _adopt(pid_file: os.PathLike[str]) -> reaper.Child | None:
+        try:
+            with open(pid_file) as file:
+                pid = int(file.read().strip())
+            return reaper.children().adopt(pid)
+        except (OSError, ValueError):
+            return None
+
+    async def start(self, container: Container) -> None:
+        started = await run_process(self._runc("start", container.id), timeout=RUNC_COMMAND_TIMEOUT)
+        if started.returncode != 0:
+            reason = f": {started.last_line}" if started.last_line else ""
+            raise LaunchError(f"runc start exited with code {started.returncode}{reason}")
+
+    async def exec(self, container: Container, argv: Sequence[str], timeout: float) -> ExecResult:
+        done = await run_process(self._runc("exec", container.id, *argv), timeout=timeout)
+        return ExecResult(done.returncode, done.output)
 
     async def cleanup(self, service: ServicePlan) -> None:
-        # `runc run` deletes its container when it ends; only a leftover needs `runc delete`.
+        # A created or stopped container stays until deleted (`--force` kills what is left).
         if (self.workspace.runc_root / service.id).exists():
             await self.remove_container(service.id)
         self.workspace.unmount_rootfs(service.name)
@@ -154,7 +171,11 @@ class RuncRuntime:
         )
 
     async def list_containers(self) -> list[dict[str, Any]]:
-        if not self.workspace.runc_root.exists():
+        """runc's containers; without even a state entry, no `runc list` is spawned."""
+        try:
+            if not any(self.workspace.runc_root.iterdir()):
+                return []
+        except OSError:
             return []
         listed = await run_process(
             self._runc("list", "--format", "json"), timeout=RUNC_COMMAND_TIMEOUT
@@ -168,31 +189,56 @@ class RuncRuntime:
         return []
 
 
-async def _pump_lines(read_fd: int, on_output: OutputSink) -> None:
+async def pump_lines(read_fd: int, on_output: OutputSink) -> None:
+    """Call ``on_output(line, time read)`` per line until every writer has closed the pipe.
+
+    An over-long line is passed on in MAX_LINE_BYTES pieces rather than dropped; a
+    last line without a newline is passed on at the end.
+    """
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=MAX_LINE_BYTES)
-    pipe = os.fdopen(read_fd, "rb", buffering=0)
-    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
-    try:
+    os.set_blocking(read_fd, False)
+    done: asyncio.Future[None] = loop.create_future()
+    pending = bytearray()
+
+    def readable() -> None:
         while True:
             try:
-                raw = await reader.readuntil(b"\n")
-            except asyncio.IncompleteReadError as partial:
-                if partial.partial:
-                    on_output(_decode(partial.partial))
+                chunk = os.read(read_fd, READ_CHUNK)
+            except BlockingIOError:
                 return
-            except asyncio.LimitOverrunError as overrun:
-                # An over-long line is logged in pieces rather than dropped.
-                raw = await reader.readexactly(overrun.consumed)
-            on_output(_decode(raw))
+            except OSError:
+                chunk = b""
+            now = time.time()
+            if not chunk:
+                if pending:
+                    on_output(_strip_cr(bytes(pending)), now)
+                    pending.clear()
+                loop.remove_reader(read_fd)
+                if not done.done():
+                    done.set_result(None)
+                return
+            pending.extend(chunk)
+            start = 0
+            while (end := pending.find(b"\n", start)) >= 0:
+                on_output(_strip_cr(bytes(pending[start:end])), now)
+                start = end + 1
+            del pending[:start]
+            while len(pending) >= MAX_LINE_BYTES:
+                on_output(bytes(pending[:MAX_LINE_BYTES]), now)
+                del pending[:MAX_LINE_BYTES]
+
+    loop.add_reader(read_fd, readable)
+    try:
+        await done
     finally:
-        transport.close()
+        loop.remove_reader(read_fd)
+        os.close(read_fd)
 
 
-def _decode(raw: bytes) -> str:
-    return raw.rstrip(b"\n").rstrip(b"\r").decode(errors="replace")
+def _strip_cr(line: bytes) -> bytes:
+    return line[:-1] if line.endswith(b"\r") else line
 
 
-async def _settle(task: asyncio.Task[None]) -> None:
+async def _settle(task: asyncio.Future[None]) -> None:
     with contextlib.suppress(asyncio.TimeoutError):
         await asyncio.wait_for(asyncio.shield(task), OUTPUT_DRAIN_TIMEOUT)

@@ -10,12 +10,20 @@ A lifecycle is one asyncio task::
 if the service never ran), while preparing it takes effect once the task runs,
 while running it is SIGTERM, the grace period, then SIGKILL. The clock and the
 container runtime are injected: the policy is tested without runc.
+
+A container is created while its service still waits, as soon as its spec is
+final (no unmet condition that changes the spec: configuration document,
+environment file), and during the interval before a restart: once the
+conditions are met only `start` remains. If the spec differs at that point (a
+new configuration document) the created container is deleted and created
+again. Until then the service holds only a stopped init.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -82,8 +90,9 @@ class StateBoard:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    async def wait_change(self) -> None:
-        await self._changed.wait()
+    def next_change(self) -> asyncio.Event:
+        """Set at the next change: taken *before* looking, so no change goes unseen."""
+        return self._changed
 
 
 class ServiceRunner:
@@ -114,7 +123,11 @@ class ServiceRunner:
         self.state = ServiceState.INITIALIZED
         self.events = EventHistory()
         self.last_change = clock.now()
+        # The running task's container (None while waiting, even if one is created).
         self.container: Container | None = None
+        # Created ahead of its start, with the spec it was created from.
+        self._created: tuple[Container, str] | None = None
+        self._early_create_failed = False
         self.runs = 0
         self.last_exit_code: int | None = None
         self.last_succeeded = False
@@ -178,10 +191,15 @@ class ServiceRunner:
             # break `stop()` and the whole-plan shutdown that await this task.
             with contextlib.suppress(AssertionError):
                 self._transition(ServiceState.FAILED, f"internal error: {error!r}")
+        finally:
+            # A container created ahead of a start that never came.
+            await self._discard_created()
 
     async def _lifecycle_steps(self) -> None:
+        self._early_create_failed = False
         if not await self._wait_for_conditions():
             # Stopped before its dependencies were met: it never ran.
+            await self._discard_created()
             self._transition(ServiceState.SKIPPED, "Service skipped: stopped while waiting")
             return
         consecutive_failures = 0
@@ -208,8 +226,14 @@ class ServiceRunner:
                 ServiceState.WAITING,
                 f"{report}; restarting {how} in {format_duration(delay)}",
             )
-            if await self._until_stop(self.clock.sleep(delay)) is _STOPPED:
+            began = self.clock.now()
+            # A task that could not even start would fail to be created ahead as well.
+            self._early_create_failed = outcome.error is not None
+            await self._create_early()
+            remaining = max(0.0, delay - (self.clock.now() - began))
+            if await self._until_stop(self.clock.sleep(remaining)) is _STOPPED:
                 # Waiting -> Finished: stopped between two runs.
+                await self._discard_created()
                 self._transition(ServiceState.FINISHED, "Service stopped")
                 return
 
@@ -227,6 +251,7 @@ class ServiceRunner:
         """Re-evaluate on a service state change, and each second for host conditions."""
         last_message = ""
         while True:
+            changed = self.board.next_change()
             unmet = [c for c in self.conditions if not await c.satisfied()]
             if self._stop_requested.is_set():
                 return False
@@ -237,35 +262,74 @@ class ServiceRunner:
                 # Initialized/Waiting -> Waiting: say what is still missing.
                 self._transition(ServiceState.WAITING, message)
                 last_message = message
-            wakeups: list[Awaitable[Any]] = [self.board.wait_change()]
+            if not any(c.affects_spec for c in unmet):
+                await self._create_early()
+            wakeups: list[Awaitable[Any]] = [changed.wait()]
             if any(c.polled for c in unmet):
                 wakeups.append(self.clock.sleep(self.settings.check_interval))
             if await self._until_stop(_first_of(wakeups)) is _STOPPED:
                 return False
 
+    def _spec(self) -> tuple[dict[str, Any], list[str]]:
+        """The spec to run (compiled + run-time configuration, host-adapted) and what
+        adaptation changed; raises LaunchError."""
+        adapted, adaptations = adapt_spec(self._prepare_spec(self.service), self.host)
+        return adapted, [adaptation.message for adaptation in adaptations]
+
+    async def _create_early(self) -> None:
+        """Create the container now so that its start is all that is left to do later."""
+        if self._created is not None or self._early_create_failed:
+            return
+        try:
+            spec, _ = self._spec()
+            container = await self.runtime.create(self.service, spec, self._on_output)
+        except LaunchError:
+            # Tried again, and reported, when the service is due to start.
+            self._early_create_failed = True
+            return
+        self._created = (container, _spec_key(spec))
+
+    async def _discard_created(self) -> None:
+        if self._created is not None:
+            self._created = None
+            await self.runtime.cleanup(self.service)
+
+    def _on_output(self, line: bytes, read_at: float) -> None:
+        self.log.write(line.decode(errors="replace"))
+
     async def _run_once(self) -> RunOutcome:
         # -> Preparing: conditions are met (or the restart interval is over).
         self._transition(ServiceState.PREPARING, "Running pre state")
         try:
-            spec = self._prepare_spec(self.service)
+            spec, adaptations = self._spec()
         except LaunchError as error:
+            await self._discard_created()
             return RunOutcome(error=str(error))
-        adapted, adaptations = adapt_spec(spec, self.host)
-        for adaptation in adaptations:
-            self._transition(ServiceState.PREPARING, adaptation.message)
+        if self._created is not None and self._created[1] != _spec_key(spec):
+            # The spec changed since the container was created (a new configuration).
+            await self._discard_created()
+        for message in adaptations:
+            self._transition(ServiceState.PREPARING, message)
         self._transition(ServiceState.PREPARING, "Creating service runner")
+        if self._created is not None:
+            container, self._created = self._created[0], None
+        else:
+            try:
+                container = await self.runtime.create(self.service, spec, self._on_output)
+            except LaunchError as error:
+                return RunOutcome(error=str(error))
         try:
-            container = await self.runtime.launch(self.service, adapted, self.log.write)
-        except LaunchError as error:
-            return RunOutcome(error=str(error))
-        self.container = container
-        self.runs += 1
-        # Preparing -> Running: the task exists and runs.
-        self._transition(
-            ServiceState.RUNNING,
-            f"Started task {self.id} (PID {container.pid}) for container {self.id}",
-        )
-        try:
+            try:
+                await self.runtime.start(container)
+            except LaunchError as error:
+                return RunOutcome(error=str(error))
+            self.container = container
+            self.runs += 1
+            # Preparing -> Running: the task exists and runs.
+            self._transition(
+                ServiceState.RUNNING,
+                f"Started task {self.id} (PID {container.pid}) for container {self.id}",
+            )
             result = await self._until_stop(container.wait())
             stopped = isinstance(result, _Stopped)
             exit_code = await self._terminate(container) if isinstance(result, _Stopped) else result
@@ -308,6 +372,10 @@ class ServiceRunner:
         with contextlib.suppress(asyncio.CancelledError):
             await work
         return _STOPPED
+
+
+def _spec_key(spec: dict[str, Any]) -> str:
+    return json.dumps(spec, sort_keys=True)
 
 
 class _Stopped:

@@ -1,17 +1,36 @@
 """What the supervisor needs from a container runtime; runc implements it (executor.runc).
 
 Injected into every ServiceRunner so restart and dependency policy can be
-tested with a fake runtime and no runc.
+tested with a fake runtime and no runc. A container's life, as runc's::
+
+    create  -> created: the init exists, stopped before exec; output pipe open
+    start   -> running: the init execs the service's process
+    signal  -> (kill) every process of the container
+    wait    -> the init's exit code, its output drained
+    cleanup -> (delete) container, mounts, runtime bundle, cgroup: nothing left
+
+A created container that is never started is removed by ``cleanup`` alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from extsvc.compiler.format.plan import ServicePlan
 
-OutputSink = Callable[[str], None]
+# One line the container wrote, without its newline, and when it was read
+# (time.time()). stdout and stderr share one pipe: a line's stream is not known.
+OutputSink = Callable[[bytes, float], None]
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """A command run inside a container: its exit code and merged output."""
+
+    exit_code: int
+    output: str
 
 
 class Container(Protocol):
@@ -29,10 +48,21 @@ class Container(Protocol):
 
 
 class ContainerRuntime(Protocol):
-    async def launch(
+    async def create(
         self, service: ServicePlan, spec: dict[str, Any], on_output: OutputSink
     ) -> Container:
-        """Prepare the rootfs and start ``spec``; raises LaunchError with the reason."""
+        """Prepare the rootfs and create ``spec``'s container, not started yet.
+
+        Raises LaunchError with the reason (nothing is left behind then).
+        """
+        ...
+
+    async def start(self, container: Container) -> None:
+        """Let the created container's process run; raises LaunchError with the reason."""
+        ...
+
+    async def exec(self, container: Container, argv: Sequence[str], timeout: float) -> ExecResult:
+        """Run ``argv`` inside the running container (a health check); killed at ``timeout``."""
         ...
 
     async def cleanup(self, service: ServicePlan) -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from extsvc.compiler.format.plan import Dependencies, Plan, RestartPolicy, ServicePlan
 from extsvc.executor.errors import LaunchError
-from extsvc.executor.runtime import OutputSink
+from extsvc.executor.runtime import ExecResult, OutputSink
 
 
 async def settle(rounds: int = 50) -> None:
@@ -63,16 +64,20 @@ class Script:
     duration: float = 0.0
     lines: tuple[str, ...] = ()
     ignore_sigterm: bool = False
-    launch_error: str | None = None
+    launch_error: str | None = None  # `create` fails, after writing ``lines``
+    start_error: str | None = None  # `create` works, `start` fails
 
 
 class FakeContainer:
-    def __init__(self, container_id: str, pid: int) -> None:
+    def __init__(self, container_id: str, pid: int, script: Script) -> None:
         self.id = container_id
         self.pid = pid
+        self.script = script
         self.signals: list[int] = []
+        self.started = False
+        self.deleted = False
         self._exited: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
-        self.ignore_sigterm = False
+        self.ignore_sigterm = script.ignore_sigterm
 
     def finish(self, code: int | None) -> None:
         if not self._exited.done():
@@ -89,48 +94,81 @@ class FakeContainer:
 
 @dataclass
 class FakeRuntime:
+    """runc's lifecycle without runc: create (stopped init), start, signal, cleanup."""
+
     clock: FakeClock
     scripts: dict[str, list[Script]] = field(default_factory=dict)
+    # (service id, clock time) of each create and each start
+    creates: list[tuple[str, float]] = field(default_factory=list)
     launches: list[tuple[str, float]] = field(default_factory=list)
     cleanups: list[str] = field(default_factory=list)
     containers: list[FakeContainer] = field(default_factory=list)
     specs: list[dict[str, Any]] = field(default_factory=list)
+    execs: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
     pending: set[asyncio.Future[None]] = field(default_factory=set)
+    _sinks: dict[str, OutputSink] = field(default_factory=dict)
     _next_pid: int = 100
 
     def launched(self, service_id: str) -> int:
+        """How many times ``service_id`` was started."""
         return sum(1 for launched, _ in self.launches if launched == service_id)
 
-    async def launch(
+    def created(self, service_id: str) -> int:
+        return sum(1 for created, _ in self.creates if created == service_id)
+
+    def live(self, service_id: str) -> list[FakeContainer]:
+        """Containers of ``service_id`` not yet removed by cleanup (created or running)."""
+        return [c for c in self.containers if c.id == service_id and not c.deleted]
+
+    async def create(
         self, service: ServicePlan, spec: dict[str, Any], on_output: OutputSink
     ) -> FakeContainer:
+        assert not self.live(service.id), f"{service.id}: created twice without cleanup"
         queue = self.scripts.get(service.id) or [Script(exit_code=None)]
         script = queue.pop(0) if len(queue) > 1 else queue[0]
         self.specs.append(spec)
-        for line in script.lines:
-            on_output(line)
+        self.creates.append((service.id, self.clock.time))
         if script.launch_error is not None:
+            for line in script.lines:
+                on_output(line.encode(), self.clock.time)
             raise LaunchError(script.launch_error)
         self._next_pid += 1
-        container = FakeContainer(service.id, self._next_pid)
-        container.ignore_sigterm = script.ignore_sigterm
+        container = FakeContainer(service.id, self._next_pid, script)
+        self._sinks[service.id] = on_output
         self.containers.append(container)
-        self.launches.append((service.id, self.clock.time))
+        return container
+
+    async def start(self, container: Any) -> None:
+        assert isinstance(container, FakeContainer) and not container.deleted
+        assert not container.started, f"{container.id}: started twice"
+        script = container.script
+        if script.start_error is not None:
+            raise LaunchError(script.start_error)
+        container.started = True
+        self.launches.append((container.id, self.clock.time))
+        for line in script.lines:
+            self._sinks[container.id](line.encode(), self.clock.time)
         if script.exit_code is not None:
             code = script.exit_code
             if script.duration == 0:
                 container.finish(code)
-                return container
+                return
 
             async def exit_later() -> None:
                 await self.clock.sleep(script.duration)
                 container.finish(code)
 
             self.pending.add(asyncio.ensure_future(exit_later()))
-        return container
+
+    async def exec(self, container: Any, argv: Sequence[str], timeout: float) -> ExecResult:
+        self.execs.append((container.id, tuple(argv)))
+        return ExecResult(0, "")
 
     async def cleanup(self, service: ServicePlan) -> None:
         self.cleanups.append(service.id)
+        for container in self.live(service.id):
+            container.deleted = True
+            container.finish(128 + signal.SIGKILL)
 
 
 def make_service(

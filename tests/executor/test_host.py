@@ -15,7 +15,6 @@ from extsvc.executor.durations import format_duration
 from extsvc.executor.errors import EnvironmentMissingError, InvalidInputError
 from extsvc.executor.extconfig import ConfigDirectory, source_name
 from extsvc.executor.hostservices import ReadinessRule, load_host_services
-from extsvc.executor.reaper import Reaper
 from extsvc.executor.render import service_detail, services_table
 from tests.executor.fakes import make_service
 
@@ -331,11 +330,3 @@ def test_mountinfo_escapes_are_decoded(tmp_path: Path) -> None:
         "90 22 0:50 / /run/extsvc/rootfs/with\\040space rw - overlay overlay rw\n"
     )
     assert mounts.mount_points(info) == [Path("/"), Path("/run/extsvc/rootfs/with space")]
-
-
-def test_stray_zombies_are_reaped() -> None:
-    stray = os.fork()
-    if stray == 0:
-        os._exit(0)
-    time.sleep(0.2)
-    assert stray in Reaper().reap_strays()

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -124,11 +125,22 @@ def test_dependency_chain_starts_in_order_and_stops_in_reverse(tmp_path: Path) -
         wait_for(lambda: (shared / "order").read_text().count("start") == 3, 5, "three starts")
         waited = [e["message"] for e in daemon.service(f"ext-{c}")["events"]]
         assert f'Waiting for service "ext-{b}" to be "up"' in waited
+        # "up" is Talos's: the dependency's task was started (not that it wrote anything
+        # yet), so the tasks start in order while their first writes may race.
+        started = [started_at(daemon.service(f"ext-{s}")) for s in (a, b, c)]
+        assert started == sorted(started)
         assert daemon.stop() == 0
-    assert (shared / "order").read_text().split("\n") == [
-        "start a", "start b", "start c", "stop c", "stop b", "stop a", "",
-    ]  # fmt: skip
+    order = (shared / "order").read_text().split("\n")
+    assert sorted(order[:3]) == ["start a", "start b", "start c"]
+    assert order[3:] == ["stop c", "stop b", "stop a", ""]
     assert traces(tmp_path / "state", [a, b, c]) == []
+
+
+def started_at(service: dict[str, Any]) -> float:
+    (time_started,) = [
+        e["time"] for e in service["events"] if e["message"].startswith("Started task")
+    ]
+    return float(time_started)
 
 
 def test_path_dependency_is_released_by_creating_the_file(tmp_path: Path) -> None:
@@ -267,7 +279,8 @@ def test_a_task_that_cannot_start_fails_with_runcs_reason(tmp_path: Path) -> Non
     with running_daemon(tmp_path, out, [name]) as daemon:
         failed = daemon.wait_state(f"ext-{name}", "Failed")
         message = failed["events"][0]["message"]
-        assert message.startswith(f'Failed to start task "ext-{name}": runc run exited with code 1')
+        expected = f'Failed to start task "ext-{name}": runc create exited with code 1'
+        assert message.startswith(expected)
         assert "/no/such/binary" in message and "no such file or directory" in message
         assert daemon.stop() == 0
     assert traces(tmp_path / "state", [name]) == []
