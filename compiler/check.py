@@ -41,9 +41,14 @@ def _load_services(sources: Sequence[SourceFile]) -> tuple[list[Service], list[D
                 continue
             documents += 1
             if documents > 1:
+                # go-yaml's Decode reads one document: Talos runs the first, ignores the rest.
                 diagnostics.append(
                     document.source_map.diagnostic(
-                        (), "a service file holds one YAML document; found another"
+                        (),
+                        "Talos reads only the first YAML document of a service file; "
+                        "this one is ignored",
+                        severity=Severity.WARNING,
+                        hint="one service per file: move it to a file of its own",
                     )
                 )
                 break

@@ -27,8 +27,9 @@ def service_schema() -> dict[str, Any]:
 
 
 def validate_document(document: LoadedDocument) -> tuple[Any, list[Diagnostic]]:
-    """The tree with nulls dropped (None unless a mapping), and every schema problem."""
-    return check_document("service", document)
+    """The tree as Talos reads it (None unless a mapping), and every schema problem; what
+    Talos reads leniently (``restart: Always``, ``logToConsole: yes``...) is a warning."""
+    return check_document("service", document, lenient=True)
 
 
 def iter_schema_errors(tree: Any) -> Iterator[SchemaError]:

@@ -31,12 +31,13 @@ from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
-from extsvc.compiler.format.diagnostics import Diagnostic, did_you_mean
+from extsvc.compiler.format.diagnostics import Diagnostic, Severity, did_you_mean
 from extsvc.compiler.format.load import FieldPath, LoadedDocument, SourceMap
 from extsvc.compiler.format.schemacheck import SchemaError
 from extsvc.compiler.format.schemas import schema, validator
 
 SchemaPath = tuple[str | int, ...]
+_WARNING = Severity.WARNING
 
 
 def drop_nulls(tree: Any) -> Any:
@@ -201,6 +202,131 @@ def unknown_key_hint(kind: str, unknown: str, allowed: tuple[str, ...]) -> str:
     )
 
 
+# --- Talos's leniency ---------------------------------------------------------------------
+#
+# Talos decodes service files with go-yaml v3 into Go structs, which accepts more than the
+# schema says. Where the schema marks a place with ``x-talos`` (what Talos's decoder does
+# there), such a value is rewritten into what Talos reads, with a warning that says so:
+#
+#   "case":   an enum value in another case ("Always") -> Talos's value ("always")
+#   "bool":   yes/no/on/off/y/n (go-yaml's YAML 1.1 words, quoted or not) -> true/false
+#   "string": a number or boolean where text is wanted -> its source text ("0755")
+#
+# and an object marked ``"x-talos-unknown-keys": "ignored"`` loses the keys Talos ignores
+# (a warning), unless the key is clearly a slip for a known one: that stays an error.
+
+_GO_YAML_BOOLEANS = {
+    **dict.fromkeys(("y", "Y", "yes", "Yes", "YES", "on", "On", "ON"), True),
+    **dict.fromkeys(("n", "N", "no", "No", "NO", "off", "Off", "OFF"), False),
+}
+# A key this close to a field of another place is that field, misplaced (writableRootfs).
+_MISPLACED_CUTOFF = 0.85
+
+
+def talos_leniency(kind: str, tree: Any, source_map: SourceMap) -> tuple[Any, list[Diagnostic]]:
+    """The tree as Talos reads it, and one warning for each place read leniently."""
+    warnings: list[Diagnostic] = []
+    return _lenient(kind, schema(kind), tree, (), source_map, warnings), warnings
+
+
+def _lenient(
+    kind: str,
+    node: Any,
+    value: Any,
+    path: FieldPath,
+    source_map: SourceMap,
+    warnings: list[Diagnostic],
+) -> Any:
+    node = _deref(kind, node)
+    if not isinstance(node, dict):
+        return value
+    mode = node.get("x-talos")
+    if mode is not None:
+        read = _talos_reading(mode, node, value, path, source_map)
+        if read is not None:
+            talos_value, message, hint = read
+            warnings.append(source_map.diagnostic(path, message, severity=_WARNING, hint=hint))
+            return talos_value
+    if isinstance(value, dict) and "properties" in node:
+        properties = node["properties"]
+        result = {}
+        for key, child in value.items():
+            if key in properties:
+                result[key] = _lenient(
+                    kind, properties[key], child, (*path, key), source_map, warnings
+                )
+            elif node.get("x-talos-unknown-keys") == "ignored" and not _meant(
+                kind, key, properties
+            ):
+                warnings.append(
+                    source_map.diagnostic(
+                        (*path, key),
+                        f"Talos ignores '{key}' (not a field here)",
+                        severity=_WARNING,
+                        hint="remove it; extsvc's own settings go under x-extsvc",
+                        at_key=True,
+                    )
+                )
+            else:
+                result[key] = child
+        return result
+    if isinstance(value, list) and "items" in node:
+        return [
+            _lenient(kind, node["items"], item, (*path, index), source_map, warnings)
+            for index, item in enumerate(value)
+        ]
+    return value
+
+
+def _meant(kind: str, key: str, properties: dict[str, Any]) -> bool:
+    """True when ``key`` is clearly a slip for a known field (here, or misplaced)."""
+    if did_you_mean(key, list(properties)):
+        return True
+    import difflib
+
+    known = list(field_index(kind))
+    return any(key.lower() == name.lower() for name in known) or bool(
+        difflib.get_close_matches(key, known, n=1, cutoff=_MISPLACED_CUTOFF)
+    )
+
+
+def _talos_reading(
+    mode: str, node: dict[str, Any], value: Any, path: FieldPath, source_map: SourceMap
+) -> tuple[Any, str, str] | None:
+    """(what Talos reads, the warning, its hint) for a value read leniently, or None."""
+    if mode == "case" and isinstance(value, str) and value not in node.get("enum", ()):
+        enum = [v for v in node.get("enum", ()) if isinstance(v, str)]
+        same = [v for v in enum if v.lower() == value.lower()]
+        if len(same) == 1:
+            return same[0], f"Talos reads this as '{same[0]}'", f"write '{same[0]}'"
+    if mode == "bool" and isinstance(value, str) and value in _GO_YAML_BOOLEANS:
+        word = "true" if _GO_YAML_BOOLEANS[value] else "false"
+        hint = f"write {word} (YAML 1.2 reads {value!r} as a string)"
+        return _GO_YAML_BOOLEANS[value], f"Talos reads this as {word}", hint
+    if mode == "string" and isinstance(value, int | float | bool):
+        text = _source_text(source_map, path) or json_text(value)
+        return text, f"Talos reads this as the string '{text}'", f"quote it: '{text}'"
+    return None
+
+
+def _source_text(source_map: SourceMap, path: FieldPath) -> str | None:
+    """A plain scalar as written (go-yaml keeps 0755 as "0755"; int() would not)."""
+    import re
+
+    position = source_map.value_position(path)
+    line = source_map.line(position)
+    if line is None:
+        return None
+    found = re.match(r"[^\s,\]\}#]+", line[position.col - 1 :])
+    return found.group(0) if found else None
+
+
+def json_text(value: Any) -> str:
+    import json
+
+    return json.dumps(value)
+
+
 def iter_schema_errors(kind: str, tree: Any) -> Iterator[SchemaError]:
     """Raw schema errors (for tests that compare with the jsonschema oracle)."""
     return validator(kind).iter_errors(tree)
@@ -212,13 +338,17 @@ def check_tree(kind: str, tree: Any, source_map: SourceMap) -> list[Diagnostic]:
 
 
 def check_document(
-    kind: str, document: LoadedDocument, *, nulls_absent: bool = True
+    kind: str, document: LoadedDocument, *, nulls_absent: bool = True, lenient: bool = False
 ) -> tuple[Any, list[Diagnostic]]:
-    """The document's tree (nulls dropped unless told otherwise) and its schema problems.
+    """The document's tree (nulls dropped unless told otherwise; read as Talos reads it
+    when ``lenient``) and its schema problems, warnings first.
 
     The tree is None when its top level is not even a mapping: nothing below can
     be trusted then.
     """
     tree = drop_nulls(document.tree) if nulls_absent else document.tree
-    diagnostics = check_tree(kind, tree, document.source_map)
+    warnings: list[Diagnostic] = []
+    if lenient and isinstance(tree, dict):
+        tree, warnings = talos_leniency(kind, tree, document.source_map)
+    diagnostics = warnings + check_tree(kind, tree, document.source_map)
     return (tree if isinstance(tree, dict) else None), diagnostics
