@@ -4,6 +4,10 @@
    beyond interpreter start (``python -c pass``). Target: <= 2 ms.
 2. ``extsvc validate`` of one file against ``python -c "import yaml, click"``.
    Target: <= 1.5x.
+3. Hostile and large input through ``extsvc validate``, in milliseconds per file beyond
+   interpreter start: an alias bomb (refused at 100,000 nodes) and a valid chain of
+   5,000 services (5,000 levels; no recursion). These were timing assertions in the
+   tests; here they are figures to watch.
 
 Each figure is the median of several runs taken in this same process, so the
 machine's noise hits both sides of a ratio alike. Run: ``make bench`` or
@@ -52,6 +56,26 @@ def generate(directory: Path, count: int) -> None:
         )
 
 
+CHAIN = 5000
+
+
+def generate_chain(directory: Path, count: int) -> None:
+    """``count`` minimal services, each waiting for the one before."""
+    for index in range(count):
+        depends = f"depends:\n  - service: ext-c{index - 1:04d}\n" if index else ""
+        (directory / f"c{index:04d}.yaml").write_text(
+            f"name: c{index:04d}\ncontainer:\n  entrypoint: /x\n{depends}restart: always\n"
+        )
+
+
+def alias_bomb(levels: int = 9, width: int = 9) -> str:
+    """'Billion laughs': width**levels strings in a 700-byte file."""
+    lines = [f"l0: &l0 [{', '.join(['lol'] * width)}]"]
+    for level in range(1, levels):
+        lines.append(f"l{level}: &l{level} [{', '.join([f'*l{level - 1}'] * width)}]")
+    return "\n".join(lines) + "\n"
+
+
 # Measure extsvc as installed: pip byte-compiles an installed package (yaml and
 # click, the baseline, have their .pyc files), so ours get compiled up front and
 # PYTHONDONTWRITEBYTECODE (set in some sandboxes) must not force recompiling.
@@ -59,14 +83,15 @@ ENVIRONMENT = {key: value for key, value in os.environ.items() if key != "PYTHON
 REPOSITORY = Path(__file__).resolve().parents[1]
 
 
-def timed(command: list[str], repeat: int) -> float:
-    """Median wall time of ``command`` in seconds; a failure aborts the benchmark."""
+def timed(command: list[str], repeat: int, check: bool = True) -> float:
+    """Median wall time of ``command`` in seconds; a failure aborts the benchmark unless
+    ``check`` is false (input that must be refused)."""
     samples = []
     for _ in range(repeat):
         start = time.perf_counter()
         subprocess.run(
             command,
-            check=True,
+            check=check,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env=ENVIRONMENT,
@@ -90,6 +115,13 @@ def main() -> int:
         per_service_ms = (compile_time - interpreter) / SERVICES * 1000
         baseline = timed([python, "-c", "import yaml, click"], 21)
         validate = timed([extsvc, "validate", "-q", str(source / "svc-0000.yaml")], 21)
+        bomb = Path(scratch) / "bomb.yaml"
+        bomb.write_text(alias_bomb())
+        bomb_time = timed([extsvc, "validate", "-q", str(bomb)], 5, check=False)
+        chain = Path(scratch) / "chain"
+        chain.mkdir()
+        generate_chain(chain, CHAIN)
+        chain_time = timed([extsvc, "validate", "-q", str(chain)], 3)
     ratio = validate / baseline
     print(f"interpreter start            {interpreter * 1000:8.1f} ms")
     print(f"compile {SERVICES} services        {compile_time * 1000:8.1f} ms")
@@ -103,6 +135,9 @@ def main() -> int:
         f"  ratio validate / baseline  {ratio:8.2f} x    (target <= 1.5x)   "
         f"{'OK' if ratio <= 1.5 else 'OVER'}"
     )
+    print(f"validate an alias bomb       {(bomb_time - interpreter) * 1000:8.1f} ms beyond start")
+    chain_ms = (chain_time - interpreter) / CHAIN * 1000
+    print(f"validate a {CHAIN}-service chain {chain_ms:6.3f} ms per service beyond start")
     return 0
 
 

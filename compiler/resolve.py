@@ -8,8 +8,10 @@ references to extension services, cycles.
 
 from __future__ import annotations
 
+import graphlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from extsvc.compiler.format.diagnostics import Diagnostic, did_you_mean
 from extsvc.compiler.format.plan import EXTENSION_ID_PREFIX, is_extension_id
@@ -23,7 +25,11 @@ class ServiceTable:
     levels: tuple[tuple[str, ...], ...]
 
     def level_of(self, service_id: str) -> int:
-        return next(index for index, level in enumerate(self.levels) if service_id in level)
+        return self._level_index[service_id]
+
+    @cached_property
+    def _level_index(self) -> dict[str, int]:
+        return {sid: index for index, level in enumerate(self.levels) for sid in level}
 
 
 def service_dependencies(service: Service) -> Iterator[Dependency]:
@@ -87,30 +93,46 @@ def _check_references(by_id: Mapping[str, Service]) -> Iterator[Diagnostic]:
                 )
 
 
-def _find_cycles(by_id: Mapping[str, Service]) -> list[list[str]]:
-    """Cycles found by depth-first search (at least one per cyclic group of services),
-    each once, rotated to start at its least ID."""
-    graph = {sid: [d for d in extension_dependencies(s) if d in by_id] for sid, s in by_id.items()}
-    cycles: set[tuple[str, ...]] = set()
-    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
-    stack: list[str] = []
+def _dependency_graph(by_id: Mapping[str, Service]) -> dict[str, list[str]]:
+    """ID -> the IDs of the set's services it waits for, in file order, once each."""
+    return {sid: [d for d in extension_dependencies(s) if d in by_id] for sid, s in by_id.items()}
 
-    def visit(node: str) -> None:
-        state[node] = 1
-        stack.append(node)
-        for successor in graph[node]:
-            if state.get(successor) == 1:
-                cycle = stack[stack.index(successor) :]
+
+def _find_cycles(graph: Mapping[str, Sequence[str]]) -> list[list[str]]:
+    """Cycles found by depth-first search (at least one per cyclic group of services),
+    each once, rotated to start at its least ID.
+
+    The search keeps its own stack of (node, next successor index) instead of recursing:
+    a valid chain of thousands of services is ordinary input, and Python's call stack
+    would end it with a RecursionError.
+    """
+    cycles: set[tuple[str, ...]] = set()
+    done: set[str] = set()
+    for root in sorted(graph):
+        if root in done:
+            continue
+        path: list[str] = [root]  # the current path from root
+        on_path: dict[str, int] = {root: 0}  # node -> its index in path
+        todo: list[int] = [0]  # per node of path: the next successor to look at
+        while path:
+            node, index = path[-1], todo[-1]
+            successors = graph[node]
+            if index == len(successors):
+                done.add(node)
+                del on_path[node]
+                path.pop()
+                todo.pop()
+                continue
+            todo[-1] = index + 1
+            successor = successors[index]
+            if successor in on_path:
+                cycle = path[on_path[successor] :]
                 start = cycle.index(min(cycle))
                 cycles.add(tuple(cycle[start:] + cycle[:start]))
-            elif successor not in state:
-                visit(successor)
-        stack.pop()
-        state[node] = 2
-
-    for node in sorted(graph):
-        if node not in state:
-            visit(node)
+            elif successor not in done:
+                on_path[successor] = len(path)
+                path.append(successor)
+                todo.append(0)
     return [list(cycle) for cycle in sorted(cycles)]
 
 
@@ -123,27 +145,27 @@ def _cycle_diagnostic(cycle: list[str], by_id: Mapping[str, Service]) -> Diagnos
     )
 
 
-def _levels(by_id: Mapping[str, Service]) -> tuple[tuple[str, ...], ...]:
-    """Topological layers (Kahn): a level holds services whose dependencies are all earlier."""
-    remaining = {
-        sid: {d for d in extension_dependencies(s) if d in by_id} for sid, s in by_id.items()
-    }
+def _levels(graph: Mapping[str, Sequence[str]]) -> tuple[tuple[str, ...], ...]:
+    """Topological layers: a level holds the services whose dependencies are all earlier,
+    sorted by ID. Empty when the graph has a cycle (reported by ``_find_cycles``; a set
+    with a cycle is never built)."""
+    sorter = graphlib.TopologicalSorter(graph)
+    try:
+        sorter.prepare()
+    except graphlib.CycleError:
+        return ()
     levels: list[tuple[str, ...]] = []
-    placed: set[str] = set()
-    while remaining:
-        ready = sorted(sid for sid, deps in remaining.items() if deps <= placed)
-        if not ready:  # a cycle; reported elsewhere, never built
-            break
-        levels.append(tuple(ready))
-        placed.update(ready)
-        for sid in ready:
-            del remaining[sid]
+    while sorter.is_active():
+        ready = tuple(sorted(sorter.get_ready()))
+        levels.append(ready)
+        sorter.done(*ready)
     return tuple(levels)
 
 
 def resolve(services: Sequence[Service]) -> tuple[ServiceTable, list[Diagnostic]]:
     by_id, problems = _unique_services(services)
     problems.extend(_check_references(by_id))
-    problems.extend(_cycle_diagnostic(cycle, by_id) for cycle in _find_cycles(by_id))
+    graph = _dependency_graph(by_id)
+    problems.extend(_cycle_diagnostic(cycle, by_id) for cycle in _find_cycles(graph))
     ordered = {sid: by_id[sid] for sid in sorted(by_id)}
-    return ServiceTable(services=ordered, levels=_levels(ordered)), problems
+    return ServiceTable(services=ordered, levels=_levels(graph)), problems

@@ -13,25 +13,42 @@ How: :func:`compile_schema` turns a schema into two closures per subschema, buil
   on values that ``valid`` rejected, and descends only into the children that fail, so it
   may be simple rather than fast.
 
-Supported keywords (draft-04 and draft 2020-12 spellings): ``type``, ``properties``,
-``additionalProperties``, ``patternProperties``, ``required``, ``propertyNames``,
-``minProperties``, ``maxProperties``, ``items`` (one schema; draft-04 also a list),
-``minItems``, ``maxItems``,
-``uniqueItems``, ``enum``, ``const``, ``minimum``, ``maximum``, ``exclusiveMinimum``,
-``exclusiveMaximum``, ``minLength``, ``maxLength``, ``pattern``, ``anyOf``, ``allOf``,
-``oneOf``, ``not``, ``if``/``then``/``else`` and ``$ref``. Annotations (``title``,
-``description``, ``format``, ...) and keywords starting with ``x-`` are ignored. Any other
-keyword raises ``ValueError`` when the schema is compiled: a constraint is never skipped
-silently.
+The supported subset is what the shipped schemas use (``compiler/format/schemas/*.json``
+and the vendored OCI runtime-spec ``oci-schemas/*.json``), plus the few keywords a schema
+of ours is likely to want next; ``tests/compiler/test_schemacheck.py`` checks that every
+keyword below is used by a shipped schema or listed there as kept on purpose:
+
+==================  ========================================================================
+objects             ``properties``, ``additionalProperties``, ``patternProperties``,
+                    ``required``, ``propertyNames``, ``minProperties``, ``maxProperties``
+arrays              ``items`` (one schema; draft-04 also a list, as in ``config-vm.json``),
+                    ``minItems``, ``maxItems``, ``uniqueItems``
+strings             ``minLength``, ``maxLength``, ``pattern`` (ECMA-262: see below)
+numbers             ``minimum``, ``maximum``, ``exclusiveMinimum``, ``exclusiveMaximum``
+                    (numbers, as in 2020-12; not draft-04's booleans)
+any value           ``type``, ``enum``, ``const``
+combinations        ``allOf``, ``anyOf``, ``oneOf``, ``if``/``then``/``else`` (no ``not``)
+references          ``$ref`` to a JSON pointer in the same document or in a named document
+annotations         ``$schema``, ``$id``, ``title``, ``description``, ``default``,
+                    ``examples``, ``definitions``/``$defs``, ``$comment``, ``deprecated``,
+                    ``format``, and extsvc's own ``x-...`` keywords (the wording of
+                    errors, read by ``compiler.format.schemadiag``): ignored
+==================  ========================================================================
+
+Any other keyword raises ``ValueError`` when the schema is compiled: a constraint is never
+skipped silently. A ``pattern`` (or a ``patternProperties`` key) is an ECMA-262 regular
+expression, as JSON Schema says: ``$`` is the end of the string, never "before a trailing
+newline" as in Python, so ``^[a-z]+$`` refuses ``"hello\\n"``; see :func:`_ecma_to_python`.
 
 Semantics follow ``jsonschema`` (the oracle) with these deliberate differences:
 
 * The dialect is chosen once from the root schema's ``$schema``: draft-04 (or older)
-  means ``1.0`` is not an ``integer``, ``exclusiveMinimum``/``exclusiveMaximum`` are
-  booleans, and the siblings of ``$ref`` are ignored. Anything else gets 2020-12 rules.
-* ``$ref`` resolves by document name only (``$id``/``id`` do not change the base), and a
-  fragment without its leading slash (``#definitions/uint32``, a typo in the OCI
-  ``defs.json``) is read as the JSON pointer that was meant; ``jsonschema`` raises there.
+  means ``1.0`` is not an ``integer`` and the siblings of ``$ref`` are ignored. Anything
+  else gets 2020-12 rules.
+* ``$ref`` resolves by document file name only (``$id``/``id`` neither name a document nor
+  change the base; no percent-encoding, no anchors), and a fragment without its leading
+  slash (``#definitions/uint32``, a typo in the OCI ``defs.json``) is read as the JSON
+  pointer that was meant; ``jsonschema`` raises there.
 * ``propertyNames`` errors point at ``path + (key,)`` (``jsonschema``: the object) so a
   caller can show the offending key's line.
 * Error ``schema_path``\\ s keep the ``$ref`` steps taken (``jsonschema`` drops them).
@@ -418,8 +435,6 @@ class _Compiler:
     def _split_ref(self, ref: str, doc: str, where: Path) -> tuple[str, Path]:
         uri, _, fragment = ref.partition("#")
         target = doc if not uri else self._document_named(uri, doc, where)
-        if "%" in fragment:
-            fragment = _percent_decode(fragment)
         if fragment and not fragment.startswith("/"):
             if "/" not in fragment:
                 raise ValueError(f"{_loc(doc, where)}: $ref anchors are not supported: {ref}")
@@ -430,9 +445,6 @@ class _Compiler:
     def _document_named(self, uri: str, doc: str, where: Path) -> str:
         for name in (uri, uri.rsplit("/", 1)[-1]):
             if name in self.documents:
-                return name
-        for name, document in self.documents.items():
-            if uri in (document.get("$id"), document.get("id")):
                 return name
         raise ValueError(f"{_loc(doc, where)}: $ref names an unknown document {uri!r}")
 
@@ -469,13 +481,6 @@ def _follow(document: object, pointer: Path, ref: str, loc: str) -> object:
         else:
             raise ValueError(f"{loc}: $ref {ref!r} does not resolve")
     return node
-
-
-def _percent_decode(text: str) -> str:
-    def decode(match: re.Match[str]) -> str:
-        return bytes.fromhex(match[0].replace("%", "")).decode("utf-8", "replace")
-
-    return re.sub(r"(?:%[0-9A-Fa-f]{2})+", decode, text)
 
 
 def _type_names(value: object, loc: str) -> tuple[str, ...] | None:
@@ -836,39 +841,62 @@ def _regex(text: object) -> re.Pattern[str]:
     if not isinstance(text, str):
         raise ValueError(f"a pattern must be a string, not {text!r}")
     try:
-        return re.compile(text)
+        return re.compile(_ecma_to_python(text), re.ASCII)
     except re.error as err:
         raise ValueError(f"invalid pattern {text!r}: {err}") from err
+
+
+# ECMA-262 ``.`` matches anything but a line terminator; Python's ``.`` excludes only "\n".
+_ECMA_DOT = "[^\n\r\u2028\u2029]"
+
+
+def _ecma_to_python(pattern: str) -> str:
+    r"""The Python spelling of an ECMA-262 pattern (what JSON Schema says a pattern is).
+
+    Python's ``$`` also matches before a trailing newline, so ``^[a-z]+$`` would accept
+    ``"hello\n"``; ECMA's ``$`` (without the m flag) is the end of the input only: ``\Z``.
+    ``.`` is rewritten likewise, and ``re.ASCII`` gives ``\d``, ``\w`` and ``\b`` their
+    ECMA (ASCII) meaning. ``\s`` has no such equivalent (ECMA's includes Unicode spaces,
+    ASCII mode's does not) and no shipped schema needs it, so it is refused.
+    """
+    out: list[str] = []
+    in_class = False
+    i = 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            escape = pattern[i : i + 2]
+            if escape in ("\\s", "\\S"):
+                raise ValueError(f"pattern {pattern!r}: \\s and \\S are not supported")
+            out.append(escape)
+            i += 2
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            if pattern.startswith(("[]", "[^]"), i):
+                raise ValueError(f"pattern {pattern!r}: [] and [^] are not supported")
+            in_class = True
+        elif char == "$":
+            char = "\\Z"
+        elif char == ".":
+            char = _ECMA_DOT
+        out.append(char)
+        i += 1
+    return "".join(out)
 
 
 # --- Keywords: numbers ------------------------------------------------------------------
 
 
-def _bounds(c: _Compiler, schema: dict[str, Any], doc: str, where: Path) -> _Rule:
-    """minimum, maximum, exclusiveMinimum and exclusiveMaximum as one range check."""
-    limits = _limits(schema, c.draft4, _loc(doc, where))
-    lows = [(bound, strict) for _, bound, strict, lower in limits if lower]
-    highs = [(bound, strict) for _, bound, strict, lower in limits if not lower]
-    # The fast check needs only the tightest bound on each side (strict beats equal).
-    low, low_strict = max(lows) if lows else (None, False)
-    high, high_strict = min(highs, key=lambda b: (b[0], not b[1])) if highs else (None, False)
-
-    def valid(x: float) -> bool:
-        if low is not None and (x < low or (low_strict and x == low)):
-            return False
-        return high is None or not (x > high or (high_strict and x == high))
-
-    def explain(x: float, path: Path, spath: Path) -> Iterator[SchemaError]:
-        # One error per keyword that fails, as jsonschema reports them.
-        for keyword, bound, strict, lower in limits:
-            if _out_of_bound(x, bound, strict, lower):
-                message = f"must be {_BOUND_WORDS[lower, strict]} {_show(bound)}"
-                yield SchemaError(path, keyword, message, (*spath, keyword))
-
-    return _Rule("number", valid, explain)
-
-
-# (is lower bound, strict) -> how the message says it
+# keyword -> (is a lower bound, strict)
+_BOUND_KEYWORDS = {
+    "minimum": (True, False),
+    "exclusiveMinimum": (True, True),
+    "maximum": (False, False),
+    "exclusiveMaximum": (False, True),
+}
+# (is a lower bound, strict) -> how the message says it
 _BOUND_WORDS = {
     (True, False): "at least",
     (True, True): "greater than",
@@ -877,36 +905,39 @@ _BOUND_WORDS = {
 }
 
 
-def _out_of_bound(x: float, bound: float, strict: bool, lower: bool) -> bool:
+def _bounds(c: _Compiler, schema: dict[str, Any], doc: str, where: Path) -> _Rule:
+    """minimum, maximum, exclusiveMinimum and exclusiveMaximum (numbers, as in 2020-12)."""
+    limits: list[tuple[str, float, bool, bool]] = []
+    for keyword, (lower, strict) in _BOUND_KEYWORDS.items():
+        if keyword not in schema:
+            continue
+        bound = schema[keyword]
+        if not isinstance(bound, int | float) or isinstance(bound, bool):
+            # Draft-04's boolean exclusiveMinimum included: no shipped schema uses it.
+            raise ValueError(f"{_loc(doc, where)}: {keyword} must be a number")
+        limits.append((keyword, bound, lower, strict))
+
+    def valid(x: float) -> bool:
+        for _, bound, lower, strict in limits:  # noqa: SIM110 (see _make_valid)
+            if _out_of_bound(x, bound, lower, strict):
+                return False
+        return True
+
+    def explain(x: float, path: Path, spath: Path) -> Iterator[SchemaError]:
+        # One error per keyword that fails, as jsonschema reports them.
+        for keyword, bound, lower, strict in limits:
+            if _out_of_bound(x, bound, lower, strict):
+                message = f"must be {_BOUND_WORDS[lower, strict]} {_show(bound)}"
+                yield SchemaError(path, keyword, message, (*spath, keyword))
+
+    return _Rule("number", valid, explain)
+
+
+def _out_of_bound(x: float, bound: float, lower: bool, strict: bool) -> bool:
+    # Written with < and > only: NaN compares false, so (as in jsonschema) it is in range.
     if lower:
         return x < bound or (strict and x == bound)
     return x > bound or (strict and x == bound)
-
-
-def _limits(schema: dict[str, Any], draft4: bool, loc: str) -> list[tuple[str, float, bool, bool]]:
-    """(keyword, bound, strict, is-lower-bound) for each bound the schema sets.
-
-    Draft-04 ``exclusiveMinimum: true`` makes ``minimum`` strict (and errors keep the
-    keyword ``minimum``, as in jsonschema); 2020-12 ``exclusiveMinimum`` is its own bound.
-    """
-    limits = []
-    for side, lower in (("Minimum", True), ("Maximum", False)):
-        plain, exclusive = schema.get(side.lower()), schema.get("exclusive" + side)
-        for key, value in ((side.lower(), plain), ("exclusive" + side, exclusive)):
-            if value is None or (draft4 and key.startswith("exclusive")):
-                continue
-            if not _is_number(value):
-                raise ValueError(f"{loc}: {key} must be a number")
-            limits.append((key, value, key.startswith("exclusive"), lower))
-        if draft4 and exclusive is not None:
-            if not isinstance(exclusive, bool):
-                raise ValueError(f"{loc}: draft-04 exclusive{side} must be true or false")
-            limits = [(k, b, exclusive if k == side.lower() else s, lo) for k, b, s, lo in limits]
-    return limits
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _count(schema: dict[str, Any], key: str, doc: str, where: Path) -> int:
@@ -1058,13 +1089,6 @@ def _summary(nodes: list[_Node], fits: list[int], x: object, path: Path, here: P
     return "does not match any allowed form (" + "; ".join(parts) + ")"
 
 
-def _not(c: _Compiler, schema: dict[str, Any], doc: str, where: Path) -> _Rule:
-    check = c.compile(schema["not"], doc, (*where, "not")).checker()
-    return _simple_rule(
-        None, "not", lambda x: not check(x), "is not allowed here (matches a forbidden form)"
-    )
-
-
 def _if(c: _Compiler, schema: dict[str, Any], doc: str, where: Path) -> _Rule:
     cond = c.compile(schema["if"], doc, (*where, "if")).checker()
     then = c.compile(schema.get("then", True), doc, (*where, "then"))
@@ -1119,7 +1143,6 @@ _BUILDERS: dict[str, Callable[[_Compiler, dict[str, Any], str, Path], _Rule | No
     "allOf": _all_of,
     "anyOf": _any_of,
     "oneOf": _one_of,
-    "not": _not,
     "if": _if,
     "$ref": _ref,
 }

@@ -65,4 +65,5 @@ def test_written_files_are_world_readable(tmp_path: Path) -> None:
 
 
 def test_the_plan_schema_rejects_a_broken_plan() -> None:
-    assert list(emit.plan_errors({"apiVersion": "extsvc/v1"}))
+    missing = [e.missing_key for e in emit.plan_errors({"apiVersion": "extsvc/v1"})]
+    assert missing == ["kind", "compiler", "arch", "rootfsBase", "levels", "services"]

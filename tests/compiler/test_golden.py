@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from extsvc.compiler.emit import canonical_json
-from tests.golden import case_dirs, compile_case, expected_outputs, rendered_outputs
+from tests.golden import GOLDEN_ROOT, case_dirs, compile_case, expected_outputs, rendered_outputs
 
 CASES = case_dirs()
 
@@ -24,8 +24,13 @@ def _diff(name: str, expected: bytes, actual: bytes) -> str:
     return "".join(lines)
 
 
-def test_there_are_enough_golden_cases() -> None:
-    assert len(CASES) >= 12
+def test_every_folder_is_a_complete_case() -> None:
+    """``case_dirs`` takes folders with an input/ folder; a misnamed one would be skipped
+    silently, so every folder must have its inputs and its expected output."""
+    for folder in sorted(path for path in GOLDEN_ROOT.iterdir() if path.is_dir()):
+        assert folder in CASES, f"{folder.name} has no input/ folder"
+        assert sorted((folder / "input").glob("*.yaml")), f"{folder.name}: no input/*.yaml"
+        assert (folder / "expected" / "plan.json").is_file(), f"{folder.name}: no expected/"
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
@@ -114,14 +113,15 @@ def alias_bomb(levels: int = 9, width: int = 9) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def test_alias_bomb_is_refused_within_five_seconds(tmp_path: Path) -> None:
-    """The expansion is counted while converting and stops at 100,000 nodes."""
+def test_alias_bomb_is_refused(tmp_path: Path) -> None:
+    """The expansion is counted while converting and stops at 100,000 nodes (how fast:
+    ``bench/compile_bench.py``; the timeout here only turns a hang into a failure)."""
     (tmp_path / "bomb.yaml").write_bytes(alias_bomb())
 
     try:
-        run = extsvc(tmp_path, "validate", "bomb.yaml", timeout=5)
+        run = extsvc(tmp_path, "validate", "bomb.yaml", timeout=120)
     except subprocess.TimeoutExpired:
-        pytest.fail("extsvc validate on an alias bomb did not finish in 5 seconds")
+        pytest.fail("extsvc validate on an alias bomb hung")
 
     assert run.returncode == 1
     assert [line.split(": error: ")[1] for line in headlines(run.stderr)] == [TOO_MANY_NODES]
@@ -132,16 +132,13 @@ def test_alias_bomb_does_not_eat_memory() -> None:
     """Refusing the bomb allocates little: well under 200 MB at the peak (Python heap)."""
     tracemalloc.start()
     try:
-        started = time.perf_counter()
         found = check("bomb.yaml", alias_bomb())
-        elapsed = time.perf_counter() - started
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
 
     assert [line.split(": error: ")[1] for line in found] == [TOO_MANY_NODES]
     assert peak < 200 * 1024 * 1024, f"peak {peak / 1e6:.0f} MB"
-    assert elapsed < 5
 
 
 # -- nesting ------------------------------------------------------------------------------

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from extsvc.cli import cli
 from extsvc.compiler.check import check_sources
+from extsvc.compiler.sources import collect_sources
 from tests.compiler.helpers import sources
 
 
@@ -45,3 +52,50 @@ def test_results_do_not_depend_on_file_order() -> None:
     assert forward.table is not None and backward.table is not None
     assert list(forward.table.services) == list(backward.table.services)
     assert forward.table.levels == backward.table.levels
+
+
+# --- Large sets: levels and cycles need no recursion ------------------------------------
+
+LARGE = 5_000
+
+
+def write_services(folder: Path, depends_on: Callable[[int], int | None]) -> Path:
+    """``LARGE`` service files s0000..s4999 in ``folder``; service i waits for
+    ``depends_on(i)`` (an index, or None for no dependency)."""
+    folder.mkdir()
+    for i in range(LARGE):
+        target = depends_on(i)
+        (folder / f"s{i:04}.yaml").write_text(
+            svc(f"s{i:04}", *([] if target is None else [f"ext-s{target:04}"]))
+        )
+    return folder
+
+
+def validate(folder: Path) -> tuple[int, str]:
+    # catch_exceptions=False: a RecursionError fails the test with its own traceback.
+    result = CliRunner().invoke(cli, ["validate", str(folder)], catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def test_a_chain_of_5000_services_is_valid_in_5000_levels(tmp_path: Path) -> None:
+    folder = write_services(tmp_path / "chain", lambda i: i - 1 if i else None)
+
+    code, output = validate(folder)
+
+    assert (code, output) == (0, f"{LARGE} files ok: 0 errors, 0 warnings\n")
+    result = check_sources(collect_sources([str(folder)])[0])
+    assert result.table is not None
+    assert result.table.levels == tuple((f"ext-s{i:04}",) for i in range(LARGE))
+
+
+def test_a_cycle_through_5000_services_is_one_error_naming_each_once(tmp_path: Path) -> None:
+    folder = write_services(tmp_path / "ring", lambda i: (i + 1) % LARGE)
+
+    code, output = validate(folder)
+
+    ring = " -> ".join(f"ext-s{i:04}" for i in [*range(LARGE), 0])
+    assert code == 1
+    assert output.splitlines()[0] == (
+        f"{folder}/s0000.yaml:5:14: error: depends[0].service: dependency cycle: {ring}"
+    )
+    assert output.splitlines()[-1] == f"{LARGE} files invalid: 1 error, 0 warnings"

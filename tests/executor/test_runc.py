@@ -165,11 +165,13 @@ def test_crash_loop_is_bounded_by_the_restart_interval(tmp_path: Path) -> None:
         daemon.wait_state(f"ext-{name}", "Waiting", "Preparing", "Running")
         started = time.monotonic()
         first = daemon.service(f"ext-{name}")["runs"]
-        time.sleep(2.0)
+        # It keeps trying (the timeout only turns a stop into a failure)...
+        wait_for(lambda: daemon.service(f"ext-{name}")["runs"] >= first + 2, 30, "2 restarts")
         runs = daemon.service(f"ext-{name}")["runs"] - first
         elapsed = time.monotonic() - started
-        # One run per 200ms interval at most (plus the run in progress), and it keeps trying.
-        assert 2 <= runs <= elapsed / 0.2 + 1
+        # ...but never faster than one run per 200ms interval (plus the run in progress);
+        # a slow machine only lowers the count.
+        assert runs <= elapsed / 0.2 + 1
         messages = [e["message"] for e in daemon.service(f"ext-{name}")["events"]]
         assert any(
             'exit code 3 (last log "crashing"); restarting forever in 200ms' in m for m in messages
