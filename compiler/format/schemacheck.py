@@ -848,6 +848,8 @@ def _regex(text: object) -> re.Pattern[str]:
 
 # ECMA-262 ``.`` matches anything but a line terminator; Python's ``.`` excludes only "\n".
 _ECMA_DOT = "[^\n\r\u2028\u2029]"
+# ECMA-262 ``\s``: WhiteSpace and LineTerminator (Python's ASCII ``\s`` lacks the Unicode ones).
+_ECMA_SPACES = "\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
 
 
 def _ecma_to_python(pattern: str) -> str:
@@ -855,9 +857,10 @@ def _ecma_to_python(pattern: str) -> str:
 
     Python's ``$`` also matches before a trailing newline, so ``^[a-z]+$`` would accept
     ``"hello\n"``; ECMA's ``$`` (without the m flag) is the end of the input only: ``\Z``.
-    ``.`` is rewritten likewise, and ``re.ASCII`` gives ``\d``, ``\w`` and ``\b`` their
-    ECMA (ASCII) meaning. ``\s`` has no such equivalent (ECMA's includes Unicode spaces,
-    ASCII mode's does not) and no shipped schema needs it, so it is refused.
+    ``.`` and ``\s``/``\S`` are spelt out as the ECMA character sets, and ``re.ASCII``
+    gives ``\d``, ``\w`` and ``\b`` their ECMA (ASCII) meaning. The rare forms with no
+    simple spelling here (``\S`` inside a class, ECMA's empty classes ``[]``/``[^]``) are
+    refused when the schema is compiled.
     """
     out: list[str] = []
     in_class = False
@@ -865,10 +868,14 @@ def _ecma_to_python(pattern: str) -> str:
     while i < len(pattern):
         char = pattern[i]
         if char == "\\":
-            escape = pattern[i : i + 2]
-            if escape in ("\\s", "\\S"):
-                raise ValueError(f"pattern {pattern!r}: \\s and \\S are not supported")
-            out.append(escape)
+            char = pattern[i : i + 2]
+            if char == "\\s":
+                char = _ECMA_SPACES if in_class else f"[{_ECMA_SPACES}]"
+            elif char == "\\S":
+                if in_class:
+                    raise ValueError(f"pattern {pattern!r}: \\S inside [...] is not supported")
+                char = f"[^{_ECMA_SPACES}]"
+            out.append(char)
             i += 2
             continue
         if in_class:

@@ -498,6 +498,8 @@ KEYWORD_CASES: list[tuple[dict[str, Any], Json, str | None]] = [
     ({"pattern": "^a.b$"}, "a\rb", "pattern"),
     ({"pattern": "^[$.]+$"}, "$.", None),
     ({"pattern": "^MB:[^\\n]*$"}, "MB:x\n", "pattern"),
+    ({"pattern": "\\S"}, "\u00a0\u2028", "pattern"),
+    ({"pattern": "^[\\s,]+$"}, " ,\u3000", None),
     ({"patternProperties": {"^x$": {"type": "integer"}}}, {"x\n": "s"}, None),
     ({"propertyNames": {"pattern": "^[a-z]+$"}}, {"ok": 1, "no\n": 2}, "pattern"),
     ({"anyOf": [{"type": "string"}, {"type": "integer"}]}, 1, None),
@@ -815,7 +817,7 @@ def test_unresolvable_refs_fail_at_compile_time(ref: str) -> None:
         {**D4, "minimum": 0, "exclusiveMinimum": True},
         {"$defs": {"a b": {}}, "$ref": "#/$defs/a%20b"},  # percent-encoded pointers
         # ECMA pattern features with no faithful Python spelling here.
-        {"pattern": "^\\s+$"},
+        {"pattern": "[\\S,]"},
         {"pattern": "[^]"},
         {"items": [{}]},  # tuple form is draft-04 only
     ],
