@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from extsvc.compiler.format.plan import ServicePlan
@@ -20,6 +21,17 @@ from extsvc.executor.hostservices import ReadinessRule
 from extsvc.executor.processes import run_process
 
 READINESS_COMMAND_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class HostProbes:
+    """How host conditions look at the host; `extsvc plan --simulate` answers from facts."""
+
+    path_exists: Callable[[str], bool] = os.path.exists
+    network: Mapping[str, Callable[[], bool]] = field(
+        default_factory=lambda: hostprobes.NETWORK_CHECKS
+    )
+    clock_synchronised: Callable[[], bool] = hostprobes.clock_synchronised
 
 
 class Condition(Protocol):
@@ -57,9 +69,15 @@ class HostServiceUp:
     polled = True
     affects_spec = False
 
-    def __init__(self, service_id: str, rule: ReadinessRule | None) -> None:
+    def __init__(
+        self,
+        service_id: str,
+        rule: ReadinessRule | None,
+        path_exists: Callable[[str], bool] = os.path.exists,
+    ) -> None:
         self.service_id = service_id
         self.rule = rule
+        self._path_exists = path_exists
 
     def describe(self) -> str:
         text = f'service "{self.service_id}" to be "up"'
@@ -74,7 +92,7 @@ class HostServiceUp:
         if rule.always:
             return True
         if rule.path is not None:
-            return os.path.exists(rule.path)
+            return self._path_exists(rule.path)
         if rule.systemd_unit is not None:
             systemctl = shutil.which("systemctl") or "systemctl"
             argv: tuple[str, ...] = (systemctl, "is-active", "--quiet", rule.systemd_unit)
@@ -88,15 +106,21 @@ class HostServiceUp:
 class PathExists:
     polled = True
 
-    def __init__(self, path: str, affects_spec: bool = False) -> None:
+    def __init__(
+        self,
+        path: str,
+        affects_spec: bool = False,
+        exists: Callable[[str], bool] = os.path.exists,
+    ) -> None:
         self.path = path
         self.affects_spec = affects_spec
+        self._exists = exists
 
     def describe(self) -> str:
         return f'path "{self.path}"'
 
     async def satisfied(self) -> bool:
-        return os.path.exists(self.path)
+        return self._exists(self.path)
 
 
 class NetworkReady:
@@ -106,7 +130,7 @@ class NetworkReady:
     affects_spec = False
 
     def __init__(
-        self, checks: tuple[str, ...], probes: dict[str, Callable[[], bool]] | None = None
+        self, checks: tuple[str, ...], probes: Mapping[str, Callable[[], bool]] | None = None
     ) -> None:
         self.checks = checks
         self._probes = probes if probes is not None else hostprobes.NETWORK_CHECKS
@@ -166,19 +190,24 @@ def conditions_for(
     host_services: dict[str, ReadinessRule],
     has_configuration: Callable[[str], bool],
     configuration_problem: Callable[[str], str | None] = lambda name: None,
+    probes: HostProbes | None = None,
 ) -> list[Condition]:
     """The service's dependencies, in the order Talos lists them in its message."""
+    probes = probes or HostProbes()
+    exists = probes.path_exists
     depends = service.depends
     conditions: list[Condition] = []
     conditions.extend(ExtensionServiceUp(dep, is_up) for dep in depends.services)
-    conditions.extend(HostServiceUp(dep, host_services.get(dep)) for dep in depends.host_services)
-    conditions.extend(PathExists(path) for path in depends.paths)
+    conditions.extend(
+        HostServiceUp(dep, host_services.get(dep), exists) for dep in depends.host_services
+    )
+    conditions.extend(PathExists(path, exists=exists) for path in depends.paths)
     if depends.environment_file is not None:
-        conditions.append(PathExists(depends.environment_file, affects_spec=True))
+        conditions.append(PathExists(depends.environment_file, affects_spec=True, exists=exists))
     if depends.network:
-        conditions.append(NetworkReady(depends.network))
+        conditions.append(NetworkReady(depends.network, probes.network))
     if depends.time:
-        conditions.append(TimeSynchronised())
+        conditions.append(TimeSynchronised(probes.clock_synchronised))
     if depends.configuration:
         conditions.append(
             ConfigurationPresent(service.name, has_configuration, configuration_problem)

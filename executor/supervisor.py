@@ -16,7 +16,7 @@ from typing import Any
 from extsvc.compiler.format.plan import Plan, ServicePlan
 from extsvc.executor.adapt import HostFacts
 from extsvc.executor.clock import Clock
-from extsvc.executor.conditions import conditions_for
+from extsvc.executor.conditions import HostProbes, conditions_for
 from extsvc.executor.errors import UnknownServiceError
 from extsvc.executor.hostservices import ReadinessRule
 from extsvc.executor.logs import Console, ServiceLog
@@ -38,6 +38,7 @@ class Supervisor:
         host_services: dict[str, ReadinessRule] | None = None,
         has_configuration: Callable[[str], bool] = lambda name: False,
         configuration_problem: Callable[[str], str | None] = lambda name: None,
+        probes: HostProbes | None = None,
         prepare_spec: Callable[[ServicePlan], dict[str, Any]] | None = None,
         on_event: Callable[[str, Event], None] | None = None,
     ) -> None:
@@ -57,6 +58,7 @@ class Supervisor:
                     host_services or {},
                     has_configuration,
                     configuration_problem,
+                    probes,
                 ),
                 board=self.board,
                 settings=settings,

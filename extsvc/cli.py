@@ -23,6 +23,7 @@ LAZY_COMMANDS = {
     "run": "extsvc.executor.cli:run_command",
     "service": "extsvc.executor.cli:service_command",
     "logs": "extsvc.executor.cli:logs_command",
+    "plan": "extsvc.executor.cli_plan:plan_command",
 }
 
 

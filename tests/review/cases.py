@@ -9,6 +9,8 @@ every ``expected.*`` file from its inputs and never touches an input.
   expected ``expected.txt`` (the text report) and ``expected.json``.
 * ``explain/<case>/``: ``input/`` sources; expected ``<service>.txt`` and
   ``<service>.json`` for every service.
+* ``simulate/<case>/``: ``input/`` sources and ``facts.yaml``; expected
+  ``expected.txt`` (the timeline) and ``expected.json``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import copy
 import json
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -93,9 +96,33 @@ def explain_case(case: Path) -> dict[str, bytes]:
     return files
 
 
+def simulate_case(case: Path) -> dict[str, bytes]:
+    """Compile ``input/`` into a temporary OUT and simulate its boot under ``facts.yaml``."""
+    from extsvc.compiler.emit import write_tree
+    from extsvc.compiler.format.plan import load_plan
+    from extsvc.compiler.pipeline import CompileOptions, compile_sources
+    from extsvc.compiler.sources import collect_sources
+    from extsvc.executor.facts import load_facts
+    from extsvc.executor.simulate import render_text, simulate, to_json
+
+    sources, _ = collect_sources([str(case / "input")])
+    result = compile_sources(sources, CompileOptions(rootfs_base=BASE, arch="amd64"))
+    assert result.ok, [d.render() for d in result.diagnostics]
+    with tempfile.TemporaryDirectory() as temporary:
+        out = Path(temporary) / "out"
+        write_tree(result.files, out)
+        simulation = simulate(load_plan(out, machine="x86_64"), load_facts(case / "facts.yaml"))
+    document = json.dumps(to_json(simulation), indent=2, sort_keys=True) + "\n"
+    return {
+        "expected.txt": render_text(simulation).encode(),
+        "expected.json": document.encode(),
+    }
+
+
 TOOLS: dict[str, Callable[[Path], dict[str, bytes]]] = {
     "diff": diff_case,
     "explain": explain_case,
+    "simulate": simulate_case,
 }
 
 

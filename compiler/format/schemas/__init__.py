@@ -24,6 +24,7 @@ SCHEMA_FILES = {
     "host-services": "host-services.schema.json",
     "plan": "plan.schema.json",
     "diff": "diff.schema.json",
+    "facts": "facts.schema.json",
 }
 
 
