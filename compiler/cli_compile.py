@@ -165,7 +165,7 @@ def validate_command(
 
 # Kept in step with compiler.format.schemas.SCHEMA_FILES (a test says so); written out
 # so that `extsvc schema --help` does not import the schema package.
-SCHEMA_KINDS = ("service", "config", "host-services", "plan", "diff")
+SCHEMA_KINDS = ("service", "config", "host-services", "plan", "diff", "facts")
 
 
 @click.command("schema")
@@ -177,7 +177,8 @@ SCHEMA_KINDS = ("service", "config", "host-services", "plan", "diff")
     show_default=True,
     help="service: a service file; config: an ExtensionServiceConfig document; "
     "host-services: the `extsvc run --host-services` file; plan: plan.json; "
-    "diff: the report of `extsvc diff --output json`.",
+    "diff: the report of `extsvc diff --output json`; "
+    "facts: the file of `extsvc plan --simulate`.",
 )
 @click.option("--plan", "which", flag_value="plan", help="Same as --kind plan.")
 @click.option("--service", "which", flag_value="service", help="Same as --kind service.")

@@ -179,22 +179,12 @@ def _one_shots(service: Service, table: ServiceTable) -> Iterator[Diagnostic]:
 
 
 def host_service_ids(file: str, data: bytes) -> tuple[frozenset[str] | None, list[Diagnostic]]:
-    """The service ids a host-services file has rules for (the executor checks the rules)."""
-    from extsvc.compiler.format.load import iter_documents
+    """The service ids a host-services file has rules for, and its problems (as
+    ``extsvc run`` would report them)."""
+    from extsvc.compiler.format.hostservices import check_host_services
 
-    documents = list(iter_documents(file, data))
-    document, problems = documents[0] if documents else (None, [])
-    if problems:
-        return None, list(problems)
-    tree = None if document is None else document.tree
-    if tree is None:
-        return frozenset(), []
-    if not isinstance(tree, dict):
-        assert document is not None
-        return None, [
-            document.source_map.diagnostic((), "expected a mapping of service id to readiness rule")
-        ]
-    return frozenset(str(key) for key in tree), []
+    tree, problems = check_host_services(file, data)
+    return (None if tree is None else frozenset(tree)), problems
 
 
 def boot_hazards(table: ServiceTable, context: HazardContext) -> list[Diagnostic]:

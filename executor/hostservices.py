@@ -21,9 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from extsvc.compiler.format.diagnostics import Diagnostic, has_errors, sort_key
-from extsvc.compiler.format.load import iter_documents
-from extsvc.compiler.format.schemadiag import check_document
+from extsvc.compiler.format.diagnostics import has_errors
+from extsvc.compiler.format.hostservices import check_host_services
 from extsvc.executor.errors import InvalidInputError
 
 
@@ -64,20 +63,6 @@ def load_host_services(path: Path | None) -> dict[str, ReadinessRule]:
             + "\n".join(d.render() for d in problems)
         )
     return {str(service_id): _rule(rule) for service_id, rule in (tree or {}).items()}
-
-
-def check_host_services(file: str, data: bytes) -> tuple[dict[str, Any] | None, list[Diagnostic]]:
-    """Load and check a host-services file: the same loader, schema path and wording as
-    service files (``extsvc schema --kind host-services``). An empty file has no rules."""
-    documents = list(iter_documents(file, data))
-    document, problems = documents[0] if documents else (None, [])
-    if document is None or problems:
-        return None, problems
-    if document.tree is None:
-        return {}, []
-    # A rule written as `cri:` with nothing is a mistake, not an absent key.
-    tree, problems = check_document("host-services", document, nulls_absent=False)
-    return tree, sorted(problems, key=sort_key)
 
 
 def _rule(rule: dict[str, Any]) -> ReadinessRule:
