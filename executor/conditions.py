@@ -47,16 +47,22 @@ class Condition(Protocol):
 
 
 class ExtensionServiceUp:
-    """Another service of the plan is Running (or, as a one-shot, Finished with exit 0)."""
+    """Another service of the plan is Running (or, as a one-shot, Finished with exit 0),
+    and healthy if it has a health check (the seed: "running and healthy")."""
 
     polled = False
     affects_spec = False
 
-    def __init__(self, service_id: str, is_up: Callable[[str], bool]) -> None:
+    def __init__(
+        self, service_id: str, is_up: Callable[[str], bool], healthy: bool = False
+    ) -> None:
         self.service_id = service_id
         self._is_up = is_up
+        self._healthy = healthy
 
     def describe(self) -> str:
+        if self._healthy:
+            return f'service "{self.service_id}" to be "up" and healthy'
         return f'service "{self.service_id}" to be "up"'
 
     async def satisfied(self) -> bool:
@@ -191,13 +197,16 @@ def conditions_for(
     has_configuration: Callable[[str], bool],
     configuration_problem: Callable[[str], str | None] = lambda name: None,
     probes: HostProbes | None = None,
+    has_health_check: Callable[[str], bool] = lambda service_id: False,
 ) -> list[Condition]:
     """The service's dependencies, in the order Talos lists them in its message."""
     probes = probes or HostProbes()
     exists = probes.path_exists
     depends = service.depends
     conditions: list[Condition] = []
-    conditions.extend(ExtensionServiceUp(dep, is_up) for dep in depends.services)
+    conditions.extend(
+        ExtensionServiceUp(dep, is_up, has_health_check(dep)) for dep in depends.services
+    )
     conditions.extend(
         HostServiceUp(dep, host_services.get(dep), exists) for dep in depends.host_services
     )

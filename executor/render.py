@@ -44,12 +44,19 @@ def _bytes(count: int) -> str:
     return f"{count} B"
 
 
+def _health_message(service: dict[str, Any]) -> list[tuple[str, str]]:
+    # talosctl's LAST HEALTH MESSAGE, shown only when there is one.
+    message = service.get("lastHealthMessage")
+    return [("LAST HEALTH MESSAGE", message)] if message else []
+
+
 def service_detail(service: dict[str, Any], now: float) -> str:
     pid = service.get("pid")
     fields = [
         ("ID", service["id"]),
         ("STATE", service["state"]),
         ("HEALTH", service["health"]),
+        *_health_message(service),
         ("PID", str(pid) if pid is not None else "-"),
         ("RESTARTS", str(service["restarts"])),
         ("RESTART", service["restartPolicy"]),
@@ -59,7 +66,7 @@ def service_detail(service: dict[str, Any], now: float) -> str:
         fields.append(
             ("MEMORY", f"{_bytes(service['memoryBytes'])} ({len(service['processes'])} processes)")
         )
-    lines = [f"{name:<9}{value}" for name, value in fields]
+    lines = [f"{name:<9}{value}" if len(name) < 9 else f"{name} {value}" for name, value in fields]
     events = service["events"]
     for index, event in enumerate(events):
         label = "EVENTS" if index == 0 else ""

@@ -25,18 +25,20 @@ import asyncio
 import contextlib
 import json
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from extsvc.compiler.format.plan import RestartPolicy, ServicePlan
+from extsvc.compiler.format.plan import OnUnhealthy, RestartPolicy, ServicePlan
 from extsvc.executor.adapt import HostFacts, adapt_spec
 from extsvc.executor.clock import Clock
 from extsvc.executor.conditions import Condition
 from extsvc.executor.durations import format_duration
 from extsvc.executor.errors import LaunchError
+from extsvc.executor.health import Health, HealthMonitor
+from extsvc.executor.limits import RestartBudget, short_duration
 from extsvc.executor.logs import ServiceLog
-from extsvc.executor.runtime import Container, ContainerRuntime
+from extsvc.executor.runtime import Container, ContainerRuntime, ExecResult
 from extsvc.executor.states import TRANSITIONS, Event, EventHistory, ServiceState
 
 T = TypeVar("T")
@@ -74,6 +76,8 @@ class RunOutcome:
     exit_code: int | None = None
     error: str | None = None
     stopped: bool = False
+    # Ended by us because its health check failed (x-extsvc onUnhealthy: restart).
+    unhealthy: bool = False
 
     @property
     def succeeded(self) -> bool:
@@ -108,6 +112,7 @@ class ServiceRunner:
         settings: RunnerSettings,
         on_event: Callable[[str, Event], None] | None = None,
         prepare_spec: Callable[[ServicePlan], dict[str, Any]] | None = None,
+        dependency_gave_up: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.service = service
         self.runtime = runtime
@@ -133,6 +138,13 @@ class ServiceRunner:
         self.last_succeeded = False
         self._stop_requested = asyncio.Event()
         self._lifecycle: asyncio.Task[None] | None = None
+        # Why a dependency will never come up (an optional service failed), if one won't.
+        self._dependency_gave_up = dependency_gave_up
+        # Set when this service ended Skipped because of such a dependency: its own
+        # dependents skip as well instead of waiting for it.
+        self.gave_up_reason: str | None = None
+        self.health_monitor: HealthMonitor | None = None
+        self._unhealthy = asyncio.Event()
 
     @property
     def id(self) -> str:
@@ -141,10 +153,23 @@ class ServiceRunner:
     # ----- what other services and the control socket see
 
     def is_up(self) -> bool:
-        """Talos's "up": Running, or a one-shot that finished successfully."""
+        """Talos's "up": Running (and healthy, with a health check), or a one-shot that
+        finished successfully."""
         if self.state is ServiceState.RUNNING:
-            return True
+            return self.service.policy.health is None or self.health is Health.OK
         return self.state is ServiceState.FINISHED and self.last_succeeded
+
+    @property
+    def health(self) -> Health:
+        """The current run's health; "?" without a check or a running task."""
+        running = self.state in (ServiceState.RUNNING, ServiceState.STOPPING)
+        monitor = self.health_monitor
+        return monitor.health if running and monitor is not None else Health.UNKNOWN
+
+    @property
+    def last_health_message(self) -> str:
+        monitor = self.health_monitor
+        return monitor.last_message if monitor is not None else ""
 
     @property
     def active(self) -> bool:
@@ -197,11 +222,16 @@ class ServiceRunner:
 
     async def _lifecycle_steps(self) -> None:
         self._early_create_failed = False
-        if not await self._wait_for_conditions():
-            # Stopped before its dependencies were met: it never ran.
+        self.gave_up_reason = None
+        ended = await self._wait_for_conditions()
+        if ended is not None:
+            # Waiting -> Skipped|Failed: stopped, timed out, or a dependency gave up.
             await self._discard_created()
-            self._transition(ServiceState.SKIPPED, "Service skipped: stopped while waiting")
+            self._transition(*ended)
             return
+        limit = self.service.policy.restart_limit
+        # Per lifecycle: `service ID start` begins a new one with a clean record.
+        budget = RestartBudget(limit) if limit is not None else None
         consecutive_failures = 0
         while True:
             outcome = await self._run_once()
@@ -211,16 +241,30 @@ class ServiceRunner:
                 return
             report = self._describe_outcome(outcome)
             exit_code = outcome.exit_code if outcome.error is None else None
-            if not self.service.restart.restarts_after(exit_code):
+            # An unhealthy restart was asked for explicitly: whatever the exit policy says.
+            restarts = outcome.unhealthy or self.service.restart.restarts_after(exit_code)
+            if not restarts:
                 # Running/Preparing -> Finished|Failed: the policy says this was the last run.
                 if outcome.succeeded:
                     self._transition(ServiceState.FINISHED, "Service finished successfully")
                 else:
                     self._transition(ServiceState.FAILED, report)
                 return
+            if (
+                not outcome.succeeded
+                and budget is not None
+                and budget.exhausted_by(self.clock.now())
+            ):
+                # -> Failed: too many failures in the window; only `start` tries again.
+                self._transition(ServiceState.FAILED, f"{budget.describe()}: {report}")
+                return
             consecutive_failures = 0 if outcome.succeeded else consecutive_failures + 1
             delay = self.settings.restart.delay(max(consecutive_failures, 1))
-            how = "forever" if self.service.restart is RestartPolicy.ALWAYS else "until it succeeds"
+            how = {
+                RestartPolicy.ALWAYS: "forever",
+                RestartPolicy.UNTIL_SUCCESS: "until it succeeds",
+                RestartPolicy.NEVER: "(unhealthy)",
+            }[self.service.restart]
             # Running/Preparing -> Waiting: the policy restarts it after the interval.
             self._transition(
                 ServiceState.WAITING,
@@ -238,6 +282,13 @@ class ServiceRunner:
                 return
 
     def _describe_outcome(self, outcome: RunOutcome) -> str:
+        if outcome.unhealthy:
+            check = self.service.policy.health
+            retries = check.retries if check is not None else 0
+            return (
+                f'task "{self.id}" unhealthy: health check failed {retries} times in a row '
+                f"({self.last_health_message})"
+            )
         last = self.log.last_line
         last_log = f' (last log "{last}")' if last else ""
         if outcome.error is not None:
@@ -247,28 +298,49 @@ class ServiceRunner:
         code = "unknown" if outcome.exit_code is None else str(outcome.exit_code)
         return f'task "{self.id}" failed: exit code {code}{last_log}'
 
-    async def _wait_for_conditions(self) -> bool:
-        """Re-evaluate on a service state change, and each second for host conditions."""
+    async def _wait_for_conditions(self) -> tuple[ServiceState, str] | None:
+        """Re-evaluate on a service state change, and each second for host conditions.
+
+        None when the conditions are met; otherwise the final state and event to end
+        the lifecycle with: stopped while waiting, a dependency that will never come
+        up (an optional service failed), or the start timeout.
+        """
         last_message = ""
+        timeout = self.service.policy.start_timeout
+        deadline = None if timeout is None else self.clock.now() + timeout
         while True:
             changed = self.board.next_change()
             unmet = [c for c in self.conditions if not await c.satisfied()]
             if self._stop_requested.is_set():
-                return False
+                # Stopped before its dependencies were met: it never ran.
+                return ServiceState.SKIPPED, "Service skipped: stopped while waiting"
             if not unmet:
-                return True
-            message = "Waiting for " + ", ".join(c.describe() for c in unmet)
+                return None
+            waiting_for = ", ".join(c.describe() for c in unmet)
+            message = "Waiting for " + waiting_for
             if message != last_message:
                 # Initialized/Waiting -> Waiting: say what is still missing.
                 self._transition(ServiceState.WAITING, message)
                 last_message = message
+            gave_up = self._dependency_gave_up()
+            if gave_up is not None:
+                self.gave_up_reason = gave_up
+                return ServiceState.SKIPPED, f"Service skipped: {gave_up}"
+            if deadline is not None and self.clock.now() >= deadline:
+                assert timeout is not None
+                return ServiceState.FAILED, (
+                    f"Start timeout ({short_duration(timeout)}) reached: "
+                    f"still waiting for {waiting_for}"
+                )
             if not any(c.affects_spec for c in unmet):
                 await self._create_early()
             wakeups: list[Awaitable[Any]] = [changed.wait()]
             if any(c.polled for c in unmet):
                 wakeups.append(self.clock.sleep(self.settings.check_interval))
+            if deadline is not None:
+                wakeups.append(self.clock.sleep(max(0.0, deadline - self.clock.now())))
             if await self._until_stop(_first_of(wakeups)) is _STOPPED:
-                return False
+                return ServiceState.SKIPPED, "Service skipped: stopped while waiting"
 
     def _spec(self) -> tuple[dict[str, Any], list[str]]:
         """The spec to run (compiled + run-time configuration, host-adapted) and what
@@ -330,15 +402,46 @@ class ServiceRunner:
                 ServiceState.RUNNING,
                 f"Started task {self.id} (PID {container.pid}) for container {self.id}",
             )
-            result = await self._until_stop(container.wait())
-            stopped = isinstance(result, _Stopped)
+            self._start_health_checks(container)
+            result = await self._until_stop(container.wait(), also=self._unhealthy)
+            await self._stop_health_checks()
+            ended_by_us = isinstance(result, _Stopped)
+            stopped = ended_by_us and self._stop_requested.is_set()
+            unhealthy = ended_by_us and not stopped
             exit_code = await self._terminate(container) if isinstance(result, _Stopped) else result
             self.last_exit_code = exit_code
-            self.last_succeeded = exit_code == 0 and not stopped
-            return RunOutcome(exit_code=exit_code, stopped=stopped)
+            self.last_succeeded = exit_code == 0 and not ended_by_us
+            return RunOutcome(exit_code=exit_code, stopped=stopped, unhealthy=unhealthy)
         finally:
+            await self._stop_health_checks()
             self.container = None
             await self.runtime.cleanup(self.service)
+
+    def _start_health_checks(self, container: Container) -> None:
+        self._unhealthy = asyncio.Event()
+        check = self.service.policy.health
+        if check is None:
+            return
+
+        def run_check(argv: Sequence[str], timeout: float) -> Awaitable[ExecResult]:
+            return self.runtime.exec(container, argv, timeout)
+
+        self.health_monitor = HealthMonitor(check, run_check, self.clock, self._health_changed)
+        self.health_monitor.start()
+
+    async def _stop_health_checks(self) -> None:
+        if self.health_monitor is not None:
+            await self.health_monitor.stop()
+
+    def _health_changed(self, monitor: HealthMonitor) -> None:
+        # Running -> Running: health is news for `extsvc service` and for dependents
+        # waiting for "healthy" (the transition wakes them).
+        if monitor.health is Health.OK:
+            self._transition(ServiceState.RUNNING, "Health check successful")
+            return
+        self._transition(ServiceState.RUNNING, f"Health check failed: {monitor.last_message}")
+        if monitor.check.on_unhealthy is OnUnhealthy.RESTART:
+            self._unhealthy.set()
 
     async def _terminate(self, container: Container) -> int | None:
         # Running -> Stopping: SIGTERM to every process, then the grace period.
@@ -347,26 +450,39 @@ class ServiceRunner:
             f"Sending SIGTERM to task {self.id} (PID {container.pid}, container {self.id})",
         )
         container.signal(signal.SIGTERM)
+        grace = self.stop_timeout
         waiting = asyncio.ensure_future(container.wait())
-        sleeping = asyncio.ensure_future(self.clock.sleep(self.settings.stop_timeout))
+        sleeping = asyncio.ensure_future(self.clock.sleep(grace))
         await asyncio.wait({waiting, sleeping}, return_when=asyncio.FIRST_COMPLETED)
         sleeping.cancel()
         if not waiting.done():
             self._transition(
                 ServiceState.STOPPING,
                 f"Sending SIGKILL to task {self.id} (PID {container.pid}, container {self.id}): "
-                f"still running {format_duration(self.settings.stop_timeout)} after SIGTERM",
+                f"still running {format_duration(grace)} after SIGTERM",
             )
             container.signal(signal.SIGKILL)
         return await waiting
 
-    async def _until_stop(self, awaitable: Awaitable[T]) -> T | _Stopped:
-        """``awaitable``'s result, or _STOPPED (the awaitable cancelled) if a stop comes first."""
+    @property
+    def stop_timeout(self) -> float:
+        """SIGTERM -> SIGKILL grace: the service's own (x-extsvc stopTimeout) or the executor's."""
+        own = self.service.policy.stop_timeout
+        return own if own is not None else self.settings.stop_timeout
+
+    async def _until_stop(
+        self, awaitable: Awaitable[T], also: asyncio.Event | None = None
+    ) -> T | _Stopped:
+        """``awaitable``'s result, or _STOPPED (the awaitable cancelled) if a stop (or
+        ``also``) comes first."""
         work = asyncio.ensure_future(awaitable)
-        stop = asyncio.ensure_future(self._stop_requested.wait())
-        await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
+        interrupts = [asyncio.ensure_future(self._stop_requested.wait())]
+        if also is not None:
+            interrupts.append(asyncio.ensure_future(also.wait()))
+        await asyncio.wait({work, *interrupts}, return_when=asyncio.FIRST_COMPLETED)
+        for interrupt in interrupts:
+            interrupt.cancel()
         if work.done():
-            stop.cancel()
             return work.result()
         work.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -37,8 +37,9 @@ TRANSITIONS: dict[ServiceState, frozenset[ServiceState]] = {
     # A lifecycle starts by checking its conditions, or prepares straight away.
     ServiceState.INITIALIZED: frozenset({ServiceState.WAITING, ServiceState.PREPARING}),
     # Conditions met or restart interval over -> prepare; stopped while waiting -> final.
+    # Start timeout (x-extsvc startTimeout) -> Failed.
     ServiceState.WAITING: frozenset(
-        {ServiceState.PREPARING, ServiceState.SKIPPED, ServiceState.FINISHED}
+        {ServiceState.PREPARING, ServiceState.SKIPPED, ServiceState.FINISHED, ServiceState.FAILED}
     ),
     # Task started -> Running; start failed -> wait to retry, or fail for good.
     ServiceState.PREPARING: frozenset(
@@ -48,8 +49,11 @@ TRANSITIONS: dict[ServiceState, frozenset[ServiceState]] = {
     ServiceState.RUNNING: frozenset(
         {ServiceState.STOPPING, ServiceState.WAITING, ServiceState.FINISHED, ServiceState.FAILED}
     ),
-    # The stopped task is gone and cleaned up.
-    ServiceState.STOPPING: frozenset({ServiceState.FINISHED, ServiceState.FAILED}),
+    # The stopped task is gone and cleaned up; or it was stopped for being unhealthy
+    # (x-extsvc onUnhealthy: restart) and waits for its restart.
+    ServiceState.STOPPING: frozenset(
+        {ServiceState.FINISHED, ServiceState.FAILED, ServiceState.WAITING}
+    ),
     # start/restart of a service whose lifecycle has ended begins a new one.
     ServiceState.FINISHED: frozenset({ServiceState.WAITING, ServiceState.PREPARING}),
     ServiceState.FAILED: frozenset({ServiceState.WAITING, ServiceState.PREPARING}),

@@ -9,15 +9,14 @@ import psutil
 
 from extsvc.executor.runner import ServiceRunner
 
-HEALTH_UNKNOWN = "?"  # extension services have no health check, as in Talos
-
 
 def summary(runner: ServiceRunner) -> dict[str, Any]:
     last = runner.events.last
     return {
         "id": runner.id,
         "state": runner.state.value,
-        "health": HEALTH_UNKNOWN,
+        # "?" without an x-extsvc health check, as Talos shows extension services.
+        "health": runner.health.value,
         "lastChange": runner.last_change,
         "lastEvent": last.message if last is not None else "",
     }
@@ -33,6 +32,7 @@ def detail(runner: ServiceRunner) -> dict[str, Any]:
             "restarts": max(runner.runs - 1, 0),
             "lastExitCode": runner.last_exit_code,
             "restartPolicy": runner.service.restart.value,
+            "lastHealthMessage": runner.last_health_message,
             "logToConsole": runner.service.log_to_console,
             "events": [event.to_json() for event in reversed(list(runner.events))],
             "processes": process_tree(container.pid) if container is not None else [],

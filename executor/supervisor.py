@@ -9,6 +9,7 @@ every service that depends on it has stopped.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from extsvc.executor.hostservices import ReadinessRule
 from extsvc.executor.logs import Console, ServiceLog
 from extsvc.executor.runner import RunnerSettings, ServiceRunner, StateBoard
 from extsvc.executor.runtime import ContainerRuntime
-from extsvc.executor.states import Event
+from extsvc.executor.states import Event, ServiceState
 
 
 class Supervisor:
@@ -59,16 +60,37 @@ class Supervisor:
                     has_configuration,
                     configuration_problem,
                     probes,
+                    has_health_check=lambda dep: plan.services[dep].policy.health is not None,
                 ),
                 board=self.board,
                 settings=settings,
                 on_event=on_event,
                 prepare_spec=prepare_spec,
+                dependency_gave_up=functools.partial(self._dependency_gave_up, service),
             )
 
     def _is_up(self, service_id: str) -> bool:
         runner = self.runners.get(service_id)
         return runner is not None and runner.is_up()
+
+    def _dependency_gave_up(self, service: ServicePlan) -> str | None:
+        """Why a dependency of ``service`` will never come up, or None while it may.
+
+        Only an optional service (x-extsvc ``optional``) gives up for its dependents:
+        when it has failed, or was itself skipped for the same reason. A required
+        service that failed keeps its dependents waiting, as in Talos.
+        """
+        for dependency in service.depends.services:
+            runner = self.runners.get(dependency)
+            if runner is None:
+                continue
+            if runner.gave_up_reason is not None:
+                return f'dependency "{dependency}" was skipped ({runner.gave_up_reason})'
+            if runner.service.policy.optional and runner.state is ServiceState.FAILED:
+                last = runner.events.last
+                why = f": {last.message}" if last is not None else ""
+                return f'optional dependency "{dependency}" failed{why}'
+        return None
 
     def runner(self, service_id: str) -> ServiceRunner:
         try:

@@ -9,7 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from extsvc.compiler.format.plan import Dependencies, Plan, RestartPolicy, ServicePlan
+from extsvc.compiler.format.plan import (
+    Dependencies,
+    Plan,
+    RestartPolicy,
+    ServicePlan,
+    ServicePolicy,
+)
 from extsvc.executor.errors import LaunchError
 from extsvc.executor.runtime import ExecResult, OutputSink
 
@@ -104,9 +110,12 @@ class FakeRuntime:
     cleanups: list[str] = field(default_factory=list)
     containers: list[FakeContainer] = field(default_factory=list)
     specs: list[dict[str, Any]] = field(default_factory=list)
-    execs: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
     pending: set[asyncio.Future[None]] = field(default_factory=set)
     _sinks: dict[str, OutputSink] = field(default_factory=dict)
+    # What a health check (`exec`) in each service's container answers now; None: it
+    # hangs until the timeout kills it. Tests change it to make a service (un)healthy.
+    health: dict[str, ExecResult | None] = field(default_factory=dict)
+    execs: list[tuple[str, tuple[str, ...], float]] = field(default_factory=list)
     _next_pid: int = 100
 
     def launched(self, service_id: str) -> int:
@@ -161,8 +170,16 @@ class FakeRuntime:
             self.pending.add(asyncio.ensure_future(exit_later()))
 
     async def exec(self, container: Any, argv: Sequence[str], timeout: float) -> ExecResult:
-        self.execs.append((container.id, tuple(argv)))
-        return ExecResult(0, "")
+        self.execs.append((container.id, tuple(argv), self.clock.time))
+        result = self.health.get(container.id, ExecResult(0, ""))
+        if result is None:
+            await self.clock.sleep(timeout)
+            return ExecResult(-9, "(timed out)")
+        return result
+
+    def checks(self, service_id: str) -> list[float]:
+        """When each health check of ``service_id`` ran."""
+        return [at for checked, _, at in self.execs if checked == service_id]
 
     async def cleanup(self, service: ServicePlan) -> None:
         self.cleanups.append(service.id)
@@ -179,6 +196,7 @@ def make_service(
     paths: tuple[str, ...] = (),
     log_to_console: bool = False,
     spec: dict[str, Any] | None = None,
+    policy: ServicePolicy | None = None,
 ) -> ServicePlan:
     return ServicePlan(
         id=f"ext-{name}",
@@ -193,6 +211,7 @@ def make_service(
         depends=Dependencies(services=services, host_services=host_services, paths=paths),
         mount_sources=(),
         spec=spec if spec is not None else {"process": {"args": ["/bin/true"]}},
+        policy=policy or ServicePolicy(),
     )
 
 

@@ -50,3 +50,107 @@ def test_two_capabilities_are_exactly_the_effective_set(tmp_path: Path) -> None:
         messages = [e["message"] for e in daemon.service(f"ext-{name}")["events"]]
         assert not [m for m in messages if "host adaptation: not granting" in m]
         assert daemon.stop() == 0
+
+
+def check(path: str, **settings: object) -> dict[str, object]:
+    """A health check that passes while ``path`` exists in the container."""
+    return {"exec": ["/bin/sh", "-c", f"test -e {path} || {{ echo missing {path}; exit 1; }}"],
+            "interval": "200ms", "timeout": "2s", **settings}  # fmt: skip
+
+
+def messages(service: dict[str, object]) -> list[str]:
+    """Event messages, oldest first."""
+    events = service["events"]
+    assert isinstance(events, list)
+    return [e["message"] for e in reversed(events)]
+
+
+def test_a_failing_health_check_makes_the_service_unhealthy_then_restarted(
+    tmp_path: Path,
+) -> None:
+    name = unique("flaky")
+    # Healthy for about a second, then the file goes and the check starts failing.
+    script = f"touch /run/ok; sleep 1; rm /run/ok; {IDLE}"
+    block = {"health": check("/run/ok", retries=2, onUnhealthy="restart")}
+    out, _ = compile_plan(tmp_path, {name: shell_service(name, script, extsvc=block)})
+    with running_daemon(tmp_path, out, [name]) as daemon:
+        service_id = f"ext-{name}"
+        wait_for(lambda: daemon.service(service_id)["runs"] >= 2, 20, "a restart")
+        seen = messages(daemon.service(service_id))
+        healthy = seen.index("Health check successful")
+        failed = seen.index("Health check failed: exit code 1: missing /run/ok", healthy)
+        assert seen[failed + 2].startswith(
+            f'task "{service_id}" unhealthy: health check failed 2 times in a row '
+            "(exit code 1: missing /run/ok); restarting forever in"
+        )
+        assert daemon.stop() == 0
+
+
+def test_a_dependent_starts_only_after_its_dependency_is_healthy(tmp_path: Path) -> None:
+    db, app = unique("db"), unique("app")
+    services = {
+        db: shell_service(db, f"sleep 1; touch /run/ready; {IDLE}",
+                          extsvc={"health": check("/run/ready")}),
+        app: shell_service(app, IDLE, depends=[{"service": f"ext-{db}"}]),
+    }  # fmt: skip
+    out, _ = compile_plan(tmp_path, services)
+    with running_daemon(tmp_path, out, [db, app]) as daemon:
+        started = daemon.wait_state(f"ext-{app}", "Running")
+        db_events = daemon.service(f"ext-{db}")["events"]
+        (healthy_at,) = [e["time"] for e in db_events if e["message"] == "Health check successful"]
+        app_started_at = next(
+            e["time"] for e in started["events"] if e["message"].startswith("Started task")
+        )
+        assert app_started_at >= healthy_at
+        assert f'Waiting for service "ext-{db}" to be "up" and healthy' in messages(started)
+        assert daemon.service(f"ext-{db}")["health"] == "OK"
+        assert daemon.stop() == 0
+
+
+def test_a_start_timeout_fails_with_what_it_waited_for(tmp_path: Path) -> None:
+    name = unique("late")
+    missing = tmp_path / "never-appears"
+    yaml = shell_service(
+        name, IDLE, depends=[{"path": str(missing)}], extsvc={"startTimeout": "1s"}
+    )
+    out, _ = compile_plan(tmp_path, {name: yaml})
+    with running_daemon(tmp_path, out, [name]) as daemon:
+        failed = daemon.wait_state(f"ext-{name}", "Failed")
+        assert messages(failed)[-1] == (
+            f'Start timeout (1s) reached: still waiting for path "{missing}"'
+        )
+        assert failed["runs"] == 0
+        assert daemon.stop() == 0
+
+
+def test_a_dependent_of_a_failed_optional_service_is_skipped(tmp_path: Path) -> None:
+    extra, user = unique("extra"), unique("user")
+    services = {
+        extra: shell_service(extra, IDLE, depends=[{"path": str(tmp_path / "no-device")}],
+                             extsvc={"optional": True, "startTimeout": "500ms"}),
+        user: shell_service(user, IDLE, depends=[{"service": f"ext-{extra}"}]),
+    }  # fmt: skip
+    out, _ = compile_plan(tmp_path, services)
+    with running_daemon(tmp_path, out, [extra, user]) as daemon:
+        skipped = daemon.wait_state(f"ext-{user}", "Skipped")
+        assert messages(skipped)[-1].startswith(
+            f'Service skipped: optional dependency "ext-{extra}" failed: Start timeout (500ms)'
+        )
+        assert daemon.state(f"ext-{extra}") == "Failed"
+        assert daemon.stop() == 0
+
+
+def test_a_service_exceeding_its_restart_limit_ends_failed(tmp_path: Path) -> None:
+    name = unique("crashy")
+    yaml = shell_service(
+        name, "echo crashing; exit 3", extsvc={"restartLimit": {"count": 2, "window": "1m"}}
+    )
+    out, _ = compile_plan(tmp_path, {name: yaml})
+    with running_daemon(tmp_path, out, [name]) as daemon:
+        failed = daemon.wait_state(f"ext-{name}", "Failed", timeout=30)
+        assert failed["runs"] == 3
+        assert messages(failed)[-1] == (
+            f'restart limit reached (2 failures in 1m): task "ext-{name}" failed: '
+            'exit code 3 (last log "crashing")'
+        )
+        assert daemon.stop() == 0

@@ -1,0 +1,127 @@
+"""Health checks (x-extsvc ``health``): a command run inside the container at an interval.
+
+One ``HealthMonitor`` per run of a service: it starts when the task is Running
+and ends with it. Docker's rules, which users of a health check already know:
+
+* each check runs with ``runc exec`` and is bounded by ``timeout``: still
+  running then counts as a failure;
+* a success makes the service healthy (OK) at once and resets the count;
+* ``retries`` consecutive failures make it unhealthy (Fail);
+* failures within ``startPeriod`` of the start do not count (a slow starter
+  stays "?" rather than Fail), but a success in it counts.
+
+The first check runs as soon as the task runs, then one every ``interval``
+(from the start of one check to the start of the next), so a dependent waiting
+for "healthy" is not held back a whole interval. The monitor only reports:
+what a change means (an event, a restart) is the runner's decision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+from extsvc.compiler.format.plan import HealthCheck
+from extsvc.executor.clock import Clock
+from extsvc.executor.durations import format_duration
+from extsvc.executor.runtime import ExecResult
+
+# How much of a check's output the last health message keeps.
+MESSAGE_LIMIT = 200
+
+RunCheck = Callable[[Sequence[str], float], Awaitable[ExecResult]]
+
+
+class Health(Enum):
+    """The HEALTH column of `extsvc service`, as `talosctl service` shows it."""
+
+    UNKNOWN = "?"
+    OK = "OK"
+    FAIL = "Fail"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    ok: bool
+    message: str
+
+
+class HealthMonitor:
+    def __init__(
+        self,
+        check: HealthCheck,
+        run_check: RunCheck,
+        clock: Clock,
+        on_change: Callable[[HealthMonitor], None],
+    ) -> None:
+        self.check = check
+        self._run_check = run_check
+        self._clock = clock
+        self._on_change = on_change
+        self.health = Health.UNKNOWN
+        self.last_message = ""
+        self.consecutive_failures = 0
+        self._started = clock.now()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._started = self._clock.now()
+        self._task = asyncio.create_task(self._loop(), name="health check")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _loop(self) -> None:
+        while True:
+            began = self._clock.now()
+            self.record(await self.probe())
+            spent = self._clock.now() - began
+            await self._clock.sleep(max(0.0, self.check.interval - spent))
+
+    async def probe(self) -> CheckResult:
+        """Run the check once, bounded by its timeout (a hung `runc exec` included)."""
+        timeout = self.check.timeout
+        began = self._clock.now()
+        try:
+            # The runtime kills the command at the timeout; the extra second bounds
+            # a runtime that fails to return even so.
+            result = await asyncio.wait_for(
+                asyncio.ensure_future(self._run_check(self.check.exec, timeout)), timeout + 1.0
+            )
+        except TimeoutError:
+            return CheckResult(False, f"timed out after {format_duration(timeout)}")
+        except OSError as error:
+            return CheckResult(False, f"cannot run the check: {error.strerror or error}")
+        output = _last_line(result.output)
+        if result.exit_code == 0:
+            return CheckResult(True, output)
+        if self._clock.now() - began >= timeout:
+            # The runtime killed it at the timeout (whatever exit status that left).
+            return CheckResult(False, f"timed out after {format_duration(timeout)}")
+        detail = f": {output}" if output else ""
+        return CheckResult(False, f"exit code {result.exit_code}{detail}")
+
+    def record(self, result: CheckResult) -> None:
+        """Fold one result into the health; report a change of health."""
+        before = self.health
+        self.last_message = result.message
+        if result.ok:
+            self.consecutive_failures = 0
+            self.health = Health.OK
+        elif self._clock.now() - self._started >= self.check.start_period:
+            self.consecutive_failures += 1
+            if self.consecutive_failures >= self.check.retries:
+                self.health = Health.FAIL
+        if self.health is not before:
+            self._on_change(self)
+
+
+def _last_line(output: str) -> str:
+    lines = [line for line in output.strip().splitlines() if line.strip()]
+    text = lines[-1].strip() if lines else ""
+    return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 3] + "..."
