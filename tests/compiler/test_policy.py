@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from extsvc.compiler.diff import CompiledOutput, diff_outputs
 from extsvc.compiler.emit import write_tree
 from extsvc.compiler.format.plan import (
     HealthCheck,
@@ -12,6 +13,7 @@ from extsvc.compiler.format.plan import (
     ServicePolicy,
     load_plan,
 )
+from extsvc.compiler.outputs import output_from_files
 from extsvc.compiler.pipeline import CompileOptions, CompileResult, compile_sources
 from extsvc.compiler.sources import SourceFile
 from tests.golden import GOLDEN_ROOT, compile_case
@@ -83,3 +85,33 @@ def test_the_executor_reads_the_policy_as_typed_fields(tmp_path: Path) -> None:
         3,
     )
     assert plan.services["ext-plain"].policy == ServicePolicy()
+
+
+def test_diff_calls_less_privilege_what_the_block_takes_away_and_more_what_it_gives() -> None:
+    def output(block: bytes, label: str) -> CompiledOutput:
+        return output_from_files(compile_one(HELLO + block).files, label)
+
+    talos = output(b"", "talos")
+    narrow = output(
+        b"x-extsvc:\n  resources: {memory: 1Gi}\n  capabilities: [CAP_NET_ADMIN]\n", "narrow"
+    )
+    wider = output(
+        b"x-extsvc:\n  resources: {memory: 2Gi}\n  capabilities: [CAP_NET_ADMIN, CAP_SYS_ADMIN]\n",
+        "wider",
+    )
+
+    def classified(old: CompiledOutput, new: CompiledOutput) -> dict[str, str]:
+        return {c.field: c.privilege.value for c in diff_outputs(old, new)}
+
+    assert classified(talos, narrow) == {
+        "process.capabilities": "privilege-",
+        "linux.resources.memory.limit": "privilege-",
+    }
+    assert classified(narrow, wider) == {
+        "process.capabilities": "privilege+",
+        "linux.resources.memory.limit": "privilege+",
+    }
+    assert classified(narrow, talos) == {
+        "process.capabilities": "privilege+",
+        "linux.resources.memory.limit": "privilege+",
+    }

@@ -8,7 +8,9 @@ import asyncio
 import signal
 from pathlib import Path
 
+from extsvc.compiler.format.capabilities import LINUX_CAPABILITIES
 from extsvc.compiler.format.plan import HealthCheck, OnUnhealthy, RestartLimit, ServicePolicy
+from extsvc.executor.adapt import HostFacts, adapt_spec
 from extsvc.executor.health import Health
 from extsvc.executor.render import service_detail
 from extsvc.executor.runtime import ExecResult
@@ -303,3 +305,19 @@ def test_the_detail_view_shows_the_last_health_message_like_talosctl() -> None:
     lines = service_detail(service, now=0.0).splitlines()
     assert lines[2:4] == ["HEALTH   Fail", "LAST HEALTH MESSAGE exit code 1: not ready"]
     assert "LAST HEALTH MESSAGE" not in service_detail({**service, "lastHealthMessage": ""}, 0.0)
+
+
+def test_host_adaptation_only_removes_from_a_narrowed_capability_list() -> None:
+    spec = {"process": {"capabilities": {s: ["CAP_NET_ADMIN", "CAP_SYS_RESOURCE"] for s in
+                                         ("bounding", "effective", "permitted")}}}  # fmt: skip
+    host = HostFacts(
+        bounding_capabilities=frozenset(LINUX_CAPABILITIES) - {"CAP_SYS_RESOURCE"},
+        can_lower_oom_score=False,
+    )
+    adapted, changes = adapt_spec(spec, host)
+    assert adapted["process"]["capabilities"]["effective"] == ["CAP_NET_ADMIN"]
+    assert [c.message for c in changes] == [
+        "host adaptation: not granting CAP_SYS_RESOURCE (not in the executor's bounding set)"
+    ]
+    # What the block left out is not given back, even though the host could grant it.
+    assert "CAP_SYS_ADMIN" not in adapted["process"]["capabilities"]["bounding"]
