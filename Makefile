@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: all install system-deps test lint golden bench demo clean
+.PHONY: all install system-deps test lint golden bench bench-peers demo clean
 
 all: test
 
@@ -39,6 +39,16 @@ golden: install
 
 bench: install
 	$(BIN)/python bench/run.py
+
+# The lifecycle benchmark with containerd (`ctr`) and podman measured beside extsvc.
+# Installs Debian's containerd and podman; the benchmark runs them on private sockets
+# and state dirs (no system daemon is started or touched).
+bench-peers: install
+	@if ! command -v ctr >/dev/null 2>&1 || ! command -v podman >/dev/null 2>&1; then \
+		echo ">> installing containerd and podman"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends containerd podman >/dev/null; \
+	fi
+	$(BIN)/python bench/lifecycle_bench.py --peers
 
 demo: install
 	$(BIN)/python examples/demo.py

@@ -6,7 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHMARKS = ("compile_bench.py", "schemacheck_bench.py", "executor_bench.py")
+BENCHMARKS = (
+    "compile_bench.py",
+    "schemacheck_bench.py",
+    "executor_bench.py",
+    "lifecycle_bench.py",
+)
 
 
 def main() -> int:

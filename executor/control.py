@@ -25,7 +25,6 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-from extsvc.executor import status
 from extsvc.executor.errors import (
     DaemonUnreachableError,
     EnvironmentMissingError,
@@ -51,6 +50,9 @@ class ControlHandler:
         self.supervisor = supervisor
 
     async def handle(self, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        # psutil and the process tree are for status requests, not the boot path.
+        from extsvc.executor import status
+
         op = request.get("op")
         if op == "services":
             runners = self.supervisor.runners.values()
@@ -113,13 +115,17 @@ class ControlServer:
     async def start(self) -> None:
         self.path.unlink(missing_ok=True)
         # Created 0600 from the start: no window in which another user could connect.
+        # The umask is process-wide: it is changed around bind() only, never across an
+        # await (services being created meanwhile would get 0600 directories).
+        listening = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         previous = os.umask(0o177)
         try:
-            self._server = await asyncio.start_unix_server(
-                self._serve, path=str(self.path), limit=MAX_REQUEST_BYTES
-            )
+            listening.bind(str(self.path))
         finally:
             os.umask(previous)
+        self._server = await asyncio.start_unix_server(
+            self._serve, sock=listening, limit=MAX_REQUEST_BYTES
+        )
 
     async def close(self) -> None:
         if self._server is not None:

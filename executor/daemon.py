@@ -130,13 +130,13 @@ async def run_daemon(options: DaemonOptions, reporter: Reporter | None = None) -
             prepare_spec=configs.apply,
             on_event=reporter.on_event,
         )
-        control = ControlServer(workspace.state_dir / SOCKET_NAME, ControlHandler(supervisor))
-        await control.start()
-
         stop_requested = asyncio.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop_requested.set)
+        # Services first (their lifecycles run at the next await), then what can wait.
         supervisor.start_all()
+        control = ControlServer(workspace.state_dir / SOCKET_NAME, ControlHandler(supervisor))
+        await control.start()
         watcher = asyncio.create_task(configs.watch(supervisor, stop_requested))
         reporter.notice(
             f"running {len(plan.services)} service(s) from {plan.path} "

@@ -7,12 +7,9 @@ none of them waits. psutil supplies the interface addresses and link states.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import ipaddress
 import socket
 from pathlib import Path
-
-import psutil
 
 # adjtimex(2) returns the clock state; TIME_ERROR means "not synchronised".
 TIME_ERROR = 5
@@ -23,6 +20,8 @@ _TIMEX_BUFFER_SIZE = 512
 
 def has_global_address() -> bool:
     """An address that is not loopback/link-local on an up, non-loopback link."""
+    import psutil  # ~10 ms of import: only services that wait for the network pay it
+
     stats = psutil.net_if_stats()
     for interface, addresses in psutil.net_if_addrs().items():
         link = stats.get(interface)
@@ -72,8 +71,8 @@ def etc_files_exist(etc: Path = Path("/etc")) -> bool:
 
 def clock_synchronised() -> bool:
     """The kernel says the clock is synchronised (what Talos's time sync reports)."""
-    libc_name = ctypes.util.find_library("c") or "libc.so.6"
-    libc = ctypes.CDLL(libc_name, use_errno=True)
+    # The libc already loaded: ctypes.util.find_library would spawn ldconfig.
+    libc = ctypes.CDLL(None, use_errno=True)
     buffer = ctypes.create_string_buffer(_TIMEX_BUFFER_SIZE)
     state = libc.adjtimex(buffer)
     return bool(state >= 0 and state != TIME_ERROR)

@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from extsvc.compiler.format.diagnostics import has_errors
-from extsvc.compiler.format.hostservices import check_host_services
 from extsvc.executor.errors import InvalidInputError
 
 
@@ -49,6 +47,11 @@ def load_host_services(path: Path | None) -> dict[str, ReadinessRule]:
     """The rules of a host-services file; every problem of the file at once, refused."""
     if path is None:
         return {}
+    # The YAML loader and the schema checks are imported only when there is a file:
+    # a plan without host services starts without them.
+    from extsvc.compiler.format.diagnostics import has_errors
+    from extsvc.compiler.format.hostservices import check_host_services
+
     try:
         data = path.read_bytes()
     except OSError as error:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import os
+import re
 from functools import cache
 from pathlib import Path
 
@@ -14,7 +14,8 @@ MNT_DETACH = 2
 
 @cache
 def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    # The libc already loaded: ctypes.util.find_library would spawn ldconfig.
+    return ctypes.CDLL(None, use_errno=True)
 
 
 def mount(source: str, target: Path, fstype: str, options: str, flags: int = 0) -> None:
@@ -39,37 +40,57 @@ def unmount(target: Path) -> None:
     raise OSError(errno.EBUSY, f"umount {target}: busy")
 
 
-def _unescape(field: str) -> str:
+_OCTAL_ESCAPE = re.compile(rb"\\([0-7]{3})")
+
+
+def _unescape(field: bytes) -> str:
     # /proc/self/mountinfo escapes space, tab, newline and backslash as \ooo.
-    out, index = [], 0
-    while index < len(field):
-        octal = field[index + 1 : index + 4]
-        if field[index] == "\\" and len(octal) == 3 and octal.isdigit():
-            out.append(chr(int(octal, 8)))
-            index += 4
-        else:
-            out.append(field[index])
-            index += 1
-    return "".join(out)
+    if b"\\" in field:
+        field = _OCTAL_ESCAPE.sub(lambda m: bytes([int(m.group(1), 8)]), field)
+    return os.fsdecode(field)
 
 
-def mount_points(mountinfo: Path = Path("/proc/self/mountinfo")) -> list[Path]:
-    """Every mount point, in mount order."""
+def _escape(path: bytes) -> bytes:
+    for character in b"\\ \t\n":
+        path = path.replace(bytes([character]), b"\\%03o" % character)
+    return path
+
+
+def mount_points(
+    mountinfo: Path = Path("/proc/self/mountinfo"), under: str | None = None
+) -> list[Path]:
+    """Every mount point (or those at or below ``under``), in mount order.
+
+    One read and a split per line; only the mount point field is decoded, and
+    only for the lines that can match ``under`` (thousands of mounts are common).
+    """
+    prefix = _escape(os.fsencode(under.rstrip("/"))) if under is not None else None
     points = []
-    for line in mountinfo.read_text().splitlines():
-        fields = line.split(" ")
-        if len(fields) > 4:
-            points.append(Path(_unescape(fields[4])))
+    for line in mountinfo.read_bytes().split(b"\n"):
+        fields = line.split(b" ", 5)
+        if len(fields) < 5:
+            continue
+        point = fields[4]
+        if prefix is not None and not point.startswith(prefix):
+            continue
+        points.append(Path(_unescape(point)))
+    if under is not None:
+        root = under.rstrip("/")
+        points = [p for p in points if str(p) == root or str(p).startswith(root + "/")]
     return points
 
 
-def mounts_under(directory: Path) -> list[Path]:
-    """Mount points at or below ``directory``, deepest (last mounted) first: unmount order."""
-    prefix = os.path.realpath(directory)
+def mounts_under(*directories: Path) -> list[Path]:
+    """Mount points at or below any of ``directories``, deepest (last mounted) first:
+    unmount order. A directory that does not exist has nothing mounted on or below it."""
+    prefixes = [os.path.realpath(d) for d in directories if os.path.isdir(d)]
+    if not prefixes:
+        return []
+    common = os.path.commonpath(prefixes)
     found = [
         point
-        for point in mount_points()
-        if str(point) == prefix or str(point).startswith(prefix.rstrip("/") + "/")
+        for point in mount_points(under=common)
+        if any(str(point) == p or str(point).startswith(p.rstrip("/") + "/") for p in prefixes)
     ]
     return list(reversed(found))
 

@@ -72,10 +72,10 @@ async def clean_leftovers(plan: Plan, runtime: RuncRuntime) -> list[str]:
         await runtime.remove_container(container_id)
         cleaned.append(f"container {container_id} ({container.get('status', 'unknown')})")
         names.add(service_name(container_id))
-    for sub in ("rootfs", "overlay"):
-        for point in mounts.mounts_under(workspace.state_dir / sub):
-            mounts.unmount(point)
-            cleaned.append(f"mount {point}")
+    state = workspace.state_dir
+    for point in mounts.mounts_under(state / "rootfs", state / "overlay"):
+        mounts.unmount(point)
+        cleaned.append(f"mount {point}")
     for name in names:
         workspace.unmount_rootfs(name)
         workspace.remove_bundle(name)

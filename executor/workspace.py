@@ -78,9 +78,11 @@ class Workspace:
         return merged
 
     def unmount_rootfs(self, name: str) -> None:
-        for directory in (self.rootfs_dir(name), self.overlay_dir(name)):
-            for point in mounts.mounts_under(directory):
-                mounts.unmount(point)
+        # One read of the mount table for both (none when neither exists: a first start).
+        directories = (self.rootfs_dir(name), self.overlay_dir(name))
+        for point in mounts.mounts_under(*directories):
+            mounts.unmount(point)
+        for directory in directories:
             with contextlib.suppress(OSError):
                 directory.rmdir()
 

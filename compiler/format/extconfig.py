@@ -21,11 +21,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from extsvc.compiler.format.diagnostics import Diagnostic, Severity, sort_key
-from extsvc.compiler.format.load import LoadedDocument, SourceMap, iter_documents
-from extsvc.compiler.format.schemadiag import check_document
+
+if TYPE_CHECKING:
+    # The YAML loader and schema checks are imported where documents are read, so a
+    # service started without any document (`extsvc run`'s boot path) never loads them.
+    from extsvc.compiler.format.load import LoadedDocument, SourceMap
 
 KIND = "ExtensionServiceConfig"
 API_VERSION = "v1alpha1"
@@ -59,6 +62,8 @@ def is_config_document(tree: Any) -> bool:
 
 def check_config(document: LoadedDocument) -> tuple[ServiceConfig | None, list[Diagnostic]]:
     """The document as a ServiceConfig (None when it has an error), and every problem."""
+    from extsvc.compiler.format.schemadiag import check_document
+
     tree, problems = check_document("config", document)
     source_map = document.source_map
     if tree is not None:
@@ -151,6 +156,8 @@ def iter_config_documents(
     are skipped; a document without a kind, or that is not a mapping, is checked
     (and so reported) as a config document.
     """
+    from extsvc.compiler.format.load import iter_documents
+
     for document, load_problems in iter_documents(file, data):
         if document is None or load_problems:
             yield None, None, load_problems

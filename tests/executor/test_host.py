@@ -330,3 +330,19 @@ def test_mountinfo_escapes_are_decoded(tmp_path: Path) -> None:
         "90 22 0:50 / /run/extsvc/rootfs/with\\040space rw - overlay overlay rw\n"
     )
     assert mounts.mount_points(info) == [Path("/"), Path("/run/extsvc/rootfs/with space")]
+
+
+def test_mount_points_under_a_directory_match_escaped_names_and_whole_components(
+    tmp_path: Path,
+) -> None:
+    info = tmp_path / "mountinfo"
+    info.write_text(
+        "22 1 0:21 / / rw - ext4 /dev/vda rw\n"
+        "90 22 0:50 / /run/my\\040state/rootfs/a rw - overlay overlay rw\n"
+        "91 22 0:50 / /run/my\\040state/rootfs/a/proc rw - proc proc rw\n"
+        "92 22 0:50 / /run/my\\040statement rw - tmpfs tmpfs rw\n"
+    )
+    assert mounts.mount_points(info, under="/run/my state") == [
+        Path("/run/my state/rootfs/a"),
+        Path("/run/my state/rootfs/a/proc"),
+    ]
