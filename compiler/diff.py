@@ -136,6 +136,16 @@ def _list_words(items: list[str] | set[str], limit: int = 8) -> str:
     return ", ".join(ordered[:limit]) + f" and {len(ordered) - limit} more"
 
 
+def _without(
+    handled: tuple[str, ...], old: Mapping[str, Any], new: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Both sides without the keys a comparer handled itself (the rest goes generic)."""
+    return (
+        {k: v for k, v in old.items() if k not in handled},
+        {k: v for k, v in new.items() if k not in handled},
+    )
+
+
 def _kind(old: Any, new: Any) -> ChangeKind:
     if old is None:
         return ChangeKind.ADDED
@@ -261,9 +271,7 @@ def _root(service: str, old: Any, new: Any) -> Iterator[Change]:
             old.get("readonly"),
             new.get("readonly"),
         )
-    rest_old = {k: v for k, v in old.items() if k != "readonly"}
-    rest_new = {k: v for k, v in new.items() if k != "readonly"}
-    yield from _generic(service, "root", rest_old, rest_new)
+    yield from _generic(service, "root", *_without(("readonly",), old, new))
 
 
 # process
@@ -382,9 +390,7 @@ def _capabilities(service: str, old: Any, new: Any) -> Iterator[Change]:
                 sorted(names) if kind is ChangeKind.REMOVED else None,
                 sorted(names) if kind is ChangeKind.ADDED else None,
             )
-    other_old = {k: v for k, v in old.items() if k not in CAPABILITY_SETS}
-    other_new = {k: v for k, v in new.items() if k not in CAPABILITY_SETS}
-    yield from _generic(service, "process.capabilities", other_old, other_new)
+    yield from _generic(service, "process.capabilities", *_without(CAPABILITY_SETS, old, new))
 
 
 def _no_new_privileges(service: str, old: Any, new: Any) -> Iterator[Change]:
@@ -547,8 +553,7 @@ def _mount_changed(
         )
     if was.get("type") != now.get("type"):
         yield change(Privilege.NEUTRAL, f"type {was.get('type') or '-'} → {now.get('type') or '-'}")
-    rest_old = {k: v for k, v in was.items() if k not in ("options", "source", "type")}
-    rest_new = {k: v for k, v in now.items() if k not in ("options", "source", "type")}
+    rest_old, rest_new = _without(("options", "source", "type"), was, now)
     if rest_old != rest_new:
         yield change(Privilege.NEUTRAL, f"{short(rest_old)} → {short(rest_new)}")
 
@@ -744,8 +749,7 @@ def _seccomp(service: str, old: Any, new: Any) -> Iterator[Change]:
                 None,
                 sorted(names),
             )
-    rest_old = {k: v for k, v in old.items() if k not in ("defaultAction", "syscalls")}
-    rest_new = {k: v for k, v in new.items() if k not in ("defaultAction", "syscalls")}
+    rest_old, rest_new = _without(("defaultAction", "syscalls"), old, new)
     yield from _generic(service, field, rest_old, rest_new)
     if old_default == new_default and old_fates == new_fates and rest_old == rest_new:
         yield Change(
@@ -779,9 +783,7 @@ def _resources(service: str, old: Any, new: Any) -> Iterator[Change]:
     old, new = old or {}, new or {}
     if old.get("devices") != new.get("devices"):
         yield from _devices(service, old.get("devices"), new.get("devices"))
-    rest_old = {k: v for k, v in old.items() if k != "devices"}
-    rest_new = {k: v for k, v in new.items() if k != "devices"}
-    yield from _limits(service, "linux.resources", rest_old, rest_new)
+    yield from _limits(service, "linux.resources", *_without(("devices",), old, new))
 
 
 def _limit_value(value: Any) -> float:
