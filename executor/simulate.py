@@ -195,7 +195,15 @@ class Simulation:
 
     @property
     def starts(self) -> list[tuple[float, str]]:
-        return [(e.time, e.service) for e in self.events if e.state == ServiceState.RUNNING.value]
+        """Each entry into Running (a Running event after another state: health-check
+        events stay in Running and are no new start)."""
+        starts: list[tuple[float, str]] = []
+        previous: dict[str, str] = {}
+        for event in self.events:
+            if event.state == ServiceState.RUNNING.value != previous.get(event.service):
+                starts.append((event.time, event.service))
+            previous[event.service] = event.state
+        return starts
 
 
 def simulate(plan: Plan, facts: Facts) -> Simulation:
