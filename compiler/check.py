@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from extsvc.compiler import policy, rules
 from extsvc.compiler.format.diagnostics import Diagnostic, Position, Severity, has_errors, sort_key
-from extsvc.compiler.format.load import iter_documents
+from extsvc.compiler.format.load import SourceMap, format_path, iter_documents
 from extsvc.compiler.hazards import HazardContext, boot_hazards
 from extsvc.compiler.model import Service, service_from_tree
 from extsvc.compiler.resolve import ServiceTable, resolve
@@ -36,9 +36,10 @@ def _load_services(sources: Sequence[SourceFile]) -> tuple[list[Service], list[D
     for source in sources:
         documents = 0
         for document, problems in iter_documents(source.name, source.data):  # load
-            diagnostics.extend(problems)
             if document is None:
+                diagnostics.extend(problems)
                 continue
+            diagnostics.extend(_hide_environment(problems, document.source_map))
             documents += 1
             if documents > 1:
                 # go-yaml's Decode reads one document: Talos runs the first, ignores the rest.
@@ -53,6 +54,7 @@ def _load_services(sources: Sequence[SourceFile]) -> tuple[list[Service], list[D
                 )
                 break
             tree, problems = validate_document(document)  # validate
+            problems = _hide_environment(problems, document.source_map)
             if tree is None:
                 diagnostics.extend(problems)
                 continue
@@ -71,6 +73,18 @@ def _load_services(sources: Sequence[SourceFile]) -> tuple[list[Service], list[D
                 )
             )
     return services, diagnostics
+
+
+def _hide_environment(problems: list[Diagnostic], source_map: SourceMap) -> list[Diagnostic]:
+    """Problems inside ``container.environment`` (a YAML tag, a wrong type) without the
+    entry's value on the source line: it may be a secret."""
+    environment = format_path(rules.ENVIRONMENT)
+    return [
+        rules.hide_environment(d, source_map)
+        if d.field == environment or d.field.startswith(environment + "[")
+        else d
+        for d in problems
+    ]
 
 
 def diagnostics_for(file: str, diagnostics: Sequence[Diagnostic]) -> bool:

@@ -15,8 +15,8 @@ from extsvc.compiler.format.exitcodes import EXIT_INVALID_INPUT
 
 
 def _print_diagnostics(diagnostics: Sequence[Diagnostic]) -> None:
-    for diagnostic in diagnostics:
-        click.echo(diagnostic.render(), err=True)
+    if diagnostics:  # one write: a hostile file can have 50,000 diagnostics
+        click.echo("\n".join(diagnostic.render() for diagnostic in diagnostics), err=True)
 
 
 def _summary(diagnostics: Sequence[Diagnostic]) -> str:

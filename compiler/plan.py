@@ -15,6 +15,7 @@ from extsvc.compiler.format.plan import (
     NETWORK_CHECKS,
     PLAN_API_VERSION,
     bundle_dir,
+    creatable_mount_source,
     policy_to_plan,
 )
 from extsvc.compiler.model import DependencyKind, Service
@@ -23,9 +24,14 @@ from extsvc.compiler.resolve import ServiceTable, extension_dependencies, host_d
 
 
 def _mount_sources(service: Service) -> list[str]:
-    # Talos MkdirAll(0700)s each missing mount source before start; only
-    # absolute sources are host paths ("tmpfs", "proc" are not).
-    sources = (m.source for m in service.container.mounts if m.source and m.source.startswith("/"))
+    # Talos MkdirAll(0700)s each missing mount source before start; extsvc does
+    # so only below /var and /run (``creatable_mount_source``): other sources,
+    # such as /dev or /etc/hosts, must exist already. "tmpfs" or "proc" are not paths.
+    sources = (
+        m.source
+        for m in service.container.mounts
+        if m.source is not None and creatable_mount_source(m.source)
+    )
     return list(dict.fromkeys(sources))
 
 

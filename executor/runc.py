@@ -19,10 +19,11 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
-from extsvc.compiler.format.plan import ServicePlan
+from extsvc.compiler.format.plan import ServicePlan, creatable_mount_source
 from extsvc.executor import cgroups, reaper
 from extsvc.executor.errors import LaunchError
 from extsvc.executor.processes import run_process
@@ -97,13 +98,7 @@ class RuncRuntime:
         runtime_spec = dict(spec)
         root = dict(runtime_spec.get("root", {}))
         lower = root.get("path", service.rootfs)
-        for source in service.mount_sources:
-            try:
-                os.makedirs(source, mode=0o700, exist_ok=True)
-            except OSError as error:
-                raise LaunchError(
-                    f"cannot create mount source {source}: {error.strerror}"
-                ) from None
+        create_mount_sources(service.mount_sources, self.workspace.state_dir)
         if self.use_overlay:
             root["path"] = str(self.workspace.mount_rootfs(service.name, lower))
         runtime_spec["root"] = root
@@ -187,6 +182,26 @@ class RuncRuntime:
             if isinstance(containers, list):
                 return [c for c in containers if isinstance(c, dict)]
         return []
+
+
+def create_mount_sources(sources: Iterable[str], state_dir: Path) -> None:
+    """Create each missing mount source (0700, as Talos), only where docs/executor.md
+    allows: below /var or /run and outside the state dir. The compiler lists no
+    other in a plan; this holds for a plan written by hand or by an older compiler."""
+    state = os.path.realpath(state_dir)
+    for source in sources:
+        if os.path.isdir(source):
+            continue
+        real = os.path.realpath(source)  # as makedirs would follow symlinks
+        if not creatable_mount_source(source) or real == state or real.startswith(state + "/"):
+            raise LaunchError(
+                f"mount source {source!r} is missing, and extsvc creates missing mount sources "
+                "only below /var or /run, outside its state directory"
+            )
+        try:
+            os.makedirs(source, mode=0o700, exist_ok=True)
+        except OSError as error:
+            raise LaunchError(f"cannot create mount source {source}: {error.strerror}") from None
 
 
 async def pump_lines(read_fd: int, on_output: OutputSink) -> None:

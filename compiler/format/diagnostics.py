@@ -13,8 +13,9 @@ compilers use, so editors and CI annotators can parse it::
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 class Severity(enum.Enum):
@@ -48,22 +49,82 @@ class Diagnostic:
         return self.severity is Severity.ERROR
 
     def headline(self) -> str:
-        """``file:line:col: severity: field: message`` (one line)."""
+        """``file:line:col: severity: field: message`` (one line, control characters escaped)."""
         where = f"{self.file}:{self.position.line}:{self.position.col}"
         field = f"{self.field}: " if self.field else ""
-        return f"{where}: {self.severity.value}: {field}{self.message}"
+        return escape(f"{where}: {self.severity.value}: {field}{self.message}")
 
     def render(self) -> str:
+        """The headline, the source line with a caret under the column, the hint.
+
+        Every part comes from the input (file names, keys, values), so every part
+        is escaped: no newline, ESC, BEL or other control character of a hostile
+        file reaches the terminal, and no line can pass for another diagnostic.
+        """
         lines = [self.headline()]
         if self.source_line is not None:
             text, caret = _excerpt(self.source_line.rstrip("\r\n"), self.position.col - 1)
-            lines.append("    " + text)
             # Keep tabs so the caret lines up under tab-indented text too.
-            pad = "".join(c if c == "\t" else " " for c in text[:caret])
+            shown = escape(text, keep_tabs=True)
+            before = escape(text[:caret], keep_tabs=True)
+            lines.append("    " + shown)
+            pad = "".join(c if c == "\t" else " " for c in before)
             lines.append("    " + pad + "^")
         if self.hint:
-            lines.append(f"  hint: {self.hint}")
+            lines.append(escape(f"  hint: {self.hint}"))
         return "\n".join(lines)
+
+
+# What must never reach a terminal raw: C0 and C1 control characters (newline,
+# carriage return, ESC, BEL, ...), DEL, the Unicode line and paragraph
+# separators, and the invisible marks and bidirectional overrides that make
+# text display in another order than it reads ("Trojan Source").
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
+_UNSAFE_BUT_TAB = re.compile(
+    "[\x00-\x08\x0a-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]"
+)
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_one(match: re.Match[str]) -> str:
+    char = match.group()
+    named = _NAMED_ESCAPES.get(char)
+    if named is not None:
+        return named
+    code = ord(char)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def escape(text: str, *, keep_tabs: bool = False) -> str:
+    """``text`` with every control character written as a Python escape (``\\n``,
+    ``\\x1b``, ``\\u202e``); ``keep_tabs`` keeps tabs, for indented source lines."""
+    return (_UNSAFE_BUT_TAB if keep_tabs else _UNSAFE).sub(_escape_one, text)
+
+
+def short_repr(text: str, width: int = 60) -> str:
+    """``text`` quoted for a message and cut to ``width`` characters: a value or a
+    key of hostile input can be a megabyte long."""
+    return repr(text if len(text) <= width else text[: width - 3] + "...")
+
+
+SECRET_MASK = "***"
+
+
+def hide_value(diagnostic: Diagnostic, keep: int = 0, blank_from: int | None = None) -> Diagnostic:
+    """``diagnostic`` with its source line cut ``keep`` characters after the column and
+    the rest replaced by ``***``: for values that may be secrets (environment entries).
+
+    ``blank_from`` (a 1-based column before the diagnostic's) also blanks the text
+    between it and the column, where a flow list (``[A=1, B=2]``) shows other
+    values; blanks, not a marker, so the caret stays under the column.
+    """
+    line = diagnostic.source_line
+    if line is None:
+        return diagnostic
+    col = diagnostic.position.col
+    start = col if blank_from is None else min(blank_from, col)
+    shown = line[: start - 1] + " " * (col - start) + line[col - 1 : col - 1 + keep]
+    return replace(diagnostic, source_line=shown + SECRET_MASK)
 
 
 EXCERPT_WIDTH = 120

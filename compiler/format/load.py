@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from extsvc.compiler.format.diagnostics import Diagnostic, Position, Severity
+from extsvc.compiler.format.diagnostics import Diagnostic, Position, Severity, escape, short_repr
 
 FieldPath = tuple[str | int, ...]
 
@@ -73,7 +73,8 @@ def format_path(path: FieldPath) -> str:
         if isinstance(part, int):
             text += f"[{part}]"
         else:
-            text += f".{part}" if text else part
+            key = part if len(part) <= 60 else part[:57] + "..."  # a key can be huge
+            text += f".{key}" if text else key
     return text
 
 
@@ -147,6 +148,10 @@ class _Converter:
     values: dict[FieldPath, Position] = field(default_factory=dict)
     problems: list[tuple[yaml.Node, FieldPath, str]] = field(default_factory=list)
     node_count: int = 0
+    # Mappings being merged into the one being converted, innermost last: an
+    # anchor can be merged into itself (``&c {<<: *c}``) or a chain of merges
+    # can be long, and neither goes through ``convert``'s depth check.
+    merging: list[yaml.Node] = field(default_factory=list)
 
     def convert(self, node: yaml.Node, path: FieldPath) -> Any:
         self.node_count += 1
@@ -163,13 +168,13 @@ class _Converter:
             return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):
             if node.tag != _SEQ:
-                self.problems.append((node, path, f"unsupported YAML tag {node.tag}"))
+                self.problems.append((node, path, f"unsupported YAML tag {_short_tag(node.tag)}"))
             return [self.convert(item, (*path, index)) for index, item in enumerate(node.value)]
         return self._scalar(node, path)
 
     def _mapping(self, node: yaml.MappingNode, path: FieldPath) -> dict[str, Any]:
         if node.tag != _MAP:
-            self.problems.append((node, path, f"unsupported YAML tag {node.tag}"))
+            self.problems.append((node, path, f"unsupported YAML tag {_short_tag(node.tag)}"))
         result: dict[str, Any] = {}
         merges: list[yaml.Node] = []
         for key_node, value_node in node.value:
@@ -182,7 +187,7 @@ class _Converter:
             key = key_node.value
             child = (*path, key)
             if key in result:
-                self.problems.append((key_node, child, f"duplicate key '{key}'"))
+                self.problems.append((key_node, child, f"duplicate key {short_repr(key)}"))
                 continue
             # setdefault: a key set by the mapping itself keeps its position
             # when a merged anchor (converted later) has the same key.
@@ -204,7 +209,21 @@ class _Converter:
                         (source, path, "a merge key (<<) needs a mapping or a list of them")
                     )
                     continue
-                for key, value in self._mapping(source, path).items():
+                if any(source is merged for merged in self.merging):
+                    self.problems.append(
+                        (merge_value, path, "a merge key (<<) merges a mapping into itself")
+                    )
+                    continue
+                if len(path) + len(self.merging) >= MAX_DEPTH:
+                    raise _Abort(
+                        f"merge keys (<<) nested more than {MAX_DEPTH} levels deep", source
+                    )
+                self.merging.append(source)
+                try:
+                    merged = self._mapping(source, path)
+                finally:
+                    self.merging.pop()
+                for key, value in merged.items():
                     result.setdefault(key, value)
 
     def _scalar(self, node: yaml.Node, path: FieldPath) -> Any:
@@ -217,10 +236,11 @@ class _Converter:
         if tag == _BOOL:
             return text.lower() == "true"
         if tag == _INT:
-            if text.startswith(("0o", "0x")):
-                return int(text, 0)
+            # An explicit !!int bypasses the resolver's pattern, so the text can be
+            # anything ("!!int 0xZZ"); a decimal of more than 4,300 digits is refused
+            # by int() itself (Python's int<->str limit).
             try:
-                return int(text, 10)
+                return int(text, 0 if text.startswith(("0o", "0x")) else 10)
             except ValueError:
                 pass
         elif tag == _FLOAT:
@@ -231,8 +251,23 @@ class _Converter:
                 return float(text)
             except ValueError:
                 pass
-        self.problems.append((node, path, f"unsupported YAML tag {tag} on value {text!r}"))
+        # The value is not repeated: it may be a secret (an environment entry, a
+        # config file); the position and the source line say which one it is.
+        if tag in (_INT, _FLOAT):
+            kind = "an integer" if tag == _INT else "a number"
+            self.problems.append((node, path, f"value tagged {_short_tag(tag)} is not {kind}"))
+        else:
+            self.problems.append((node, path, f"unsupported YAML tag {_short_tag(tag)}"))
         return text
+
+
+def _short_tag(tag: str) -> str:
+    """A tag as written in YAML ("!!int"), cut to 60 characters."""
+    tag = "!!" + tag.removeprefix(_YAML_TAG) if tag.startswith(_YAML_TAG) else tag
+    return tag if len(tag) <= 60 else tag[:57] + "..."
+
+
+_YAML_TAG = "tag:yaml.org,2002:"
 
 
 def _position(node: yaml.Node) -> Position:
@@ -375,4 +410,4 @@ def located(source_map: SourceMap, field: FieldPath, message: str) -> str:
     """``file:line:col: field: message``, the one-line form of an input problem."""
     position = source_map.value_position(field)
     prefix = f"{source_map.file}:{position.line}:{position.col}: "
-    return prefix + (f"{format_path(field)}: " if field else "") + message
+    return escape(prefix + (f"{format_path(field)}: " if field else "") + message)

@@ -36,6 +36,25 @@ MACHINE_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64"
 NETWORK_CHECKS = ("addresses", "connectivity", "hostname", "etcfiles")
 
 
+# A missing mount source is created (0700, as Talos's MkdirAll) only below one of
+# these: the places of a Talos node a service may write to. Anything else (/dev,
+# /etc/hosts, /sys/fs/cgroup) must exist already. docs/executor.md states the rule;
+# the compiler keeps other sources out of plan mountSources, and the executor
+# checks each entry again before it creates it.
+MOUNT_SOURCE_ROOTS = ("/var", "/run")
+
+
+def creatable_mount_source(path: str) -> bool:
+    """True for an absolute path strictly below a MOUNT_SOURCE_ROOTS entry, with no
+    ".", ".." or empty component and no control character."""
+    if not path.startswith("/") or any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
+        return False
+    parts = path.rstrip("/").split("/")[1:]
+    if any(part in ("", ".", "..") for part in parts):
+        return False
+    return len(parts) >= 2 and "/" + parts[0] in MOUNT_SOURCE_ROOTS
+
+
 class PlanError(Exception):
     """plan.json is missing, malformed, fails its schema, or its bundles changed."""
 

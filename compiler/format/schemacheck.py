@@ -60,6 +60,7 @@ Semantics follow ``jsonschema`` (the oracle) with these deliberate differences:
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -191,7 +192,10 @@ def _has_type(x: object, name: str, draft4: bool) -> bool:
 # --- Messages ---------------------------------------------------------------------------
 
 
-def _show(value: object) -> str:
+_SHOW_INT_BITS = 200  # about 60 digits, as long as a string is shown
+
+
+def show_value(value: object) -> str:
     """A short rendering of a value for a message, in JSON/YAML spelling."""
     if isinstance(value, str):
         return repr(value if len(value) <= 60 else value[:57] + "...")
@@ -199,6 +203,10 @@ def _show(value: object) -> str:
         return "true" if value else "false"
     if value is None:
         return "null"
+    if isinstance(value, int) and value.bit_length() > _SHOW_INT_BITS:
+        # str() of an int over 4,300 digits raises ValueError (Python's limit),
+        # and a YAML "!!int 0x..." can be far longer; no one reads such a number.
+        return f"an integer of {int(math.log10(abs(value))) + 1:,} digits"
     if isinstance(value, int | float):
         return repr(value)
     return _GOT.get(_base_type(value), type(value).__name__)
@@ -624,7 +632,7 @@ def _properties(c: _Compiler, schema: dict[str, Any], doc: str, where: Path) -> 
             if matched:
                 continue
             if closed:
-                message = f"unknown field {_show(key)}"
+                message = f"unknown field {show_value(key)}"
                 yield SchemaError(
                     path,
                     "additionalProperties",
@@ -721,7 +729,7 @@ def _property_names(c: _Compiler, schema: dict[str, Any], doc: str, where: Path)
             if not node.valid(key):
                 # Point at the key itself (jsonschema points at the object) and say so.
                 for e in node.explain(key, (*path, key), (*spath, "propertyNames")):
-                    message = f"invalid key {_show(key)}: {e.message}"
+                    message = f"invalid key {show_value(key)}: {e.message}"
                     yield SchemaError(e.path, e.keyword, message, e.schema_path)
 
     return _Rule("object", valid, explain)
@@ -805,7 +813,7 @@ def _unique_items(c: _Compiler, schema: dict[str, Any], doc: str, where: Path) -
         for item in x:
             key = _canon(item)
             if key in seen:
-                message = f"must not contain duplicates ({_show(item)} appears more than once)"
+                message = f"must not contain duplicates ({show_value(item)} appears more than once)"
                 yield SchemaError(path, "uniqueItems", message, (*spath, "uniqueItems"))
                 return
             seen.add(key)
@@ -934,7 +942,7 @@ def _bounds(c: _Compiler, schema: dict[str, Any], doc: str, where: Path) -> _Rul
         # One error per keyword that fails, as jsonschema reports them.
         for keyword, bound, lower, strict in limits:
             if _out_of_bound(x, bound, lower, strict):
-                message = f"must be {_BOUND_WORDS[lower, strict]} {_show(bound)}"
+                message = f"must be {_BOUND_WORDS[lower, strict]} {show_value(bound)}"
                 yield SchemaError(path, keyword, message, (*spath, keyword))
 
     return _Rule("number", valid, explain)
@@ -962,7 +970,7 @@ def _enum(c: _Compiler, schema: dict[str, Any], doc: str, where: Path) -> _Rule:
     if not isinstance(values, list):
         raise ValueError(f"{_loc(doc, where)}: enum must be a list")
     keys = frozenset(_canon(v) for v in values)
-    shown = ", ".join(_show(v) for v in values[:12]) + (", ..." if len(values) > 12 else "")
+    shown = ", ".join(show_value(v) for v in values[:12]) + (", ..." if len(values) > 12 else "")
 
     def valid(x: object) -> bool:
         # Strings are their own key; everything else goes through _canon (true != 1).
@@ -971,7 +979,7 @@ def _enum(c: _Compiler, schema: dict[str, Any], doc: str, where: Path) -> _Rule:
     def explain(x: object, path: Path, spath: Path) -> Iterator[SchemaError]:
         if not valid(x):
             message = (
-                f"must be {shown}" if len(values) == 1 else f"{_show(x)} is not one of {shown}"
+                f"must be {shown}" if len(values) == 1 else f"{show_value(x)} is not one of {shown}"
             )
             yield SchemaError(path, "enum", message, (*spath, "enum"))
 
@@ -981,11 +989,11 @@ def _enum(c: _Compiler, schema: dict[str, Any], doc: str, where: Path) -> _Rule:
 def _const(c: _Compiler, schema: dict[str, Any], doc: str, where: Path) -> _Rule:
     value = schema["const"]
     key = _canon(value)
-    message = f"must be {_show(value)}"
+    message = f"must be {show_value(value)}"
 
     def explain(x: object, path: Path, spath: Path) -> Iterator[SchemaError]:
         if _canon(x) != key:
-            yield SchemaError(path, "const", f"{message}, got {_show(x)}", (*spath, "const"))
+            yield SchemaError(path, "const", f"{message}, got {show_value(x)}", (*spath, "const"))
 
     return _Rule(None, lambda x: _canon(x) == key, explain)
 

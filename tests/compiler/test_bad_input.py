@@ -27,6 +27,7 @@ import pytest
 from click.testing import CliRunner
 
 from extsvc.cli import cli
+from extsvc.compiler.format.diagnostics import SECRET_MASK, escape
 
 CASES_ROOT = Path(__file__).parent / "bad_inputs"
 CASES = sorted(path for path in CASES_ROOT.iterdir() if path.is_dir())
@@ -38,6 +39,7 @@ HEADLINE = re.compile(
     r"^(?P<file>\S+?):(?P<line>\d+):(?P<col>\d+): (?P<severity>error|warning): (?P<text>.*)$"
 )
 HINT_PREFIX = "  hint: "
+ELLIPSIS = "…"
 SOURCE_INDENT = "    "
 COMPILE_SUMMARY = re.compile(r"^extsvc: nothing written: \d+ errors?, \d+ warnings?$")
 VALIDATE_SUMMARY = re.compile(r"^\d+ files? invalid: \d+ errors?, \d+ warnings?$")
@@ -102,12 +104,30 @@ def known_bug(case: Path) -> str | None:
 
 
 def source_line(path: Path, number: int) -> str | None:
-    """The line as the compiler shows it: bytes that are not UTF-8 become U+FFFD."""
+    """The line of the file: bytes that are not UTF-8 become U+FFFD, as the compiler
+    shows them (which also escapes control characters, ``escape``)."""
     try:
         lines = path.read_bytes().decode("utf-8", errors="replace").splitlines()
     except OSError:
         return None
     return lines[number - 1] if 0 < number <= len(lines) else None
+
+
+def shows_line(shown: str, actual: str) -> bool:
+    """The source line as printed is the file's line (control characters escaped), or,
+    for a value that may be a secret, its start with the value cut off as ``***`` and
+    other values of the line before the caret blanked; a long line may be shown as a
+    window of it, cut with "…"."""
+    if shown == actual:
+        return True
+    if shown.startswith(ELLIPSIS) or shown.endswith(ELLIPSIS):  # a window of a long line
+        return shown.strip(ELLIPSIS) in actual
+    if not shown.endswith(SECRET_MASK):
+        return False
+    kept = shown.removesuffix(SECRET_MASK)
+    return len(kept) <= len(actual) and all(
+        a == b or a == " " for a, b in zip(kept, actual, strict=False)
+    )
 
 
 def layout_problems(case: Path, stderr: str) -> list[str]:
@@ -138,11 +158,12 @@ def layout_problems(case: Path, stderr: str) -> list[str]:
         if index < len(body) and body[index].startswith(SOURCE_INDENT):
             shown = body[index][len(SOURCE_INDENT) :]
             caret = body[index + 1] if index + 1 < len(body) else ""
-            actual = source_line(case / file, line)
-            if shown != actual:
+            actual = escape(source_line(case / file, line) or "", keep_tabs=True)
+            if not shows_line(shown, actual):
                 problems.append(f"{file}:{line}: shows {shown!r}, but that line is {actual!r}")
             pad = caret[len(SOURCE_INDENT) : -1]
-            if not caret.endswith("^") or pad.strip(" \t") or len(pad) != col - 1:
+            before = escape((source_line(case / file, line) or "")[: col - 1], keep_tabs=True)
+            if not caret.endswith("^") or pad.strip(" \t") or len(pad) != len(before):
                 problems.append(
                     f"{file}:{line}:{col}: caret line {caret!r} is not under column {col}"
                 )

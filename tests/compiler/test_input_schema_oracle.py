@@ -18,8 +18,13 @@ from extsvc.compiler.validate import drop_nulls, iter_schema_errors, service_sch
 from tests.support import oracle as oracles
 
 TESTS = Path(__file__).parents[1]
+# jsonschema itself raises on this one: its message calls repr() on an integer of
+# 4,817 digits, over Python's int->str limit (the very bug schemacheck had).
+ORACLE_CRASHES = {"tagged-integer-4000-digits"}
 INPUT_FILES = sorted(TESTS.glob("golden/*/input/*.yaml")) + sorted(
-    TESTS.glob("compiler/bad_inputs/*/*.yaml")
+    path
+    for path in TESTS.glob("compiler/bad_inputs/*/*.yaml")
+    if path.parent.name not in ORACLE_CRASHES
 )
 
 HAND_MADE: list[Any] = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import socket
 import subprocess
 import time
@@ -33,9 +34,13 @@ COUNT_RUN = (
 )
 
 
-def test_busybox_service_runs_logs_and_stops_cleanly(tmp_path: Path) -> None:
+def test_busybox_service_runs_logs_and_stops_cleanly(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     name = unique("hello")
-    missing_source = tmp_path / "created-by-the-executor"
+    # Missing mount sources are created only below /var or /run (docs/executor.md).
+    missing_source = Path("/run/extsvc-tests") / name / "created-by-the-executor"
+    request.addfinalizer(lambda: shutil.rmtree(missing_source.parent, ignore_errors=True))
     script = f'echo "hello from $(hostname)"; echo oops >&2; {IDLE}'
     out, _ = compile_plan(
         tmp_path, {name: shell_service(name, script, mounts=[bind(missing_source, "/data")])}

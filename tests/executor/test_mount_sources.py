@@ -1,0 +1,59 @@
+"""Missing mount sources are created only where docs/executor.md allows (issue 11).
+
+The compiler lists only sources below /var or /run in a plan; the executor checks
+again, for a plan written by hand or by an older compiler, and never creates a
+source inside its own state directory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from extsvc.executor.errors import LaunchError
+from extsvc.executor.runc import create_mount_sources
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="creates directories under /run")
+
+
+@pytest.fixture
+def run_dir() -> Iterator[Path]:
+    """A fresh directory below /run, removed afterwards."""
+    path = Path("/run/extsvc-tests") / f"mount-sources-{uuid.uuid4().hex[:12]}"
+    path.mkdir(parents=True)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_a_missing_source_below_run_is_created_0700(run_dir: Path, tmp_path: Path) -> None:
+    source = run_dir / "a" / "b"
+    create_mount_sources([str(source)], tmp_path / "state")
+    assert source.is_dir() and source.stat().st_mode & 0o777 == 0o700
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["/etc/extsvc-test-{id}", "/tmp/extsvc-test-{id}", "/var/../etc/extsvc-test-{id}", "x-{id}"],
+)
+def test_a_missing_source_elsewhere_is_refused_and_not_created(source: str, tmp_path: Path) -> None:
+    path = source.format(id=uuid.uuid4().hex[:12])
+    with pytest.raises(LaunchError, match="creates missing mount sources only below /var or /run"):
+        create_mount_sources([path], tmp_path / "state")
+    assert not os.path.lexists(path)
+
+
+def test_a_source_inside_the_state_dir_is_refused(run_dir: Path) -> None:
+    state = run_dir / "state"
+    state.mkdir()
+    with pytest.raises(LaunchError, match="outside its state directory"):
+        create_mount_sources([str(state / "runc" / "planted")], state)
+    assert not (state / "runc").exists()
+
+
+def test_an_existing_source_anywhere_is_left_alone(tmp_path: Path) -> None:
+    create_mount_sources([str(tmp_path), "/dev"], tmp_path / "state")
