@@ -166,7 +166,8 @@ def _fields(node: Any, value: Any, error: SchemaError) -> dict[str, Any]:
     given = [short_repr(str(key))[1:-1] for key in value][:10] if isinstance(value, dict) else []
     properties = node.get("properties", {}) if isinstance(node, dict) else {}
     return {
-        "value": _Shown(value),
+        # x-secret: a value no diagnostic may repeat (an environment entry).
+        "value": "(not shown)" if node.get("x-secret") else _Shown(value),
         "found": _found(value),
         "given": " and ".join(given) if given else "nothing",
         "properties": ", ".join(properties),
@@ -240,7 +241,8 @@ def unknown_key_hint(
 #   "bool":   yes/no/on/off/y/n (go-yaml's YAML 1.1 words, quoted or not) -> true/false
 #   "string": a number or boolean where text is wanted -> its source text ("0755")
 #
-# and an object marked ``"x-talos-unknown-keys": "ignored"`` loses the keys Talos ignores
+# (a place also marked ``"x-secret": true`` gets the warning without its value), and an
+# object marked ``"x-talos-unknown-keys": "ignored"`` loses the keys Talos ignores
 # (a warning), unless the key is clearly a slip for a known one: that stays an error.
 
 _GO_YAML_BOOLEANS = {
@@ -313,8 +315,7 @@ def _meant(kind: str, key: str, properties: dict[str, Any], *, thorough: bool = 
     thousands of unknown keys), only a difference of case counts; difflib over
     every field costs ~0.2 ms a key.
     """
-    known = list(field_index(kind))
-    if any(key.lower() == name.lower() for name in [*properties, *known]):
+    if key.lower() in _lowercase_fields(kind):  # every property is in the field index
         return True
     if not thorough:
         return False
@@ -322,7 +323,13 @@ def _meant(kind: str, key: str, properties: dict[str, Any], *, thorough: bool = 
         return True
     import difflib
 
+    known = list(field_index(kind))
     return bool(difflib.get_close_matches(key, known, n=1, cutoff=_MISPLACED_CUTOFF))
+
+
+@cache
+def _lowercase_fields(kind: str) -> frozenset[str]:
+    return frozenset(name.lower() for name in field_index(kind))
 
 
 def _talos_reading(
@@ -340,6 +347,12 @@ def _talos_reading(
         return _GO_YAML_BOOLEANS[value], f"Talos reads this as {word}", hint
     if mode == "string" and isinstance(value, int | float | bool):
         text = _source_text(source_map, path) or json_text(value)
+        if node.get("x-secret"):  # an environment entry: the message must not repeat it
+            return (
+                text,
+                "Talos reads this as a string (not shown: it may hold a secret)",
+                ("quote it"),
+            )
         return text, f"Talos reads this as the string '{text}'", f"quote it: '{text}'"
     return None
 
