@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +106,7 @@ def first_line_after(client: ControlClient, service_id: str, trigger: Any) -> fl
         for message in stream:
             if not ready.is_set():
                 ready.set()  # the tail-0 answer never arrives; first real message is a line
-            if "line" in message:
+            if message.get("stream") == "output":  # not the executor's run marker
                 seen.append(time.monotonic())
                 return
 
@@ -201,6 +202,11 @@ def bench_start_overhead(repeat: int) -> dict[str, float]:
     }
 
 
+def _epoch(moment: str) -> float:
+    """An event time (RFC 3339) as seconds since the epoch."""
+    return datetime.fromisoformat(moment).timestamp()
+
+
 def time_to_running(count: int) -> tuple[float, dict[str, float]]:
     """Seconds from the first Preparing event to the last service Running (event times)."""
     with tempfile.TemporaryDirectory(prefix="extsvc-bench-") as temporary:
@@ -214,9 +220,12 @@ def time_to_running(count: int) -> tuple[float, dict[str, float]]:
                 executor.wait_state(f"ext-{name}", "Running")
             events = [executor.service(f"ext-{name}")["events"] for name in names]
             first = min(
-                e["time"] for history in events for e in history if e["state"] == "Preparing"
+                _epoch(e["time"]) for history in events for e in history
+                if e["state"] == "Preparing"
+            )  # fmt: skip
+            last = max(
+                _epoch(e["time"]) for history in events for e in history if e["state"] == "Running"
             )
-            last = max(e["time"] for history in events for e in history if e["state"] == "Running")
             if count > 1:
                 process = psutil.Process(executor.process.pid)
                 process.cpu_percent(None)

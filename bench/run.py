@@ -9,6 +9,7 @@ from pathlib import Path
 BENCHMARKS = (
     "compile_bench.py",
     "schemacheck_bench.py",
+    "control_bench.py",
     "executor_bench.py",
     "lifecycle_bench.py",
 )

@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
+from extsvc.executor.errors import LaunchError
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
@@ -32,7 +34,11 @@ def cgroup_dirs(cgroups_path: str, root: Path = CGROUP_ROOT) -> list[Path]:
 def processes(cgroups_path: str, root: Path = CGROUP_ROOT) -> set[int]:
     pids: set[int] = set()
     for directory in cgroup_dirs(cgroups_path, root):
-        for procs in [directory / "cgroup.procs", *directory.glob("**/cgroup.procs")]:
+        try:
+            nested = list(directory.glob("**/cgroup.procs"))
+        except OSError:  # removed while we looked (runc delete, another executor)
+            nested = []
+        for procs in [directory / "cgroup.procs", *nested]:
             with contextlib.suppress(OSError, ValueError):
                 pids.update(int(pid) for pid in procs.read_text().split())
     return pids
@@ -74,3 +80,21 @@ def remove_empty(paths: list[Path]) -> None:
     for path in sorted(paths, key=lambda p: -len(p.parts)):
         with contextlib.suppress(OSError):
             path.rmdir()
+
+
+def ensure_free(cgroups_path: str, name: str, root: Path = CGROUP_ROOT) -> None:
+    """Refuse to create a container in a cgroup that already holds processes.
+
+    Ours are gone by then (cleaned up after each run, and a container created ahead is
+    discarded before another is created), so they belong to another executor running a
+    service of the same name, or to something a person started. runc would put our
+    container beside them, and stopping ours would kill them too.
+    """
+    pids = sorted(processes(cgroups_path, root))
+    if pids:
+        shown = ", ".join(str(p) for p in pids[:10]) + (" ..." if len(pids) > 10 else "")
+        raise LaunchError(
+            f"cgroup {cgroups_path} already holds processes this executor did not start "
+            f"(PIDs {shown}): another executor runs a service named {name!r}? "
+            "Stop it, or rename one of the services"
+        )

@@ -6,8 +6,8 @@ Each command turns ExecutorError into one line on stderr and its exit code
 
 from __future__ import annotations
 
-import asyncio
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,10 +17,38 @@ from typing import Any
 import click
 
 from extsvc.compiler.format.quantities import parse_duration
-from extsvc.executor.errors import ExecutorError
+from extsvc.executor.errors import EnvironmentMissingError, ExecutorError, InvalidInputError
 
 STATE_DIR_HELP = "Executor state directory (holds the control socket)."
 DEFAULT_STATE_DIR = "/run/extsvc"
+DEFAULT_LOG_DIR = "/var/log/extsvc"
+
+state_dir_option = click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_STATE_DIR,
+    show_default=True,
+    envvar="EXTSVC_STATE_DIR",
+    help=STATE_DIR_HELP + " [env: EXTSVC_STATE_DIR]",
+)
+
+
+def log_dir_option(
+    help_text: str, default: str | None = DEFAULT_LOG_DIR
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option(
+        "--log-dir",
+        type=click.Path(path_type=Path),
+        default=default,
+        show_default=default is not None,
+        envvar="EXTSVC_LOG_DIR",
+        help=help_text + " [env: EXTSVC_LOG_DIR]",
+    )
+
+
+output_option = click.option(
+    "-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
 
 
 class Duration(click.ParamType):  # type: ignore[type-arg]
@@ -35,6 +63,15 @@ class Duration(click.ParamType):  # type: ignore[type-arg]
             return parse_duration(str(value))
         except ValueError as error:
             self.fail(str(error), param, ctx)
+
+
+stop_timeout_option = click.option(
+    "--stop-timeout",
+    type=Duration(),
+    default="10s",
+    show_default=True,
+    help="Grace period between SIGTERM and SIGKILL (Talos: 10s).",
+)
 
 
 @contextmanager
@@ -59,20 +96,8 @@ def _print_event(quiet: bool) -> Callable[[str, Any], None] | None:
 
 @click.command("run")
 @click.argument("out", type=click.Path(path_type=Path))
-@click.option(
-    "--state-dir",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_STATE_DIR,
-    show_default=True,
-    help=STATE_DIR_HELP,
-)
-@click.option(
-    "--log-dir",
-    type=click.Path(path_type=Path),
-    default="/var/log/extsvc",
-    show_default=True,
-    help="One ext-<name>.log per service, size-rotated.",
-)
+@state_dir_option
+@log_dir_option("One ext-<name>.log per service, size-rotated.")
 @click.option("--runtime", default="runc", show_default=True, help="OCI runtime binary (runc).")
 @click.option(
     "--host-services",
@@ -106,13 +131,7 @@ def _print_event(quiet: bool) -> Callable[[str, Any], None] | None:
     default=None,
     help="Double the interval after each consecutive failure, up to this.",
 )
-@click.option(
-    "--stop-timeout",
-    type=Duration(),
-    default="10s",
-    show_default=True,
-    help="Grace period between SIGTERM and SIGKILL (Talos: 10s).",
-)
+@stop_timeout_option
 @click.option(
     "--check-interval",
     type=Duration(),
@@ -141,7 +160,13 @@ def run_command(
     no_overlay: bool,
     quiet: bool,
 ) -> None:
-    """Run the compiled plan in OUT until SIGTERM/SIGINT (foreground daemon, as root)."""
+    """Run the compiled plan in OUT until SIGTERM/SIGINT (foreground daemon, as root).
+
+    SIGHUP reloads the plan (as `extsvc reload`)."""
+    from extsvc.executor import signals
+
+    # First: a SIGTERM/SIGINT/SIGHUP from now on waits for the daemon's handlers.
+    signals.block()
     from extsvc.executor.daemon import DaemonOptions, Reporter, run_daemon
     from extsvc.executor.logs import ConsoleKind
 
@@ -164,96 +189,264 @@ def run_command(
         on_notice=lambda message: click.echo(f"extsvc: {message}", err=True),
     )
     with reported_errors():
-        try:
-            asyncio.run(run_daemon(options, reporter))
-        except KeyboardInterrupt:  # before the signal handlers are in place
-            sys.exit(130)
+        import asyncio
+
+        asyncio.run(run_daemon(options, reporter))
 
 
-def _client(state_dir: Path) -> Any:
-    from extsvc.executor.control import ControlClient
+def _client(state_dir: Path, timeout: float | None = 60.0) -> Any:
+    from extsvc.executor.client import ControlClient
 
-    return ControlClient(state_dir)
+    return ControlClient(state_dir, timeout)
+
+
+def _needs_root(command: str) -> None:
+    if os.geteuid() != 0:
+        raise EnvironmentMissingError(
+            f"extsvc {command} needs root: the executor's control socket and state are "
+            "root's (run it with sudo)"
+        )
+
+
+def _dump(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2))
+
+
+def _print_plan_note(response: dict[str, Any]) -> None:
+    from extsvc.executor.render import plan_note
+
+    note = plan_note(response.get("plan"))
+    if note is not None:
+        click.echo(f"extsvc: {note}", err=True)
 
 
 @click.command("service")
 @click.argument("service_id", required=False)
-@click.argument("action", required=False, type=click.Choice(["start", "stop", "restart"]))
+@click.argument("action", required=False, type=click.Choice(["start", "stop", "restart", "status"]))
+@state_dir_option
+@output_option
+@click.option("--no-wait", is_flag=True, help="start/restart: return once asked, without waiting.")
 @click.option(
-    "--state-dir",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_STATE_DIR,
+    "--timeout",
+    type=Duration(),
+    default="30s",
     show_default=True,
-    help=STATE_DIR_HELP,
+    help="start/restart: how long to wait for Running (or a one-shot's success).",
 )
 @click.option(
-    "-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True
+    "--settle",
+    type=Duration(),
+    default="1s",
+    show_default=True,
+    help="start/restart: how long it must stay Running to count as started.",
 )
 def service_command(
-    service_id: str | None, action: str | None, state_dir: Path, output: str
+    service_id: str | None,
+    action: str | None,
+    state_dir: Path,
+    output: str,
+    no_wait: bool,
+    timeout: float,
+    settle: float,
 ) -> None:
-    """List services, show one (ID, state, PID, events), or start/stop/restart it."""
-    from extsvc.executor import render
+    """List services, show one (ID or bare name: state, PID, events), or start/stop/restart it.
 
+    start and restart wait until the service is Running (or Finished, for a
+    one-shot) and exit 1 with the failure event if it fails or times out.
+    """
     with reported_errors():
-        client = _client(state_dir)
+        _needs_root("service")
+        client = _client(state_dir, timeout + settle + 30)
         if service_id is None:
             response = client.request({"op": "services"})
             if output == "json":
-                click.echo(json.dumps(response["services"], indent=2))
+                _dump({k: response[k] for k in ("now", "plan", "services")})
             else:
+                from extsvc.executor import render
+
                 click.echo(render.services_table(response["services"], response["now"]))
-        elif action is None:
+            _print_plan_note(response)
+        elif action in (None, "status"):
             response = client.request({"op": "service", "id": service_id})
             if output == "json":
-                click.echo(json.dumps(response["service"], indent=2))
+                _dump(response["service"])
             else:
+                from extsvc.executor import render
+
                 click.echo(render.service_detail(response["service"], response["now"]))
+            _print_plan_note(response)
         else:
-            response = client.request({"op": action, "id": service_id})
+            request = {"op": action, "id": service_id, "wait": not no_wait}
+            request.update(timeout=timeout, settle=settle)
+            response = client.request(request)
             if output == "json":
                 click.echo(json.dumps(response))
             else:
                 click.echo(response["message"])
 
 
+@click.command("reload")
+@state_dir_option
+@output_option
+def reload_command(state_dir: Path, output: str) -> None:
+    """Re-read the running plan (as SIGHUP): restart what changed, start what is new,
+    stop what was removed; a plan that fails validation is refused, nothing is touched."""
+    with reported_errors():
+        _needs_root("reload")
+        response = _client(state_dir, None).request({"op": "reload"})
+        if output == "json":
+            click.echo(json.dumps(response))
+        else:
+            click.echo(response["message"])
+
+
+def _log_dir(state_dir: Path, log_dir: Path | None) -> Path:
+    """--log-dir / $EXTSVC_LOG_DIR, else the one the daemon of --state-dir recorded."""
+    if log_dir is not None:
+        return log_dir
+    from extsvc.executor.client import read_run_info
+
+    recorded = read_run_info(state_dir).get("logDir")
+    return Path(recorded) if isinstance(recorded, str) else Path(DEFAULT_LOG_DIR)
+
+
 @click.command("logs")
-@click.argument("service_id")
-@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines (across rotation).")
+@click.argument("service_id", required=False)
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines (needs the daemon).")
 @click.option(
     "--tail",
-    type=click.IntRange(min=0),
-    default=None,
-    help="Only the last N lines (default: all that are kept).",
-)
-@click.option(
-    "--state-dir",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_STATE_DIR,
+    type=click.IntRange(min=-1),
+    default=-1,
     show_default=True,
-    help=STATE_DIR_HELP,
+    help="Only the last N lines; -1: all that are kept.",
 )
-@click.option(
-    "-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
+@click.option("--since", default=None, help="Only lines newer than a duration (10m) or a time.")
+@click.option("--timestamps", is_flag=True, help="Prefix each line with its time (RFC 3339).")
+@state_dir_option
+@log_dir_option("Log directory [default: the running daemon's, else /var/log/extsvc].", None)
+@output_option
 def logs_command(
-    service_id: str, follow: bool, tail: int | None, state_dir: Path, output: str
+    service_id: str | None,
+    follow: bool,
+    tail: int,
+    since: str | None,
+    timestamps: bool,
+    state_dir: Path,
+    log_dir: Path | None,
+    output: str,
 ) -> None:
-    """Print the logs of SERVICE_ID (e.g. ext-hello-world)."""
-    client = _client(state_dir)
-    client.timeout = None if follow else 60.0
+    """Print the logs of SERVICE_ID (ext-NAME or NAME), or of every service interleaved.
+
+    Read from the log files, so they are there after a crash or a failed boot;
+    `-f` follows through the running daemon and says why it ended.
+    """
+    from extsvc.executor import logfiles
+
     with reported_errors():
+        count = None if tail < 0 else tail
         try:
-            for message in client.stream(
-                {"op": "logs", "id": service_id, "tail": tail, "follow": follow}
-            ):
-                if "line" not in message:
-                    continue
-                if output == "json":
-                    click.echo(json.dumps({"service": service_id, "line": message["line"]}))
-                else:
-                    click.echo(message["line"])
+            bound = logfiles.parse_since(since) if since else ""
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--since") from None
+        directory = _log_dir(state_dir, log_dir)
+        try:
+            services = _logged_services(directory, service_id)
+        except PermissionError:
+            raise EnvironmentMissingError(
+                f"permission denied reading {directory}: run as root (sudo)"
+            ) from None
+        prefix = service_id is None
+
+        def emit(record: logfiles.LogRecord) -> None:
+            if output == "json":
+                click.echo(json.dumps(record.to_json()))
+            else:
+                click.echo(logfiles.format_record(record, timestamps, prefix))
+
+        try:
+            if follow:
+                _follow(state_dir, directory, services, service_id, count, bound, emit)
+                return
+            for record in _kept(directory, services, count, bound):
+                emit(record)
         except KeyboardInterrupt:
             pass
         except BrokenPipeError:  # `extsvc logs x | head`
             sys.stderr.close()
+
+
+def _kept(directory: Path, services: list[str], count: int | None, since: str) -> list[Any]:
+    """The kept records of ``services``, interleaved by time, the last ``count``."""
+    from extsvc.executor import logfiles
+
+    per_service = (
+        logfiles.read_service(logfiles.service_files(directory, s), s, count, since)
+        for s in services
+    )
+    return logfiles.merge(per_service, count)
+
+
+def _logged_services(directory: Path, service_id: str | None) -> list[str]:
+    from extsvc.executor.client import resolve_id
+    from extsvc.executor.logfiles import services_in
+
+    known = services_in(directory)
+    if service_id is None:
+        return known
+    if not known:
+        raise InvalidInputError(
+            f"no service logs in {directory} (pass --log-dir, or the daemon's --state-dir)"
+        )
+    return [resolve_id(service_id, known)]
+
+
+def _follow(
+    state_dir: Path,
+    directory: Path,
+    services: list[str],
+    service_id: str | None,
+    count: int | None,
+    since: str,
+    emit: Callable[[Any], None],
+) -> None:
+    from extsvc.executor import logfiles
+    from extsvc.executor.client import ConnectionLost
+    from extsvc.executor.errors import DaemonUnreachableError
+
+    request = {"op": "logs", "id": services[0] if service_id else None, "tail": count}
+    request.update(since=since, follow=True)
+    stream = _client(state_dir, None).stream(request)
+    try:
+        first = next(stream, None)
+    except DaemonUnreachableError as error:
+        # Still show what is kept, then say plainly that nothing more will come.
+        for record in _kept(directory, services, count, since):
+            emit(record)
+        raise DaemonUnreachableError(f"not following: {error}") from None
+    messages = stream if first is None else _chain(first, stream)
+    for message in messages:
+        if message.get("end"):
+            click.echo(f"extsvc: end of logs: {message.get('reason', 'the log ended')}", err=True)
+            return
+        record = logfiles.LogRecord(
+            message["time"] or "", message["stream"], message["line"], message["service"]
+        )
+        emit(record)
+    raise ConnectionLost("end of logs: the connection to the executor was lost (killed?)")
+
+
+def _chain(first: dict[str, Any], rest: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    yield first
+    yield from rest
+
+
+@click.command("systemd-unit")
+@click.argument("out", type=click.Path(path_type=Path), default="/var/lib/extsvc/out")
+@state_dir_option
+@log_dir_option("Log directory the unit passes to `extsvc run`.")
+@stop_timeout_option
+def systemd_unit_command(out: Path, state_dir: Path, log_dir: Path, stop_timeout: float) -> None:
+    """Print a systemd unit that runs OUT at boot with this installation of extsvc."""
+    from extsvc.executor.bootunit import systemd_unit
+
+    click.echo(systemd_unit(out, state_dir, log_dir, stop_timeout), nl=False)

@@ -1,16 +1,21 @@
 """The control socket: JSON lines over a Unix socket in the state dir (mode 0600).
 
-One request per connection, one JSON object per line::
+One request per connection, one JSON object per line (times are RFC 3339)::
 
-    -> {"op": "services"}                         <- {"ok": true, "services": [...], "now": t}
-    -> {"op": "service", "id": "ext-x"}           <- {"ok": true, "service": {...}, "now": t}
-    -> {"op": "start"|"stop"|"restart", "id": "ext-x"}
-                                                  <- {"ok": true, "message": "..."}
-    -> {"op": "logs", "id": "ext-x", "tail": N|null, "follow": bool}
-                                <- {"line": "..."} ... then {"ok": true, "end": true}
-    errors                                        <- {"ok": false, "error": "...", "kind": "..."}
+    -> {"op": "services"}              <- {"ok": true, "now": T, "plan": {..}, "services": [..]}
+    -> {"op": "service", "id": "ext-x"} <- {"ok": true, "now": T, "plan": {..}, "service": {..}}
+    -> {"op": "start"|"restart", "id": "ext-x", "wait": bool, "timeout": s, "settle": s}
+                                       <- {"ok": true, "message": ".."} once Running
+                                          (or Finished for a one-shot); a failure is an error
+    -> {"op": "stop", "id": "ext-x"}   <- {"ok": true, "message": ".."} once stopped
+    -> {"op": "reload"}                <- {"ok": true, "message": "..", "restarted": [..], ..}
+    -> {"op": "logs", "id": "ext-x"|null, "tail": N|null, "since": T|"", "follow": bool}
+        <- {"time", "service", "stream", "line"} .. then {"ok": true, "end": true, "reason": ".."}
+    errors                             <- {"ok": false, "error": "..", "kind": ".."}
 
-`extsvc service` and `extsvc logs` talk to the daemon only through this socket.
+A service id may be given without its ``ext-`` prefix. `extsvc service`,
+`extsvc reload` and `extsvc logs -f` talk to the daemon only through this
+socket (executor.client is their side of it).
 """
 
 from __future__ import annotations
@@ -21,88 +26,184 @@ import json
 import os
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from extsvc.executor.client import ERROR_KINDS, SOCKET_NAME, ControlClient
+from extsvc.executor.durations import format_duration
 from extsvc.executor.errors import (
-    DaemonUnreachableError,
-    EnvironmentMissingError,
     ExecutorError,
     InvalidInputError,
+    PlanError,
     UnknownServiceError,
 )
+from extsvc.executor.logfiles import LogRecord, merge, stamp
+from extsvc.executor.logs import FOLLOWER_QUEUE_LINES
+from extsvc.executor.runner import ServiceRunner
+from extsvc.executor.states import Event, ServiceState
 from extsvc.executor.supervisor import Supervisor
 
-SOCKET_NAME = "control.sock"
+__all__ = ["ERROR_KINDS", "SOCKET_NAME", "ControlClient", "ControlHandler", "ControlServer"]
+
 MAX_REQUEST_BYTES = 64 * 1024
-ERROR_KINDS: dict[str, type[ExecutorError]] = {
-    "unknown-service": UnknownServiceError,
-    "invalid-request": InvalidInputError,
-    "error": ExecutorError,
-}
+DEFAULT_START_TIMEOUT = 30.0
+# A task that dies within this much of "Started task" has not really started.
+DEFAULT_SETTLE = 1.0
+# At shutdown, followers get this long to receive the last lines before being cut.
+CLIENT_DRAIN_TIMEOUT = 2.0
+
+Reload = Callable[[], Awaitable[dict[str, Any]]]
+
+
+class StartFailed(ExecutorError):
+    """start/restart did not reach Running (or a successful finish)."""
 
 
 class ControlHandler:
     """Turns requests into supervisor calls; yields the response lines."""
 
-    def __init__(self, supervisor: Supervisor) -> None:
+    def __init__(self, supervisor: Supervisor, reload: Reload | None = None) -> None:
         self.supervisor = supervisor
+        self._reload = reload
+
+    def _plan(self) -> dict[str, Any]:
+        return {
+            "path": str(self.supervisor.plan.path),
+            "changedOnDisk": self.supervisor.plan_changed_on_disk(),
+        }
 
     async def handle(self, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         # psutil and the process tree are for status requests, not the boot path.
         from extsvc.executor import status
 
         op = request.get("op")
+        now = stamp(time.time())
         if op == "services":
             runners = self.supervisor.runners.values()
-            yield {"ok": True, "now": time.time(), "services": [status.summary(r) for r in runners]}
+            services = [status.summary(r) for r in runners]
+            yield {"ok": True, "now": now, "plan": self._plan(), "services": services}
         elif op == "service":
             runner = self.supervisor.runner(str(request.get("id")))
-            yield {"ok": True, "now": time.time(), "service": status.detail(runner)}
+            yield {"ok": True, "now": now, "plan": self._plan(), "service": status.detail(runner)}
         elif op in ("start", "stop", "restart"):
-            yield await self._control(op, str(request.get("id")))
+            yield await self._control(op, request)
+        elif op == "reload":
+            if self._reload is None:
+                raise InvalidInputError("this executor cannot reload")
+            yield {"ok": True, **(await self._reload())}
         elif op == "logs":
             async for line in self._logs(request):
                 yield line
         else:
             raise InvalidInputError(f"unknown control operation {op!r}")
 
-    async def _control(self, op: str, service_id: str) -> dict[str, Any]:
-        runner = self.supervisor.runner(service_id)
-        if op == "start":
-            started = runner.start()
-            message = (
-                f"Service {service_id!r} started"
-                if started
-                else f"Service {service_id!r} is already active"
-            )
-        elif op == "stop":
+    async def _control(self, op: str, request: dict[str, Any]) -> dict[str, Any]:
+        runner = self.supervisor.runner(str(request.get("id")))
+        service_id = runner.id
+        if self.supervisor.stopping:
+            raise ExecutorError("the executor is stopping all services")
+        if op == "stop":
+            self.supervisor.held.add(service_id)
             await runner.stop()
-            message = f"Service {service_id!r} stopped"
+            return {"ok": True, "message": f"Service {service_id!r} stopped"}
+        self.supervisor.held.discard(service_id)
+        wait = request.get("wait", False) is True
+        if op == "restart":
+            await runner.stop()
+            events = self.supervisor.listen(service_id)
+            runner.start()
+            started = True
         else:
-            await runner.restart()
-            message = f"Service {service_id!r} restarted"
-        return {"ok": True, "message": message}
+            events = self.supervisor.listen(service_id)
+            started = runner.start()
+        try:
+            if not wait:
+                verb = "restarted" if op == "restart" else "started"
+                message = f"Service {service_id!r} {verb}" if started else None
+                return {
+                    "ok": True,
+                    "message": message or f"Service {service_id!r} is already active",
+                }
+            if not started and runner.state is ServiceState.RUNNING:
+                return {"ok": True, "message": f"Service {service_id!r} is already Running"}
+            return await self._until_started(runner, events, request)
+        finally:
+            self.supervisor.unlisten(service_id, events)
+
+    async def _until_started(
+        self, runner: ServiceRunner, events: asyncio.Queue[Event], request: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Wait for Running (then ``settle`` more seconds without a failure) or a success."""
+        timeout = _seconds(request.get("timeout"), DEFAULT_START_TIMEOUT)
+        settle = _seconds(request.get("settle"), DEFAULT_SETTLE)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        running: Event | None = None
+        running_until = deadline
+        last: Event | None = runner.events.last
+        while True:
+            remaining = (running_until if running else deadline) - loop.time()
+            try:
+                event = await asyncio.wait_for(events.get(), max(remaining, 0))
+            except TimeoutError:
+                if running is not None:
+                    return {"ok": True, "message": f"{runner.id}: {running.message}"}
+                where = f"; last event: [{last.state.value}] {last.text}" if last else ""
+                raise StartFailed(
+                    f"{runner.id} did not start within {format_duration(timeout)}{where}"
+                ) from None
+            last = event
+            if event.failure or event.state in (ServiceState.FAILED, ServiceState.SKIPPED):
+                raise StartFailed(f"{runner.id} [{event.state.value}]: {event.text}")
+            if event.state is ServiceState.FINISHED:
+                if runner.last_succeeded:
+                    return {"ok": True, "message": f"{runner.id}: {event.message}"}
+                raise StartFailed(f"{runner.id} [{event.state.value}]: {event.text}")
+            if event.state is ServiceState.RUNNING and running is None:
+                running = event
+                running_until = min(loop.time() + settle, deadline + settle)
+            elif event.state is ServiceState.STOPPING:
+                raise StartFailed(f"{runner.id} was stopped while starting: {event.text}")
 
     async def _logs(self, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        log = self.supervisor.runner(str(request.get("id"))).log
+        requested = request.get("id")
+        if requested is None:
+            runners = list(self.supervisor.runners.values())
+        else:
+            runners = [self.supervisor.runner(str(requested))]
         tail = request.get("tail")
         count = tail if isinstance(tail, int) and tail >= 0 else None
-        # Subscribe before reading the files, with no await in between: no line is lost or doubled.
-        queue = log.follow() if request.get("follow") else None
+        since = str(request.get("since") or "")
+        # Subscribe before reading the files, with no await in between: no line lost or doubled.
+        queue: asyncio.Queue[LogRecord | None] | None = None
+        if request.get("follow"):
+            queue = asyncio.Queue(FOLLOWER_QUEUE_LINES)
+            for runner in runners:
+                runner.log.follow(queue)
         try:
-            for line in log.tail(count):
-                yield {"line": line}
-            while queue is not None:
+            kept = merge((r.log.tail(count, since) for r in runners), count)
+            for record in kept:
+                yield record.to_json()
+            ended = 0
+            while queue is not None and ended < len(runners):
                 followed = await queue.get()
                 if followed is None:
-                    break
-                yield {"line": followed}
+                    ended += 1
+                else:
+                    yield followed.to_json()
         finally:
             if queue is not None:
-                log.unfollow(queue)
-        yield {"ok": True, "end": True}
+                for runner in runners:
+                    runner.log.unfollow(queue)
+        reason = "the executor stopped" if self.supervisor.stopping else "the log ended"
+        if queue is not None and not self.supervisor.stopping:
+            reason = "the service was removed from the plan"
+        yield {"ok": True, "end": True, "reason": reason}
+
+
+def _seconds(value: Any, default: float) -> float:
+    return float(value) if isinstance(value, int | float) and value >= 0 else default
 
 
 class ControlServer:
@@ -128,8 +229,11 @@ class ControlServer:
         )
 
     async def close(self) -> None:
+        """Stop listening; followers get CLIENT_DRAIN_TIMEOUT to receive their last lines."""
         if self._server is not None:
             self._server.close()
+        if self._clients:
+            await asyncio.wait(set(self._clients), timeout=CLIENT_DRAIN_TIMEOUT)
         for client in list(self._clients):
             client.cancel()
         await asyncio.gather(*self._clients, return_exceptions=True)
@@ -163,48 +267,14 @@ class ControlServer:
             async for response in self.handler.handle(request):
                 await _send(writer, response)
         except ExecutorError as error:
-            kind = "unknown-service" if isinstance(error, UnknownServiceError) else "error"
+            kind = "error"
+            if isinstance(error, UnknownServiceError):
+                kind = "unknown-service"
+            elif isinstance(error, PlanError):
+                kind = "invalid-plan"
             await _send(writer, {"ok": False, "error": str(error), "kind": kind})
 
 
 async def _send(writer: asyncio.StreamWriter, message: dict[str, Any]) -> None:
     writer.write(json.dumps(message).encode() + b"\n")
     await writer.drain()
-
-
-class ControlClient:
-    """Blocking client for the CLI: a missing daemon is one clear error, not a traceback."""
-
-    def __init__(self, state_dir: Path, timeout: float | None = 60.0) -> None:
-        self.path = state_dir / SOCKET_NAME
-        self.timeout = timeout
-
-    def request(self, request: dict[str, Any]) -> dict[str, Any]:
-        for response in self.stream(request):
-            return response
-        raise DaemonUnreachableError(f"the daemon on {self.path} closed the connection")
-
-    def stream(self, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        connection.settimeout(self.timeout)
-        try:
-            connection.connect(str(self.path))
-        except (FileNotFoundError, ConnectionRefusedError):
-            connection.close()
-            raise DaemonUnreachableError(
-                f"no extsvc daemon is listening on {self.path} "
-                "(start one with `extsvc run OUT`, or pass its --state-dir)"
-            ) from None
-        except PermissionError:
-            connection.close()
-            raise EnvironmentMissingError(
-                f"permission denied on {self.path} (the control socket is root's: run as root)"
-            ) from None
-        with connection, connection.makefile("rb") as lines:
-            connection.sendall(json.dumps(request).encode() + b"\n")
-            for raw in lines:
-                response = json.loads(raw)
-                if response.get("ok") is False:
-                    error_type = ERROR_KINDS.get(response.get("kind", "error"), ExecutorError)
-                    raise error_type(response.get("error", "request failed"))
-                yield response

@@ -1,28 +1,39 @@
 """`extsvc run`: check the host, load the plan, clean up, supervise, stop cleanly on a signal.
 
 Reads like the list of its stages (STYLE: a main that reads like the pipeline).
+
+Signals, as a daemon: SIGTERM and SIGINT stop every service (dependents first,
+the configured grace) and exit 0; SIGHUP reloads the plan. The CLI blocks the
+three at its first instruction and they are unblocked only once the loop's
+handlers are in place, so none can kill the executor half-started (a pending
+one is delivered then). Containers run in their own session (executor.runc),
+so a terminal's Ctrl-C reaches the executor alone, which stops them gracefully.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import shutil
-import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from extsvc.compiler.format.plan import Plan, load_plan
 from extsvc.compiler.format.plan import PlanError as FormatPlanError
-from extsvc.executor import mounts, reaper, recovery
+from extsvc.executor import mounts, reaper, recovery, signals
 from extsvc.executor.adapt import HostFacts
+from extsvc.executor.client import RUN_INFO
 from extsvc.executor.clock import SystemClock
 from extsvc.executor.control import SOCKET_NAME, ControlHandler, ControlServer
 from extsvc.executor.errors import EnvironmentMissingError, PlanError
 from extsvc.executor.extconfig import ConfigDirectory
 from extsvc.executor.hostservices import load_host_services
 from extsvc.executor.logs import ConsoleKind, make_console
+from extsvc.executor.notify import Notifier
 from extsvc.executor.runc import RuncRuntime
 from extsvc.executor.runner import RestartTiming, RunnerSettings
 from extsvc.executor.states import Event
@@ -82,28 +93,79 @@ def check_environment(options: DaemonOptions) -> str:
     return binary
 
 
-def prepare(options: DaemonOptions) -> tuple[str, Plan]:
-    """Everything that can fail before the daemon touches the host."""
-    binary = check_environment(options)
+def load(options: DaemonOptions) -> Plan:
     try:
-        return binary, load_plan(options.plan)
+        return load_plan(options.plan)
     except FormatPlanError as error:
         raise PlanError(str(error)) from None
 
 
+def prepare(options: DaemonOptions) -> tuple[str, Plan]:
+    """Everything that can fail before the daemon touches the host."""
+    binary = check_environment(options)
+    return binary, load(options)
+
+
+def write_run_info(workspace: Workspace, options: DaemonOptions, plan: Plan) -> None:
+    """Where this daemon keeps its logs, for `extsvc logs` (kept after exit: logs outlive us)."""
+    info = {"pid": os.getpid(), "plan": str(plan.path), "logDir": str(options.log_dir.resolve())}
+    temporary = workspace.state_dir / (RUN_INFO + ".tmp")
+    temporary.write_text(json.dumps(info) + "\n")
+    temporary.rename(workspace.state_dir / RUN_INFO)
+
+
+class Signals:
+    """The loop's handlers for the daemon's signals; unblocks them once installed."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, on_reload: Callable[[], None]) -> None:
+        self.loop = loop
+        self.stop = asyncio.Event()
+        for signum in signals.STOP_SIGNALS:
+            loop.add_signal_handler(signum, self.stop.set)
+        loop.add_signal_handler(signals.RELOAD_SIGNAL, on_reload)
+        signals.unblock()
+
+    def remove(self) -> None:
+        for signum in signals.HANDLED_SIGNALS:
+            self.loop.remove_signal_handler(signum)
+
+
 async def run_daemon(options: DaemonOptions, reporter: Reporter | None = None) -> None:
     reporter = reporter or Reporter()
+    loop = asyncio.get_running_loop()
+    reload_requests: list[Callable[[], None]] = []
+
+    def on_reload() -> None:
+        for request in reload_requests:
+            request()
+
+    handlers = Signals(loop, on_reload)
+    notifier = Notifier.from_environment()
+    try:
+        await _run(options, reporter, handlers, notifier, reload_requests)
+    finally:
+        handlers.remove()
+        notifier.close()
+
+
+async def _run(
+    options: DaemonOptions,
+    reporter: Reporter,
+    handlers: Signals,
+    notifier: Notifier,
+    reload_requests: list[Callable[[], None]],
+) -> None:
     binary, plan = prepare(options)
     host_services = load_host_services(options.host_services)
     workspace = Workspace(options.state_dir)
     workspace.create()
     lock = recovery.StateLock.acquire(workspace)
-    loop = asyncio.get_running_loop()
     try:
         reaper.become_subreaper()
         # The one reader of every exit status (asyncio's child watcher is never used).
         reaper.children().install()
         runtime = RuncRuntime(binary, workspace, use_overlay=options.overlay)
+        write_run_info(workspace, options, plan)
 
         for item in await recovery.clean_leftovers(plan, runtime):
             reporter.notice(f"cleaned up after a previous executor: {item}")
@@ -112,6 +174,7 @@ async def run_daemon(options: DaemonOptions, reporter: Reporter | None = None) -
         configs = ConfigDirectory(
             options.config_dir, workspace.state_dir / "configs", on_problem=reporter.notice
         )
+
         supervisor = Supervisor(
             plan,
             runtime,
@@ -130,27 +193,87 @@ async def run_daemon(options: DaemonOptions, reporter: Reporter | None = None) -
             prepare_spec=configs.apply,
             on_event=reporter.on_event,
         )
-        stop_requested = asyncio.Event()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop_requested.set)
+        reloading = asyncio.Lock()
+
+        def running_status() -> str:
+            return f"running {len(supervisor.plan.services)} service(s) from {supervisor.plan.path}"
+
+        async def reload() -> dict[str, Any]:
+            """Re-read OUT; a plan that fails validation is refused, nothing is touched."""
+            if supervisor.stopping:
+                raise PlanError("the executor is stopping: not reloading")
+            async with reloading:
+                notifier.reloading()
+                try:
+                    try:
+                        new_plan = load(options)
+                    except PlanError as error:
+                        raise PlanError(
+                            f"reload refused, the running services are kept:\n{error}"
+                        ) from None
+                    report = await supervisor.reload(new_plan)
+                finally:
+                    notifier.ready(running_status())
+            reporter.notice(report.summary())
+            return {"message": report.summary(), **report.to_json()}
+
+        async def reload_on_signal() -> None:
+            reporter.notice("SIGHUP: reloading the plan")
+            try:
+                await reload()
+            except PlanError as error:
+                reporter.notice(str(error))
+
+        background: set[asyncio.Task[None]] = set()
+
+        def request_reload() -> None:
+            task = asyncio.create_task(reload_on_signal())
+            background.add(task)
+            task.add_done_callback(background.discard)
+
         # Services first (their lifecycles run at the next await), then what can wait.
-        supervisor.start_all()
-        control = ControlServer(workspace.state_dir / SOCKET_NAME, ControlHandler(supervisor))
+        if not handlers.stop.is_set():
+            supervisor.start_all()
+            reload_requests.append(request_reload)
+        control = ControlServer(
+            workspace.state_dir / SOCKET_NAME, ControlHandler(supervisor, reload=reload)
+        )
         await control.start()
-        watcher = asyncio.create_task(configs.watch(supervisor, stop_requested))
+        watcher = asyncio.create_task(configs.watch(supervisor, handlers.stop))
+        watchdog = asyncio.create_task(notifier.watchdog(_watchdog_usec()))
         reporter.notice(
             f"running {len(plan.services)} service(s) from {plan.path} "
             f"(state {workspace.state_dir}, logs {options.log_dir})"
         )
-        await stop_requested.wait()
+        # READY=1: plan loaded, recovery done, every service began its first attempt.
+        began = asyncio.ensure_future(supervisor.wait_all_began())
+        stopping = asyncio.ensure_future(handlers.stop.wait())
+        await asyncio.wait({began, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        began.cancel()
+        if not handlers.stop.is_set():
+            notifier.ready(running_status())
+        await stopping
 
+        reload_requests.clear()
+        notifier.stopping()
         reporter.notice("stopping all services")
         watcher.cancel()
-        await control.close()
+        for task in list(background):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await supervisor.shutdown()
-        recovery.remove_created_cgroup_parents(plan, workspace)
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)
+        # After the shutdown: `logs -f` clients get the last lines and the reason it ended.
+        await control.close()
+        watchdog.cancel()
+        recovery.remove_created_cgroup_parents(supervisor.plan, workspace)
         reporter.notice("all services stopped")
     finally:
         lock.release()
+
+
+def _watchdog_usec() -> str | None:
+    """$WATCHDOG_USEC, when it is meant for this process ($WATCHDOG_PID unset or ours)."""
+    owner = os.environ.get("WATCHDOG_PID")
+    if owner and owner != str(os.getpid()):
+        return None
+    return os.environ.get("WATCHDOG_USEC")

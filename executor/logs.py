@@ -1,6 +1,7 @@
 """Service logs: one size-rotated file per service, live followers, and the console.
 
-Each line a container writes goes, in order, to ``<log-dir>/ext-<name>.log``,
+Each line a container writes goes, in order, to ``<log-dir>/ext-<name>.log``
+(stamped with its time and stream, see ``logfiles``),
 to every follower (`extsvc logs -f` through the control socket, so following
 survives rotation), and, for ``logToConsole`` services, to the console.
 A file rotates at ``max_bytes`` keeping ``backups`` older files, so a service
@@ -13,10 +14,20 @@ import asyncio
 import contextlib
 import os
 import sys
-from collections import deque
+import time
 from enum import Enum
 from pathlib import Path
 from typing import IO, Protocol
+
+from extsvc.executor.logfiles import (
+    MARKER,
+    OUTPUT,
+    LogRecord,
+    encode,
+    read_service,
+    rotated_files,
+    stamp,
+)
 
 DEFAULT_MAX_BYTES = 1024 * 1024
 DEFAULT_BACKUPS = 2
@@ -110,21 +121,6 @@ class RotatingFile:
         self._file.close()
 
 
-def tail_lines(files: list[Path], count: int | None) -> list[str]:
-    """The last ``count`` lines (all when None) of ``files`` read oldest first."""
-    lines: deque[str] = deque(maxlen=count)
-    if count == 0:
-        return []
-    for path in files:
-        try:
-            with path.open("rb") as handle:
-                for raw in handle:
-                    lines.append(raw.rstrip(b"\n").decode(errors="replace"))
-        except FileNotFoundError:
-            continue
-    return list(lines)
-
-
 class ServiceLog:
     """Where one service's output goes."""
 
@@ -139,35 +135,52 @@ class ServiceLog:
         self.service_id = service_id
         self._file = RotatingFile(log_dir / f"{service_id}.log", max_bytes, backups)
         self._console = console
-        self._followers: set[asyncio.Queue[str | None]] = set()
+        self._followers: set[asyncio.Queue[LogRecord | None]] = set()
         self.last_line = ""
 
-    def write(self, line: str) -> None:
-        self._file.write(line.encode(errors="replace") + b"\n")
+    def write(self, line: str, at: float | None = None) -> None:
+        """A line of the container's output (its stdout and stderr share one pipe), read at
+        ``at`` (seconds since the epoch; now by default)."""
         if line.strip():
             self.last_line = line
         if self._console is not None:
             self._console.write(self.service_id, line)
+        moment = time.time() if at is None else at
+        self._store(LogRecord(stamp(moment), OUTPUT, line, self.service_id))
+
+    def mark(self, text: str) -> None:
+        """The executor's own line between runs (``-- ext-x run 3 started --``)."""
+        self._store(LogRecord(stamp(time.time()), MARKER, text, self.service_id))
+
+    def _store(self, record: LogRecord) -> None:
+        self._file.write(encode(record))
         for queue in self._followers:
             with contextlib.suppress(asyncio.QueueFull):
-                queue.put_nowait(line)
+                queue.put_nowait(record)
 
-    def tail(self, count: int | None) -> list[str]:
-        files = [self._file.rotated(i) for i in range(self._file.backups, -1, -1)]
-        return tail_lines(files, count)
+    def files(self) -> list[Path]:
+        return rotated_files(self._file.path, self._file.backups)
 
-    def follow(self) -> asyncio.Queue[str | None]:
-        """A queue of every line written from now on; None marks the log's end."""
-        queue: asyncio.Queue[str | None] = asyncio.Queue(FOLLOWER_QUEUE_LINES)
+    def tail(self, count: int | None, since: str = "") -> list[LogRecord]:
+        return read_service(self.files(), self.service_id, count, since)
+
+    def follow(
+        self, queue: asyncio.Queue[LogRecord | None] | None = None
+    ) -> asyncio.Queue[LogRecord | None]:
+        """A queue (``queue``, or a new one) of every record written from now on; None marks
+        the log's end. One queue may follow several logs (`extsvc logs -f` of all services)."""
+        if queue is None:
+            queue = asyncio.Queue(FOLLOWER_QUEUE_LINES)
         self._followers.add(queue)
         return queue
 
-    def unfollow(self, queue: asyncio.Queue[str | None]) -> None:
+    def unfollow(self, queue: asyncio.Queue[LogRecord | None]) -> None:
         self._followers.discard(queue)
 
     def close(self) -> None:
         for queue in self._followers:
-            with contextlib.suppress(asyncio.QueueFull):
-                queue.put_nowait(None)
+            if queue.full():  # the end must arrive even to a follower that fell behind
+                queue.get_nowait()
+            queue.put_nowait(None)
         self._followers.clear()
         self._file.close()

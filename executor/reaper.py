@@ -132,8 +132,18 @@ class Children:
                 (os.POSIX_SPAWN_DUP2, null if fd == DEVNULL else fd, target)
                 for target, fd in enumerate((stdin, stdout, stderr))
             ]
+            # setsid: every helper and container runs in its own session, out of the
+            # terminal's foreground process group: a Ctrl-C reaches the executor alone,
+            # which stops the containers gracefully. An empty signal mask: the CLI blocks
+            # the daemon's signals until it handles them (executor.signals).
             pid = os.posix_spawnp(
-                argv[0], list(argv), os.environ, file_actions=actions, setsigdef=RESTORED_SIGNALS
+                argv[0],
+                list(argv),
+                os.environ,
+                file_actions=actions,
+                setsigdef=RESTORED_SIGNALS,
+                setsigmask=(),
+                setsid=True,
             )
         finally:
             os.close(null)

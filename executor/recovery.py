@@ -1,8 +1,13 @@
 """Leave no trace: clean up what a SIGKILLed executor left behind; lock the state dir.
 
 Before anything starts, every container in our runc root is force-deleted, every
-mount under the state dir's rootfs/ and overlay/ is unmounted and every cgroup
-of a known service is removed: a service must never find itself still running.
+mount under the state dir's rootfs/ and overlay/ is unmounted and the cgroups of
+those services are emptied and removed: a service must never find itself still
+running. Only what *this* state dir records is touched: another executor (another
+--state-dir) may run a service of the same name, hence in the same cgroup
+(/system/extensions/<name>), and its processes are not ours to kill. Before each
+container is created, ``cgroups.ensure_free`` refuses a cgroup that holds processes we
+did not start.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from extsvc.compiler.format.plan import Plan, cgroups_path, service_name
+from extsvc.compiler.format.plan import Plan, ServicePlan, cgroups_path, service_name
 from extsvc.executor import cgroups, mounts
 from extsvc.executor.errors import EnvironmentMissingError
 from extsvc.executor.runc import RuncRuntime
@@ -51,13 +56,20 @@ class StateLock:
             os.close(self.fd)
 
 
+def service_cgroup(service: ServicePlan) -> str:
+    return str(service.spec.get("linux", {}).get("cgroupsPath") or cgroups_path(service.name))
+
+
 def cgroup_paths(plan: Plan, extra_names: set[str]) -> set[str]:
-    paths = {
-        service.spec.get("linux", {}).get("cgroupsPath") or cgroups_path(service.name)
-        for service in plan.services.values()
-    }
+    paths = {service_cgroup(service) for service in plan.services.values()}
     paths.update(cgroups_path(name) for name in extra_names)
     return paths
+
+
+def own_cgroup_paths(plan: Plan, names: set[str]) -> set[str]:
+    """The cgroups of ``names`` (services this state dir has traces of)."""
+    by_name = {service.name: service for service in plan.services.values()}
+    return {service_cgroup(by_name[n]) if n in by_name else cgroups_path(n) for n in names}
 
 
 async def clean_leftovers(plan: Plan, runtime: RuncRuntime) -> list[str]:
@@ -79,7 +91,7 @@ async def clean_leftovers(plan: Plan, runtime: RuncRuntime) -> list[str]:
     for name in names:
         workspace.unmount_rootfs(name)
         workspace.remove_bundle(name)
-    for path in sorted(cgroup_paths(plan, names)):
+    for path in sorted(own_cgroup_paths(plan, names)):
         for pid in cgroups.processes(path):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, 9)

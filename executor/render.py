@@ -2,13 +2,38 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from extsvc.executor.durations import format_duration
 
 
-def _age(now: float, timestamp: float) -> str:
-    return f"{format_duration(max(now - timestamp, 0.0))} ago"
+def _epoch(moment: str | float) -> float:
+    if isinstance(moment, int | float):
+        return float(moment)
+    return datetime.fromisoformat(moment).timestamp()
+
+
+def _age(now: str | float, moment: str | float) -> str:
+    return f"{format_duration(max(_epoch(now) - _epoch(moment), 0.0))} ago"
+
+
+def _health(service: dict[str, Any]) -> str:
+    """Talos's column: "?" without a health check or before its first result."""
+    health = service.get("health")
+    if not isinstance(health, dict) or health.get("healthy") is None:
+        return "?"
+    return "OK" if health["healthy"] else "Fail"
+
+
+def plan_note(plan: dict[str, Any] | None) -> str | None:
+    """systemd's "changed on disk": the compiled plan differs from the one running."""
+    if not plan or not plan.get("changedOnDisk"):
+        return None
+    return (
+        f"warning: {plan['path']} changed on disk since it was loaded; "
+        "run `extsvc reload` to apply it"
+    )
 
 
 def _columns(rows: list[list[str]]) -> str:
@@ -20,14 +45,14 @@ def _columns(rows: list[list[str]]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def services_table(services: list[dict[str, Any]], now: float) -> str:
+def services_table(services: list[dict[str, Any]], now: str | float) -> str:
     rows = [["SERVICE", "STATE", "HEALTH", "LAST-CHANGE", "LAST-EVENT"]]
     for service in services:
         rows.append(
             [
                 service["id"],
                 service["state"],
-                service["health"],
+                _health(service),
                 _age(now, service["lastChange"]),
                 service["lastEvent"],
             ]
@@ -50,12 +75,12 @@ def _health_message(service: dict[str, Any]) -> list[tuple[str, str]]:
     return [("LAST HEALTH MESSAGE", message)] if message else []
 
 
-def service_detail(service: dict[str, Any], now: float) -> str:
+def service_detail(service: dict[str, Any], now: str | float) -> str:
     pid = service.get("pid")
     fields = [
         ("ID", service["id"]),
         ("STATE", service["state"]),
-        ("HEALTH", service["health"]),
+        ("HEALTH", _health(service)),
         *_health_message(service),
         ("PID", str(pid) if pid is not None else "-"),
         ("RESTARTS", str(service["restarts"])),
@@ -66,13 +91,15 @@ def service_detail(service: dict[str, Any], now: float) -> str:
         fields.append(
             ("MEMORY", f"{_bytes(service['memoryBytes'])} ({len(service['processes'])} processes)")
         )
+    # Host adaptations of the spec, the same every run: shown here, an event only once.
+    fields += [("ADAPTATION", text) for text in service.get("adaptations", [])]
     lines = [f"{name:<9}{value}" if len(name) < 9 else f"{name} {value}" for name, value in fields]
     events = service["events"]
     for index, event in enumerate(events):
         label = "EVENTS" if index == 0 else ""
-        lines.append(
-            f"{label:<9}[{event['state']}]: {event['message']} ({_age(now, event['time'])})"
-        )
+        count = event.get("count", 1)
+        text = event["message"] if count == 1 else f"{event['message']} (\u00d7{count})"
+        lines.append(f"{label:<9}[{event['state']}]: {text} ({_age(now, event['time'])})")
     if not events:
         lines.append(f"{'EVENTS':<9}-")
     return "\n".join(lines)

@@ -95,6 +95,10 @@ class RuncRuntime:
     async def create(
         self, service: ServicePlan, spec: dict[str, Any], on_output: OutputSink
     ) -> RuncContainer:
+        cgroups_path = spec.get("linux", {}).get("cgroupsPath")
+        if cgroups_path:
+            # Never next to processes this executor did not start (issue 8): raises.
+            cgroups.ensure_free(cgroups_path, service.name)
         runtime_spec = dict(spec)
         root = dict(runtime_spec.get("root", {}))
         lower = root.get("path", service.rootfs)

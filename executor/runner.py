@@ -31,12 +31,14 @@ from typing import Any, TypeVar
 
 from extsvc.compiler.format.plan import OnUnhealthy, RestartPolicy, ServicePlan
 from extsvc.executor.adapt import HostFacts, adapt_spec
+from extsvc.executor.causes import runc_cause
 from extsvc.executor.clock import Clock
 from extsvc.executor.conditions import Condition
 from extsvc.executor.durations import format_duration
 from extsvc.executor.errors import LaunchError
 from extsvc.executor.health import Health, HealthMonitor
 from extsvc.executor.limits import RestartBudget, short_duration
+from extsvc.executor.logfiles import run_ended, run_started
 from extsvc.executor.logs import ServiceLog
 from extsvc.executor.runtime import Container, ContainerRuntime, ExecResult
 from extsvc.executor.states import TRANSITIONS, Event, EventHistory, ServiceState
@@ -145,6 +147,8 @@ class ServiceRunner:
         self.gave_up_reason: str | None = None
         self.health_monitor: HealthMonitor | None = None
         self._unhealthy = asyncio.Event()
+        # Host adaptations are the same each run: reported once per executor start.
+        self.adaptations: list[str] = []
 
     @property
     def id(self) -> str:
@@ -193,17 +197,22 @@ class ServiceRunner:
         await self.stop()
         self.start()
 
+    def note(self, message: str) -> None:
+        """An event that changes nothing in the state (a reload, for one)."""
+        self._transition(self.state, message)
+
     # ----- the state machine
 
-    def _transition(self, state: ServiceState, message: str) -> None:
-        """Record an event; a change of state must be in TRANSITIONS (Supervisor's guard)."""
+    def _transition(self, state: ServiceState, message: str, failure: bool = False) -> None:
+        """Record an event; a change of state must be in TRANSITIONS (Supervisor's guard).
+
+        ``failure`` marks a run's failure report, folded when it repeats (EventHistory)."""
         if state is not self.state:
             allowed = TRANSITIONS[self.state]
             assert state in allowed, f"{self.id}: {self.state.value} -> {state.value} not allowed"
             self.state = state
             self.last_change = self.clock.now()
-        event = Event(state, message, self.clock.now())
-        self.events.append(event)
+        event = self.events.append(Event(state, message, self.clock.now(), failure=failure))
         if self._on_event is not None:
             self._on_event(self.id, event)
         self.board.notify()
@@ -248,7 +257,7 @@ class ServiceRunner:
                 if outcome.succeeded:
                     self._transition(ServiceState.FINISHED, "Service finished successfully")
                 else:
-                    self._transition(ServiceState.FAILED, report)
+                    self._transition(ServiceState.FAILED, report, failure=not outcome.succeeded)
                 return
             if (
                 not outcome.succeeded
@@ -269,6 +278,7 @@ class ServiceRunner:
             self._transition(
                 ServiceState.WAITING,
                 f"{report}; restarting {how} in {format_duration(delay)}",
+                failure=not outcome.succeeded,
             )
             began = self.clock.now()
             # A task that could not even start would fail to be created ahead as well.
@@ -289,10 +299,11 @@ class ServiceRunner:
                 f'task "{self.id}" unhealthy: health check failed {retries} times in a row '
                 f"({self.last_health_message})"
             )
-        last = self.log.last_line
+        # runc's own error (a long logfmt line) is reduced to its cause; the log keeps it all.
+        last = runc_cause(self.log.last_line)
         last_log = f' (last log "{last}")' if last else ""
         if outcome.error is not None:
-            return f'Failed to start task "{self.id}": {outcome.error}{last_log}'
+            return f'Failed to start task "{self.id}": {runc_cause(outcome.error)}{last_log}'
         if outcome.exit_code == 0:
             return f'Task "{self.id}" finished: exit code 0'
         code = "unknown" if outcome.exit_code is None else str(outcome.exit_code)
@@ -367,7 +378,7 @@ class ServiceRunner:
             await self.runtime.cleanup(self.service)
 
     def _on_output(self, line: bytes, read_at: float) -> None:
-        self.log.write(line.decode(errors="replace"))
+        self.log.write(line.decode(errors="replace"), read_at)
 
     async def _run_once(self) -> RunOutcome:
         # -> Preparing: conditions are met (or the restart interval is over).
@@ -376,12 +387,15 @@ class ServiceRunner:
             spec, adaptations = self._spec()
         except LaunchError as error:
             await self._discard_created()
-            return RunOutcome(error=str(error))
+            return self._failed_start(error)
         if self._created is not None and self._created[1] != _spec_key(spec):
             # The spec changed since the container was created (a new configuration).
             await self._discard_created()
         for message in adaptations:
-            self._transition(ServiceState.PREPARING, message)
+            # The same every run: an event once per executor start, then in `service ID`.
+            if message not in self.adaptations:
+                self.adaptations.append(message)
+                self._transition(ServiceState.PREPARING, message)
         self._transition(ServiceState.PREPARING, "Creating service runner")
         if self._created is not None:
             container, self._created = self._created[0], None
@@ -389,12 +403,14 @@ class ServiceRunner:
             try:
                 container = await self.runtime.create(self.service, spec, self._on_output)
             except LaunchError as error:
-                return RunOutcome(error=str(error))
+                return self._failed_start(error)
         try:
+            # Before the start: the container may write before "Started task" is known.
+            self.log.mark(run_started(self.id, self.runs + 1))
             try:
                 await self.runtime.start(container)
             except LaunchError as error:
-                return RunOutcome(error=str(error))
+                return self._failed_start(error)
             self.container = container
             self.runs += 1
             # Preparing -> Running: the task exists and runs.
@@ -411,6 +427,7 @@ class ServiceRunner:
             exit_code = await self._terminate(container) if isinstance(result, _Stopped) else result
             self.last_exit_code = exit_code
             self.last_succeeded = exit_code == 0 and not ended_by_us
+            self.log.mark(run_ended(exit_code, stopped))
             return RunOutcome(exit_code=exit_code, stopped=stopped, unhealthy=unhealthy)
         finally:
             await self._stop_health_checks()
@@ -442,6 +459,10 @@ class ServiceRunner:
         self._transition(ServiceState.RUNNING, f"Health check failed: {monitor.last_message}")
         if monitor.check.on_unhealthy is OnUnhealthy.RESTART:
             self._unhealthy.set()
+
+    def _failed_start(self, error: LaunchError) -> RunOutcome:
+        self.log.mark(f"-- failed to start: {runc_cause(str(error))} --")
+        return RunOutcome(error=str(error))
 
     async def _terminate(self, container: Container) -> int | None:
         # Running -> Stopping: SIGTERM to every process, then the grace period.

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
+
+from extsvc.executor.logfiles import stamp
 
 EVENT_HISTORY = 64
 
@@ -66,19 +68,57 @@ class Event:
     state: ServiceState
     message: str
     timestamp: float
+    # A run's failure (its report); identical ones in a row are folded into one, counted.
+    failure: bool = False
+    count: int = 1
+
+    @property
+    def text(self) -> str:
+        return self.message if self.count == 1 else f"{self.message} (\u00d7{self.count})"
 
     def to_json(self) -> dict[str, Any]:
-        return {"state": self.state.value, "message": self.message, "time": self.timestamp}
+        return {
+            "state": self.state.value,
+            "message": self.message,
+            "count": self.count,
+            "time": stamp(self.timestamp),
+        }
+
+
+# The events of a run that ends in the same failure again say nothing new.
+_ROUTINE_RUN_STATES = frozenset({ServiceState.PREPARING, ServiceState.RUNNING})
 
 
 class EventHistory:
-    """The last EVENT_HISTORY events, oldest first."""
+    """The last EVENT_HISTORY events, oldest first.
+
+    A crash loop repeats the same four events per run; kept as they come, ten
+    restarts would push everything else out. So when a failure repeats the last
+    failure word for word, the run in between (pre state, runner, "Started
+    task", all routine) is dropped and the failure is counted instead: the
+    history reads ``task "ext-x" failed: exit code 1 ... (x12)`` and keeps the
+    events from before the loop.
+    """
 
     def __init__(self, limit: int = EVENT_HISTORY) -> None:
         self._events: deque[Event] = deque(maxlen=limit)
 
-    def append(self, event: Event) -> None:
+    def append(self, event: Event) -> Event:
+        """Record ``event``; returns it as stored (with its fold count)."""
+        if event.failure:
+            for index in range(len(self._events) - 1, -1, -1):
+                previous = self._events[index]
+                if not previous.failure:
+                    continue
+                between = list(self._events)[index + 1 :]
+                routine = all(e.state in _ROUTINE_RUN_STATES for e in between)
+                if routine and (previous.state, previous.message) == (event.state, event.message):
+                    while len(self._events) > index:
+                        self._events.pop()
+                    event = replace(event, count=previous.count + 1)
+                break
         self._events.append(event)
+        return event
 
     def __iter__(self) -> Iterator[Event]:
         return iter(self._events)

@@ -1,4 +1,8 @@
-"""What `extsvc service` reports about a runner, as JSON-ready dicts (psutil for the OS side)."""
+"""What `extsvc service` reports about a runner, as JSON-ready dicts (psutil for the OS side).
+
+The shape is documented as a JSON Schema: docs/service-status.schema.json.
+Times are RFC 3339 (UTC, milliseconds).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,19 @@ from typing import Any
 
 import psutil
 
+from extsvc.executor.health import Health
+from extsvc.executor.logfiles import stamp
 from extsvc.executor.runner import ServiceRunner
+
+_HEALTHY = {Health.OK: True, Health.FAIL: False, Health.UNKNOWN: None}
+
+
+def health(runner: ServiceRunner) -> dict[str, Any] | None:
+    """null without an x-extsvc health check (Talos shows "?"); else whether the current
+    run is healthy (null: not known yet, or no task) and the check's last message."""
+    if runner.service.policy.health is None:
+        return None
+    return {"healthy": _HEALTHY[runner.health], "message": runner.last_health_message or None}
 
 
 def summary(runner: ServiceRunner) -> dict[str, Any]:
@@ -15,10 +31,9 @@ def summary(runner: ServiceRunner) -> dict[str, Any]:
     return {
         "id": runner.id,
         "state": runner.state.value,
-        # "?" without an x-extsvc health check, as Talos shows extension services.
-        "health": runner.health.value,
-        "lastChange": runner.last_change,
-        "lastEvent": last.message if last is not None else "",
+        "health": health(runner),
+        "lastChange": stamp(runner.last_change),
+        "lastEvent": last.text if last is not None else "",
     }
 
 
@@ -34,6 +49,7 @@ def detail(runner: ServiceRunner) -> dict[str, Any]:
             "restartPolicy": runner.service.restart.value,
             "lastHealthMessage": runner.last_health_message,
             "logToConsole": runner.service.log_to_console,
+            "adaptations": list(runner.adaptations),
             "events": [event.to_json() for event in reversed(list(runner.events))],
             "processes": process_tree(container.pid) if container is not None else [],
         }

@@ -4,26 +4,70 @@ Every service starts its lifecycle at once; dependency order comes from each
 service waiting for its conditions, so independent services start in parallel
 and a chain starts in order. A whole-plan shutdown stops each service only after
 every service that depends on it has stopped.
+
+A reload swaps the plan: services whose plan entry (bundle digest included)
+changed are restarted with the new entry, new ones started, removed ones
+stopped (dependents first); the others are not touched (same PID).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
+import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from extsvc.compiler.format.plan import Plan, ServicePlan
 from extsvc.executor.adapt import HostFacts
+from extsvc.executor.client import resolve_id
 from extsvc.executor.clock import Clock
 from extsvc.executor.conditions import HostProbes, conditions_for
-from extsvc.executor.errors import UnknownServiceError
 from extsvc.executor.hostservices import ReadinessRule
 from extsvc.executor.logs import Console, ServiceLog
 from extsvc.executor.runner import RunnerSettings, ServiceRunner, StateBoard
 from extsvc.executor.runtime import ContainerRuntime
 from extsvc.executor.states import Event, ServiceState
+
+
+@dataclass
+class ReloadReport:
+    restarted: list[str] = field(default_factory=list)
+    started: list[str] = field(default_factory=list)
+    stopped: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def summary(self) -> str:
+        parts = [
+            f"{what} {', '.join(ids)}"
+            for what, ids in (
+                ("restarted", self.restarted),
+                ("started", self.started),
+                ("stopped", self.stopped),
+            )
+            if ids
+        ]
+        parts.append(f"{len(self.unchanged)} unchanged")
+        return "reloaded: " + "; ".join(parts)
+
+
+def entry_changed(old: ServicePlan, new: ServicePlan) -> bool:
+    """The plan entry differs (bundle digest, restart, dependencies, ...). The level is
+    left out: it moves when another service is added, which changes nothing here."""
+    return dataclasses.replace(old, level=new.level) != new
+
+
+def file_digest(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 class Supervisor:
@@ -44,30 +88,82 @@ class Supervisor:
         on_event: Callable[[str, Event], None] | None = None,
     ) -> None:
         self.plan = plan
+        # The plan file as loaded, to tell when the one on disk differs ("changed on disk").
+        self.plan_digest = file_digest(plan.path)
         self.board = StateBoard()
         self.runners: dict[str, ServiceRunner] = {}
-        for service in plan.services.values():
-            self.runners[service.id] = ServiceRunner(
+        # Services stopped through the control socket: a reload leaves them stopped.
+        self.held: set[str] = set()
+        self.stopping = False
+        self._listeners: dict[str, set[asyncio.Queue[Event]]] = {}
+        self._on_event = on_event
+        self._host_services = host_services or {}
+        self._has_configuration = has_configuration
+        self._configuration_problem = configuration_problem
+        self._probes = probes
+
+        def make_runner(service: ServicePlan) -> ServiceRunner:
+            return ServiceRunner(
                 service=service,
                 runtime=runtime,
                 clock=clock,
                 host=host,
                 log=ServiceLog(service.id, log_dir, console if service.log_to_console else None),
-                conditions=conditions_for(
-                    service,
-                    self._is_up,
-                    host_services or {},
-                    has_configuration,
-                    configuration_problem,
-                    probes,
-                    has_health_check=lambda dep: plan.services[dep].policy.health is not None,
-                ),
+                conditions=self._conditions(service),
                 board=self.board,
                 settings=settings,
-                on_event=on_event,
+                on_event=self._event,
                 prepare_spec=prepare_spec,
-                dependency_gave_up=functools.partial(self._dependency_gave_up, service),
+                dependency_gave_up=functools.partial(self._gave_up_for, service.id),
             )
+
+        self._make_runner = make_runner
+        for service in plan.services.values():
+            self.runners[service.id] = make_runner(service)
+
+    def _conditions(self, service: ServicePlan) -> list[Any]:
+        return conditions_for(
+            service,
+            self._is_up,
+            self._host_services,
+            self._has_configuration,
+            self._configuration_problem,
+            self._probes,
+            has_health_check=lambda dep: self.plan.services[dep].policy.health is not None,
+        )
+
+    def _gave_up_for(self, service_id: str) -> str | None:
+        # The runner's service as it is now: a reload may have changed its dependencies.
+        return self._dependency_gave_up(self.runners[service_id].service)
+
+    def _event(self, service_id: str, event: Event) -> None:
+        if self._on_event is not None:
+            self._on_event(service_id, event)
+        for queue in self._listeners.get(service_id, ()):
+            queue.put_nowait(event)
+
+    def listen(self, service_id: str) -> asyncio.Queue[Event]:
+        """Every event of ``service_id`` from now on (control: start/restart waits)."""
+        queue: asyncio.Queue[Event] = asyncio.Queue()
+        self._listeners.setdefault(service_id, set()).add(queue)
+        return queue
+
+    def unlisten(self, service_id: str, queue: asyncio.Queue[Event]) -> None:
+        self._listeners.get(service_id, set()).discard(queue)
+
+    def plan_changed_on_disk(self) -> bool:
+        return file_digest(self.plan.path) != self.plan_digest
+
+    def all_began(self) -> bool:
+        """Every service has begun its first attempt (left Initialized): sd_notify READY."""
+        return all(r.state is not ServiceState.INITIALIZED for r in self.runners.values())
+
+    async def wait_all_began(self) -> None:
+        while True:
+            changed = self.board.next_change()
+            if self.all_began():
+                return
+            await changed.wait()
 
     def _is_up(self, service_id: str) -> bool:
         runner = self.runners.get(service_id)
@@ -93,13 +189,8 @@ class Supervisor:
         return None
 
     def runner(self, service_id: str) -> ServiceRunner:
-        try:
-            return self.runners[service_id]
-        except KeyError:
-            known = ", ".join(sorted(self.runners)) or "none"
-            raise UnknownServiceError(
-                f"unknown service {service_id!r} (services: {known})"
-            ) from None
+        """The runner of ``service_id``, also given as a bare name (``hello`` for ext-hello)."""
+        return self.runners[resolve_id(service_id, self.runners)]
 
     def start_all(self) -> None:
         for level in self.plan.levels:
@@ -108,18 +199,60 @@ class Supervisor:
 
     async def shutdown(self) -> None:
         """Stop every service, each after all of its dependents (reverse dependency order)."""
+        self.stopping = True
+        await self._stop_dependents_first(set(self.runners))
+        for runner in self.runners.values():
+            runner.log.close()
+
+    async def _stop_dependents_first(self, service_ids: set[str]) -> None:
+        """Stop ``service_ids``, each after those of them that depend on it (current plan)."""
         stopped: dict[str, asyncio.Future[None]] = {
-            service_id: asyncio.get_running_loop().create_future() for service_id in self.runners
+            service_id: asyncio.get_running_loop().create_future() for service_id in service_ids
         }
 
         async def stop_after_dependents(service_id: str) -> None:
             try:
                 dependents = self.plan.dependents_of(service_id)
-                await asyncio.gather(*(stopped[d] for d in dependents))
+                await asyncio.gather(*(stopped[d] for d in dependents if d in stopped))
                 await self.runners[service_id].stop()
             finally:
                 stopped[service_id].set_result(None)
 
-        await asyncio.gather(*(stop_after_dependents(s) for s in self.runners))
-        for runner in self.runners.values():
-            runner.log.close()
+        await asyncio.gather(*(stop_after_dependents(s) for s in service_ids))
+
+    async def reload(self, plan: Plan) -> ReloadReport:
+        """Apply ``plan`` (already loaded and validated): only what changed is touched."""
+        old, new = self.plan.services, plan.services
+        report = ReloadReport(
+            restarted=sorted(i for i in old if i in new and entry_changed(old[i], new[i])),
+            started=sorted(i for i in new if i not in old),
+            stopped=sorted(i for i in old if i not in new),
+        )
+        report.unchanged = sorted(i for i in old if i in new and i not in report.restarted)
+        # Removed and changed services stop in the old plan's order (dependents first).
+        was_active = {i for i in report.restarted if self.runners[i].active}
+        await self._stop_dependents_first({*report.stopped, *report.restarted})
+        self.plan = plan
+        self.plan_digest = file_digest(plan.path)
+        for service_id in report.stopped:
+            self.runners.pop(service_id).log.close()
+            self.held.discard(service_id)
+        for service_id in report.unchanged:
+            self.runners[service_id].service = new[service_id]
+        for service_id in report.restarted:
+            runner = self.runners[service_id]
+            runner.service = new[service_id]
+            runner.conditions = self._conditions(new[service_id])
+            runner.note(f"Reloaded: plan entry changed (bundle {new[service_id].digest[:19]}…)")
+        for service_id in report.started:
+            self.runners[service_id] = self._make_runner(new[service_id])
+        # A changed service stopped by hand stays stopped; one that ended is run again.
+        for level in plan.levels:
+            for service_id in level:
+                if service_id in report.started or (
+                    service_id in report.restarted
+                    and (service_id in was_active or service_id not in self.held)
+                ):
+                    self.runners[service_id].start()
+        self.board.notify()
+        return report

@@ -22,8 +22,12 @@ LAZY_COMMANDS = {
     "explain": "extsvc.compiler.cli_review:explain_command",
     "run": "extsvc.executor.cli:run_command",
     "service": "extsvc.executor.cli:service_command",
+    # talosctl habit: `services` lists them too.
+    "services": "extsvc.executor.cli:service_command",
     "logs": "extsvc.executor.cli:logs_command",
     "plan": "extsvc.executor.cli_plan:plan_command",
+    "reload": "extsvc.executor.cli:reload_command",
+    "systemd-unit": "extsvc.executor.cli:systemd_unit_command",
 }
 
 

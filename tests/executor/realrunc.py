@@ -34,6 +34,16 @@ def unique(name: str) -> str:
     return f"{name}-{uuid.uuid4().hex[:6]}"
 
 
+def recompile(tmp: Path, name: str, text: str) -> None:
+    """Change one service's YAML and compile into the same OUT (what an operator does)."""
+    (tmp / "src" / f"{name}.yaml").write_text(text)
+    subprocess.run(
+        [*EXTSVC, "compile", str(tmp / "src"), "-o", str(tmp / "out"),
+         "--rootfs-base", str(tmp / "rootfs")],
+        check=True, capture_output=True,
+    )  # fmt: skip
+
+
 def compile_plan(tmp: Path, services: dict[str, str]) -> tuple[Path, Path]:
     """Write each YAML, build each busybox rootfs, compile; returns (OUT, rootfs base)."""
     source = tmp / "src"
@@ -107,9 +117,14 @@ class Daemon:
             *FAST_OPTIONS, *self.extra,
         ]  # fmt: skip
 
-    def start(self) -> Daemon:
+    def start(self, env: dict[str, str] | None = None, new_session: bool = False) -> Daemon:
+        """Run it; ``new_session``: as a terminal's foreground job, its own process group."""
+        environment = {**os.environ, **(env or {})}
         with self.stdout_path.open("ab") as stdout, self.stderr_path.open("ab") as stderr:
-            self.process = subprocess.Popen(self.argv(), stdout=stdout, stderr=stderr)
+            self.process = subprocess.Popen(
+                self.argv(), stdout=stdout, stderr=stderr, env=environment,
+                start_new_session=new_session,
+            )  # fmt: skip
         wait_for(self._answers, timeout=20, what="the control socket")
         return self
 
@@ -138,12 +153,23 @@ class Daemon:
     def control(self, op: str, service_id: str) -> dict[str, Any]:
         return self.client.request({"op": op, "id": service_id})
 
+    def records(self, service_id: str) -> list[dict[str, Any]]:
+        """Every kept log record of the service: {"time", "service", "stream", "line"}."""
+        stream = self.client.stream({"op": "logs", "id": service_id, "tail": None})
+        return [m for m in stream if "line" in m]
+
     def logs(self, service_id: str) -> list[str]:
-        return [
-            m["line"]
-            for m in self.client.stream({"op": "logs", "id": service_id, "tail": None})
-            if "line" in m
-        ]
+        """The container's lines (not the executor's run markers)."""
+        return [r["line"] for r in self.records(service_id) if r["stream"] == "output"]
+
+    def extsvc(self, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+        """An `extsvc` command against this daemon's state and log dirs."""
+        dirs = ["--state-dir", str(self.state_dir)]
+        if args[0] == "logs":
+            dirs += ["--log-dir", str(self.log_dir)]
+        return subprocess.run(
+            [*EXTSVC, *args, *dirs], capture_output=True, text=True, check=check, timeout=60
+        )
 
     def wait_state(self, service_id: str, *states: str, timeout: float = 15) -> dict[str, Any]:
         found: dict[str, Any] = {}

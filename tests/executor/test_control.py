@@ -62,7 +62,8 @@ def test_socket_mode_is_0600(tmp_path: Path) -> None:
 def test_service_detail_control_and_logs(tmp_path: Path) -> None:
     def body(client: ControlClient) -> tuple[Any, ...]:
         detail = client.request({"op": "service", "id": "ext-a"})["service"]
-        lines = [m["line"] for m in client.stream({"op": "logs", "id": "ext-a"}) if "line" in m]
+        stream = client.stream({"op": "logs", "id": "ext-a"})
+        lines = [m["line"] for m in stream if m.get("stream") == "output"]
         stopped = client.request({"op": "stop", "id": "ext-a"})
         after = client.request({"op": "service", "id": "ext-a"})["service"]
         return detail, lines, stopped, after
@@ -109,11 +110,28 @@ def test_unknown_service_is_a_typed_error(tmp_path: Path) -> None:
 def test_missing_daemon_is_one_line_exit_3(tmp_path: Path) -> None:
     with pytest.raises(DaemonUnreachableError):
         ControlClient(tmp_path).request({"op": "services"})
-    for args in (["service"], ["service", "ext-a", "stop"], ["logs", "ext-a", "-f"]):
+    for args in (["service"], ["service", "ext-a", "stop"], ["reload"]):
         result = CliRunner().invoke(cli, [*args, "--state-dir", str(tmp_path)])
         assert result.exit_code == 3, result.output
         assert result.output.count("\n") == 1
         assert "no extsvc daemon is listening on" in result.output
+
+
+def test_logs_without_a_daemon_read_the_files_and_follow_says_it_cannot(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "ext-a.log").write_text(
+        "2026-01-02T03:04:05.006Z extsvc -- ext-a run 1 started --\n"
+        "2026-01-02T03:04:05.120Z output kept on disk\n"
+    )
+    common = ["--state-dir", str(tmp_path), "--log-dir", str(logs)]
+    printed = CliRunner().invoke(cli, ["logs", "a", *common])
+    assert printed.exit_code == 0, printed.output
+    assert printed.output == "-- ext-a run 1 started --\nkept on disk\n"
+    followed = CliRunner().invoke(cli, ["logs", "ext-a", "-f", *common])
+    assert followed.exit_code == 3
+    assert followed.output.startswith("-- ext-a run 1 started --\nkept on disk\n")
+    assert "not following: no extsvc daemon is listening on" in followed.output
 
 
 def test_bad_duration_is_a_usage_error(tmp_path: Path) -> None:

@@ -295,7 +295,7 @@ def test_the_detail_view_shows_the_last_health_message_like_talosctl() -> None:
     service = {
         "id": "ext-db",
         "state": "Running",
-        "health": "Fail",
+        "health": {"healthy": False, "message": "exit code 1: not ready"},
         "lastHealthMessage": "exit code 1: not ready",
         "pid": None,
         "restarts": 0,

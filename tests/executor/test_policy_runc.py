@@ -103,7 +103,7 @@ def test_a_dependent_starts_only_after_its_dependency_is_healthy(tmp_path: Path)
         )
         assert app_started_at >= healthy_at
         assert f'Waiting for service "ext-{db}" to be "up" and healthy' in messages(started)
-        assert daemon.service(f"ext-{db}")["health"] == "OK"
+        assert daemon.service(f"ext-{db}")["health"]["healthy"] is True
         assert daemon.stop() == 0
 
 

@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +55,10 @@ def test_busybox_service_runs_logs_and_stops_cleanly(
         # echo's stdout after the unbuffered stderr line: check both arrived.
         expected = sorted([f"hello from {host}", "oops"])
         assert sorted(daemon.logs(f"ext-{name}")[:2]) == expected
-        log_file = (tmp_path / "logs" / f"ext-{name}.log").read_text().splitlines()
-        assert sorted(log_file[:2]) == expected
+        stored = (tmp_path / "logs" / f"ext-{name}.log").read_text().splitlines()
+        # Each line on disk: time, stream ("output": stdout and stderr are one pipe), text.
+        assert sorted(line.split(" ", 2)[2] for line in stored[1:3]) == expected
+        assert {line.split(" ", 2)[1] for line in stored[1:3]} == {"output"}
         assert service["pid"] and psutil.pid_exists(service["pid"])
         assert service["memoryBytes"] > 0 and service["processes"]
         # A missing mount source is created (0700) before start, as Talos does.
@@ -145,7 +148,7 @@ def started_at(service: dict[str, Any]) -> float:
     (time_started,) = [
         e["time"] for e in service["events"] if e["message"].startswith("Started task")
     ]
-    return float(time_started)
+    return datetime.fromisoformat(time_started).timestamp()  # RFC 3339
 
 
 def test_path_dependency_is_released_by_creating_the_file(tmp_path: Path) -> None:

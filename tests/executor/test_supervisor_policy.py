@@ -367,10 +367,12 @@ def test_each_host_adaptation_is_an_event(tmp_path: Path) -> None:
 def test_event_history_keeps_the_last_64(tmp_path: Path) -> None:
     @run
     async def scenario() -> None:
+        # Each failure says something new (its run number): nothing folds, 64 are kept.
+        lines = tuple(f"attempt {i}" for i in range(100))
         world = World(
             tmp_path,
             make_service("a", "always"),
-            scripts={"ext-a": [Script(1)]},
+            scripts={"ext-a": [Script(1, lines=(line,)) for line in lines]},
             settings=RunnerSettings(restart=RestartTiming(interval=1.0)),
         )
         world.supervisor.start_all()

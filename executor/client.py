@@ -1,0 +1,109 @@
+"""The blocking side of the control socket, for the CLI (`extsvc service`, `logs`, `reload`).
+
+Kept apart from the server (executor.control imports the whole supervisor):
+a control command imports only this, json and socket, so it starts fast.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from extsvc.executor.errors import (
+    DaemonUnreachableError,
+    EnvironmentMissingError,
+    ExecutorError,
+    InvalidInputError,
+    PlanError,
+    UnknownServiceError,
+)
+
+SOCKET_NAME = "control.sock"
+# The plan's id prefix (extsvc.compiler.format.plan.EXTENSION_ID_PREFIX, not imported:
+# that module pulls in the schema validator, which a control command does not need).
+EXTENSION_ID_PREFIX = "ext-"
+# What a daemon records in its state dir for the CLI (its log dir, its plan).
+RUN_INFO = "run.json"
+ERROR_KINDS: dict[str, type[ExecutorError]] = {
+    "unknown-service": UnknownServiceError,
+    "invalid-request": InvalidInputError,
+    "invalid-plan": PlanError,
+    "error": ExecutorError,
+}
+
+
+class ConnectionLost(ExecutorError):
+    """The daemon closed a stream before its end marker (it was killed, or crashed)."""
+
+    exit_code = 3
+
+
+class ControlClient:
+    """A missing daemon is one clear error, not a traceback."""
+
+    def __init__(self, state_dir: Path, timeout: float | None = 60.0) -> None:
+        self.path = state_dir / SOCKET_NAME
+        self.timeout = timeout
+
+    def request(self, request: dict[str, Any]) -> dict[str, Any]:
+        for response in self.stream(request):
+            return response
+        raise DaemonUnreachableError(f"the daemon on {self.path} closed the connection")
+
+    def stream(self, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        import socket  # `extsvc logs` reads files without ever connecting: not imported for it
+
+        connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        connection.settimeout(self.timeout)
+        try:
+            connection.connect(str(self.path))
+        except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError):
+            connection.close()
+            raise DaemonUnreachableError(
+                f"no extsvc daemon is listening on {self.path} "
+                "(start one with `extsvc run OUT`, or pass its --state-dir)"
+            ) from None
+        except PermissionError:
+            connection.close()
+            raise EnvironmentMissingError(
+                f"permission denied on {self.path}: the control socket is root's, "
+                "run this as root (sudo)"
+            ) from None
+        with connection, connection.makefile("rb") as lines:
+            connection.sendall(json.dumps(request).encode() + b"\n")
+            for raw in lines:
+                response = json.loads(raw)
+                if response.get("ok") is False:
+                    error_type = ERROR_KINDS.get(response.get("kind", "error"), ExecutorError)
+                    raise error_type(response.get("error", "request failed"))
+                yield response
+
+
+def read_run_info(state_dir: Path) -> dict[str, Any]:
+    """What the daemon of ``state_dir`` recorded (log dir, plan), or {} when none did."""
+    try:
+        info = json.loads((state_dir / RUN_INFO).read_text())
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def resolve_id(given: str, known: dict[str, Any] | list[str]) -> str:
+    """``given`` as a known id: exact, or a bare name behind ``ext-``; else an error
+    that suggests the closest ids ("did you mean")."""
+    if given in known:
+        return given
+    if not given.startswith(EXTENSION_ID_PREFIX) and EXTENSION_ID_PREFIX + given in known:
+        return EXTENSION_ID_PREFIX + given
+    import difflib  # only an unknown id pays for it
+
+    close = difflib.get_close_matches(given, list(known), n=3, cutoff=0.6)
+    prefixed = difflib.get_close_matches(EXTENSION_ID_PREFIX + given, list(known), n=3)
+    close += [c for c in prefixed if c not in close]
+    if close:
+        hint = f"did you mean {' or '.join(repr(c) for c in close[:3])}?"
+    else:
+        hint = f"services: {', '.join(sorted(known)) or 'none'}"
+    raise UnknownServiceError(f"unknown service {given!r} ({hint})")

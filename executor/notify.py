@@ -1,0 +1,75 @@
+"""systemd's readiness protocol (sd_notify): one datagram to $NOTIFY_SOCKET per message.
+
+The protocol is a Unix datagram of ``KEY=VALUE`` lines; no library needed. The
+executor says ``READY=1`` once the plan is loaded, recovery is done and every
+service began its first attempt; ``RELOADING=1`` … ``READY=1`` around a reload;
+``STOPPING=1`` at shutdown; and ``WATCHDOG=1`` every half ``$WATCHDOG_USEC``
+while its event loop runs (so a hung loop is what the watchdog catches).
+Without ``$NOTIFY_SOCKET`` (not started by systemd) every call does nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+
+
+class Notifier:
+    def __init__(self, address: str | None) -> None:
+        # "@name" is an abstract socket (leading NUL), as systemd documents.
+        if address and address.startswith("@"):
+            address = "\0" + address[1:]
+        self.address = address or None
+        self._socket: socket.socket | None = None
+
+    @classmethod
+    def from_environment(cls) -> Notifier:
+        return cls(os.environ.get("NOTIFY_SOCKET"))
+
+    @property
+    def enabled(self) -> bool:
+        return self.address is not None
+
+    def send(self, *fields: str) -> None:
+        """Send one message; a vanished manager must not stop the executor."""
+        if self.address is None:
+            return
+        if self._socket is None:
+            self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        with contextlib.suppress(OSError):
+            self._socket.sendto("\n".join(fields).encode(), self.address)
+
+    def ready(self, status: str) -> None:
+        self.send("READY=1", f"STATUS={status}")
+
+    def reloading(self) -> None:
+        # MONOTONIC_USEC lets systemd (Type=notify-reload) match this to its reload request.
+        self.send(
+            "RELOADING=1", f"MONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}"
+        )
+
+    def stopping(self) -> None:
+        self.send("STOPPING=1", "STATUS=stopping all services")
+
+    def status(self, status: str) -> None:
+        self.send(f"STATUS={status}")
+
+    async def watchdog(self, usec: str | None) -> None:
+        """Ping every half watchdog interval until cancelled (systemd's recommendation)."""
+        try:
+            interval = int(usec or "") / 2_000_000
+        except ValueError:
+            return
+        if self.address is None or interval <= 0:
+            return
+        while True:
+            self.send("WATCHDOG=1")
+            await asyncio.sleep(interval)
+
+    def close(self) -> None:
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None

@@ -1,0 +1,24 @@
+"""The daemon's signals, blocked from the first instruction of `extsvc run`.
+
+SIGTERM and SIGINT stop every service gracefully, SIGHUP reloads the plan. Until
+the event loop's handlers exist (executor.daemon), a default disposition would
+kill the executor half-started and leave containers unsupervised, so the CLI
+blocks them first; the kernel keeps one pending and delivers it on unblock.
+A blocked mask is inherited by children: it is lifted before any is started.
+"""
+
+from __future__ import annotations
+
+import signal
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+RELOAD_SIGNAL = signal.SIGHUP
+HANDLED_SIGNALS = frozenset({*STOP_SIGNALS, RELOAD_SIGNAL})
+
+
+def block() -> None:
+    signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
+
+
+def unblock() -> None:
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)

@@ -1,0 +1,273 @@
+"""Issue 8 with real runc: each problem observed on the executor is a test here. Needs root."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+from pathlib import Path
+
+import jsonschema
+import psutil
+import pytest
+
+from tests.executor.realrunc import (
+    Daemon,
+    bind,
+    compile_plan,
+    recompile,
+    running_daemon,
+    shell_service,
+    traces,
+    unique,
+    wait_for,
+)
+
+pytestmark = pytest.mark.runc
+
+IDLE = "while :; do sleep 1 & wait $!; done"
+# Records each signal it gets in /data/signals; exits on TERM.
+SIGNAL_RECORDER = (
+    "trap 'echo INT >> /data/signals' INT; "
+    "trap 'echo TERM >> /data/signals; exit 0' TERM; "
+    f"echo up; {IDLE}"
+)
+STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
+STATUS_SCHEMA = json.loads(
+    (Path(__file__).parents[2] / "docs" / "service-status.schema.json").read_text()
+)
+
+
+def check_shape(document: object, definition: str) -> None:
+    """``document`` has the documented shape (docs/service-status.schema.json)."""
+    schema = {"$ref": f"#/$defs/{definition}", "$defs": STATUS_SCHEMA["$defs"]}
+    jsonschema.Draft202012Validator(schema).validate(document)
+
+
+def _pid(daemon: Daemon, service_id: str) -> int:
+    return int(daemon.wait_state(service_id, "Running")["pid"])
+
+
+def test_sighup_reloads_and_never_kills(tmp_path: Path) -> None:
+    name = unique("hup")
+    out, _ = compile_plan(tmp_path, {name: shell_service(name, IDLE)})
+    with running_daemon(tmp_path, out, [name]) as daemon:
+        pid = _pid(daemon, f"ext-{name}")
+        assert daemon.process is not None
+        daemon.process.send_signal(signal.SIGHUP)
+        wait_for(lambda: "reloaded: 1 unchanged" in daemon.stderr(), 10, "the reload")
+        assert daemon.process.poll() is None
+        assert _pid(daemon, f"ext-{name}") == pid
+        assert daemon.stop() == 0
+
+
+def test_ctrl_c_reaches_only_the_executor_which_stops_gracefully(tmp_path: Path) -> None:
+    name = unique("ctrlc")
+    data = tmp_path / "data"
+    data.mkdir()
+    out, _ = compile_plan(
+        tmp_path, {name: shell_service(name, SIGNAL_RECORDER, mounts=[bind(data, "/data")])}
+    )
+    daemon = Daemon(tmp_path, out, [name])
+    try:
+        # As a terminal runs a foreground job: its own process group, which Ctrl-C signals.
+        daemon.start(new_session=True)
+        pid = _pid(daemon, f"ext-{name}")
+        assert daemon.process is not None
+        assert os.getsid(pid) != os.getsid(daemon.process.pid)
+        os.killpg(daemon.process.pid, signal.SIGINT)
+        assert daemon.process.wait(30) == 0
+        # The container saw no SIGINT, and its TERM handler ran (the graceful stop).
+        assert (data / "signals").read_text() == "TERM\n"
+        assert "Sending SIGKILL" not in daemon.stderr()
+    finally:
+        daemon.force_cleanup()
+    assert traces(tmp_path / "state", [name]) == []
+
+
+def test_a_second_executor_never_touches_the_first_ones_service(tmp_path: Path) -> None:
+    name = unique("shared")
+    first_dir, second_dir = tmp_path / "first", tmp_path / "second"
+    first_dir.mkdir()
+    second_dir.mkdir()
+    out1, _ = compile_plan(first_dir, {name: shell_service(name, IDLE)})
+    out2, _ = compile_plan(second_dir, {name: shell_service(name, IDLE, restart="never")})
+    with running_daemon(first_dir, out1, [name]) as first:
+        pid = _pid(first, f"ext-{name}")
+        # No names to clean up for the second: its teardown must not empty the shared cgroup.
+        with running_daemon(second_dir, out2, []) as second:
+            failed = second.wait_state(f"ext-{name}", "Failed")
+            message = failed["events"][0]["message"]
+            assert f"cgroup /system/extensions/{name} already holds processes" in message
+            assert str(pid) in message
+            assert psutil.pid_exists(pid)
+            assert second.stop() == 0
+        # The second executor came and went: the first one's container runs on, untouched.
+        assert first.state(f"ext-{name}") == "Running"
+        assert _pid(first, f"ext-{name}") == pid
+        assert first.stop() == 0
+
+
+def test_logs_stand_on_their_own_after_the_daemon_is_gone(tmp_path: Path) -> None:
+    name = unique("logs")
+    script = "echo starting; echo to stderr >&2; sleep 0.2; exit 3"
+    out, _ = compile_plan(tmp_path, {name: shell_service(name, script, restart="untilSuccess")})
+    daemon = Daemon(tmp_path, out, [name])
+    try:
+        daemon.start()
+        wait_for(lambda: daemon.logs(f"ext-{name}").count("starting") >= 2, 15, "two runs")
+        daemon.kill()  # no clean stop: a crash
+        # Only --state-dir: the log dir is what that daemon recorded.
+        plain = daemon.extsvc("logs", name)
+        assert plain.returncode == 0, plain.stderr
+        lines = plain.stdout.splitlines()
+        assert lines[0] == f"-- ext-{name} run 1 started --"
+        # One pipe: both streams are there, in the order the shell flushed them.
+        assert sorted(lines[1:3]) == ["starting", "to stderr"]
+        assert lines[3:5] == ["-- exited with code 3 --", f"-- ext-{name} run 2 started --"]
+        stamped = daemon.extsvc("logs", f"ext-{name}", "--timestamps", "--tail", "2")
+        assert len(stamped.stdout.splitlines()) == 2
+        assert all(re.match(STAMP + " ", line) for line in stamped.stdout.splitlines())
+        everything = daemon.extsvc("logs", "--tail", "-1", "-o", "json")
+        records = [json.loads(line) for line in everything.stdout.splitlines()]
+        for record in records:
+            check_shape(record, "logRecord")
+        assert {r["service"] for r in records} == {f"ext-{name}"}
+        assert {r["stream"] for r in records} == {"output", "extsvc"}
+        assert all(re.fullmatch(STAMP, r["time"]) for r in records)
+        recent = daemon.extsvc("logs", name, "--since", "10m")
+        assert recent.stdout == plain.stdout
+        unknown = daemon.extsvc("logs", name[:-1])
+        assert unknown.returncode == 1
+        assert f"did you mean 'ext-{name}'" in unknown.stderr
+    finally:
+        daemon.force_cleanup()
+
+
+def test_logs_follow_drains_the_last_lines_and_says_why_it_ended(tmp_path: Path) -> None:
+    name = unique("follow")
+    script = f"trap 'echo last words; exit 0' TERM; echo hello; {IDLE}"
+    out, _ = compile_plan(tmp_path, {name: shell_service(name, script)})
+    with running_daemon(tmp_path, out, [name]) as daemon:
+        wait_for(lambda: "hello" in daemon.logs(f"ext-{name}"), 10, "hello")
+        follower = subprocess.Popen(
+            [*daemon.argv()[:3], "logs", name, "-f", "--state-dir", str(daemon.state_dir)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert follower.stdout is not None
+        seen = [follower.stdout.readline(), follower.stdout.readline()]  # connected: it printed
+        assert seen[1] == "hello\n"
+        assert daemon.stop() == 0
+        stdout, stderr = follower.communicate(timeout=30)
+        assert follower.returncode == 0, stderr
+        # The last lines the service wrote while stopping, then the run's end marker.
+        # (busybox sh may also report its killed `sleep`, before or after.)
+        lines = stdout.splitlines()
+        assert lines[-1] == "-- stopped, exited with code 0 --"
+        assert "last words" in lines
+        assert stderr == "extsvc: end of logs: the executor stopped\n"
+
+
+def test_restart_of_a_failing_service_exits_1_with_the_failure(tmp_path: Path) -> None:
+    name, good = unique("fails"), unique("good")
+    data = tmp_path / "data"
+    data.mkdir()
+    # Runs fine until /data/broken exists; then it dies half a second after starting.
+    script = f"if [ -e /data/broken ]; then sleep 0.5; echo no config; exit 1; fi; {IDLE}"
+    out, _ = compile_plan(
+        tmp_path,
+        {
+            name: shell_service(name, script, mounts=[bind(data, "/data")]),
+            good: shell_service(good, IDLE),
+        },
+    )
+    with running_daemon(tmp_path, out, [name, good]) as daemon:
+        _pid(daemon, f"ext-{name}")
+        (data / "broken").touch()
+        failed = daemon.extsvc("service", name, "restart")
+        assert failed.returncode == 1, failed.stdout + failed.stderr
+        assert failed.stderr.startswith(
+            f'extsvc: error: ext-{name} [Waiting]: task "ext-{name}" failed: exit code 1 '
+            '(last log "no config")'
+        )
+        fine = daemon.extsvc("service", good, "restart")
+        assert fine.returncode == 0, fine.stderr
+        assert fine.stdout.startswith(f"ext-{good}: Started task ext-{good} (PID ")
+        stopped = daemon.extsvc("service", good, "stop")
+        assert stopped.returncode == 0
+        assert daemon.state(f"ext-{good}") == "Finished"
+        detail = daemon.extsvc("service", good, "status", "-o", "json")
+        shown = json.loads(detail.stdout)
+        check_shape(shown, "service")
+        check_shape(json.loads(daemon.extsvc("services", "-o", "json").stdout), "services")
+        assert shown["health"] is None
+        assert re.fullmatch(STAMP, shown["lastChange"])
+        assert daemon.stop() == 0
+
+
+def test_reload_restarts_only_the_changed_service(tmp_path: Path) -> None:
+    changed, same = unique("changed"), unique("same")
+    out, _ = compile_plan(
+        tmp_path,
+        {changed: shell_service(changed, f"echo v1; {IDLE}"), same: shell_service(same, IDLE)},
+    )
+    with running_daemon(tmp_path, out, [changed, same]) as daemon:
+        before = {n: _pid(daemon, f"ext-{n}") for n in (changed, same)}
+        recompile(tmp_path, changed, shell_service(changed, f"echo v2; {IDLE}"))
+        listed = daemon.extsvc("service")
+        assert "changed on disk since it was loaded; run `extsvc reload`" in listed.stderr
+        reloaded = daemon.extsvc("reload")
+        assert reloaded.returncode == 0, reloaded.stderr
+        assert reloaded.stdout.strip() == f"reloaded: restarted ext-{changed}; 1 unchanged"
+        after = {n: _pid(daemon, f"ext-{n}") for n in (changed, same)}
+        assert after[same] == before[same]
+        assert after[changed] != before[changed]
+        wait_for(lambda: "v2" in daemon.logs(f"ext-{changed}"), 10, "the new bundle's output")
+        assert "changed on disk" not in daemon.extsvc("service").stderr
+        # A plan that fails validation is refused with its diagnostics; nothing is touched.
+        plan = out / "plan.json"
+        plan.write_text(plan.read_text().replace('"restart": "always"', '"restart": "sometimes"'))
+        refused = daemon.extsvc("reload")
+        assert refused.returncode == 1
+        assert "reload refused, the running services are kept" in refused.stderr
+        assert re.search(r"plan\.json:\d+:\d+: .*sometimes", refused.stderr)
+        assert {n: _pid(daemon, f"ext-{n}") for n in (changed, same)} == after
+        assert daemon.stop() == 0
+
+
+def test_sd_notify_messages_reach_the_notify_socket(tmp_path: Path) -> None:
+    name = unique("notify")
+    out, _ = compile_plan(tmp_path, {name: shell_service(name, IDLE)})
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind(str(tmp_path / "notify.sock"))
+    receiver.settimeout(20)
+    messages: list[str] = []
+
+    def until(prefix: str) -> str:
+        while True:
+            message = receiver.recv(4096).decode()
+            messages.append(message)
+            if message.startswith(prefix):
+                return message
+
+    daemon = Daemon(tmp_path, out, [name])
+    try:
+        env = {"NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "400000"}
+        daemon.start(env=env)
+        ready = until("READY=1")
+        assert "STATUS=running 1 service(s)" in ready
+        # READY=1 came after every service began its first attempt.
+        assert daemon.state(f"ext-{name}") != "Initialized"
+        until("WATCHDOG=1")
+        assert daemon.process is not None
+        daemon.process.send_signal(signal.SIGHUP)
+        until("RELOADING=1")
+        until("READY=1")
+        assert daemon.stop() == 0
+        until("STOPPING=1")
+    finally:
+        daemon.force_cleanup()
+        receiver.close()
