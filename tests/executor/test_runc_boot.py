@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 from tests.executor.realrunc import (
+    EXTSVC,
     Daemon,
     bind,
     compile_plan,
@@ -271,3 +272,15 @@ def test_sd_notify_messages_reach_the_notify_socket(tmp_path: Path) -> None:
     finally:
         daemon.force_cleanup()
         receiver.close()
+
+
+def test_without_root_control_commands_say_so_in_one_line(tmp_path: Path) -> None:
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    for args in (["service"], ["services"], ["service", "x", "restart"], ["reload"]):
+        result = subprocess.run(
+            [*nobody, *EXTSVC, *args], capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 3, result.stderr
+        assert result.stdout == ""
+        assert result.stderr.count("\n") == 1
+        assert "needs root" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,54 @@
+"""`extsvc systemd-unit`: a unit systemd accepts, with what boot integration needs (issue 8)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from extsvc.cli import cli
+from extsvc.executor.bootunit import STOP_MARGIN_SECONDS
+
+
+def _unit(*args: str) -> dict[str, str]:
+    result = CliRunner().invoke(cli, ["systemd-unit", *args])
+    assert result.exit_code == 0, result.output
+    settings = {}
+    for line in result.output.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and not line.startswith("#"):
+            settings[key] = value
+    return settings
+
+
+def test_the_unit_is_notify_with_reload_and_a_graceful_stop(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "plan.json").write_text(json.dumps({"levels": [["ext-a"], ["ext-b"], ["ext-c"]]}))
+    unit = _unit(
+        str(out), "--state-dir", "/run/x", "--log-dir", "/var/log/x", "--stop-timeout", "20s"
+    )
+    assert unit["Type"] == "notify"
+    assert unit["KillMode"] == "mixed"
+    assert unit["ExecReload"] == "/bin/kill -HUP $MAINPID"
+    # One grace per dependency level (each stops after those that depend on it), plus margin.
+    assert unit["TimeoutStopSec"] == str(3 * 20 + STOP_MARGIN_SECONDS)
+    assert unit["ExecStart"].endswith(
+        f"run {out} --state-dir /run/x --log-dir /var/log/x --stop-timeout 20s"
+    )
+    assert int(unit["WatchdogSec"]) > 0
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
+def test_systemd_accepts_the_unit(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["systemd-unit", str(tmp_path / "out")])
+    unit = tmp_path / "extsvc.service"
+    unit.write_text(result.output)
+    verified = subprocess.run(
+        ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60
+    )
+    assert verified.returncode == 0, verified.stderr
