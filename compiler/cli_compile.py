@@ -70,6 +70,11 @@ def _check_rootfs_base(_ctx: click.Context, _param: click.Parameter, value: str)
     help="Check and build everything, print the file list, write nothing.",
 )
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+@click.option(
+    "--annotate",
+    is_flag=True,
+    help="Name each spec's source file and its sha256 in the spec's annotations.",
+)
 def compile_command(
     sources: tuple[str, ...],
     output: Path,
@@ -77,6 +82,7 @@ def compile_command(
     arch: str | None,
     dry_run: bool,
     strict: bool,
+    annotate: bool,
 ) -> None:
     """Compile service YAML files (or directories of *.yaml) into OCI bundles and a plan."""
     from extsvc.compiler.emit import OutputError, write_tree
@@ -91,7 +97,9 @@ def compile_command(
         )
     files, read_problems = collect_sources(sources)
     _require_sources(len(files), read_problems)
-    result = compile_sources(files, CompileOptions(rootfs_base=rootfs_base, arch=target_arch))
+    result = compile_sources(
+        files, CompileOptions(rootfs_base=rootfs_base, arch=target_arch, annotate=annotate)
+    )
     diagnostics = [*read_problems, *result.diagnostics]
     _print_diagnostics(diagnostics)
     if _fails(diagnostics, strict) or not result.ok:

@@ -9,6 +9,7 @@ exactly the same code as a real compile.
 from __future__ import annotations
 
 import hashlib
+import posixpath
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -21,7 +22,7 @@ from extsvc.compiler.format.diagnostics import Diagnostic, has_errors
 from extsvc.compiler.format.load import format_path
 from extsvc.compiler.format.plan import PLAN_FILE, bundle_dir
 from extsvc.compiler.model import Service
-from extsvc.compiler.oci import BuildContext, BuiltConfig, build_config
+from extsvc.compiler.oci import BuildContext, BuiltConfig, Origin, build_config
 from extsvc.compiler.packagedata import SECCOMP_DIR, read_json
 from extsvc.compiler.plan import build_plan
 from extsvc.compiler.sources import SourceFile
@@ -36,6 +37,22 @@ def seccomp_profile(arch: str) -> dict[str, Any]:
 class CompileOptions:
     rootfs_base: str
     arch: str
+    # `compile --annotate`: each spec names its source file and that file's digest.
+    annotate: bool = False
+
+
+# OCI annotation keys (reverse domain notation, as the runtime-spec asks).
+ANNOTATION_SOURCE = "io.extsvc.source"
+ANNOTATION_SOURCE_DIGEST = "io.extsvc.source.digest"
+
+
+def _annotate(built: BuiltConfig, service: Service, data: bytes) -> None:
+    """Name the service file (base name, as plan.json does) and its sha256 in the spec."""
+    built.config["annotations"] = {
+        ANNOTATION_SOURCE: posixpath.basename(service.file.replace("\\", "/")),
+        ANNOTATION_SOURCE_DIGEST: "sha256:" + hashlib.sha256(data).hexdigest(),
+    }
+    built.origins["annotations"] = Origin("extsvc compile --annotate (service file and digest)")
 
 
 @dataclass(frozen=True)
@@ -68,8 +85,11 @@ def compile_sources(sources: Sequence[SourceFile], options: CompileOptions) -> C
     built: dict[str, BuiltConfig] = {}
     digests: dict[str, str] = {}
     bugs: list[Diagnostic] = []
+    source_bytes = {source.name: source.data for source in sources}
     for service in table.services.values():
         result = build_config(service, context)  # build
+        if options.annotate:
+            _annotate(result, service, source_bytes[service.file])
         errors = list(emit.oci_config_errors(result.config))
         if errors:
             bugs.append(_schema_bug(service, "config.json", errors))

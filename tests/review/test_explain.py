@@ -66,3 +66,25 @@ def test_unknown_service_lists_the_known_ones() -> None:
     result = CliRunner().invoke(cli, ["explain", str(source), "nope"])
     assert result.exit_code == 2
     assert "no service ext-nope (services: ext-hello-world)" in result.stderr
+
+
+def test_compile_annotate_names_each_source_and_its_digest(tmp_path: Path) -> None:
+    import hashlib
+
+    source = Path(__file__).parent / "explain" / "hello-world" / "input"
+    plain, annotated = tmp_path / "plain", tmp_path / "annotated"
+    runner = CliRunner()
+    assert runner.invoke(cli, ["compile", str(source), "-o", str(plain)]).exit_code == 0
+    assert (
+        runner.invoke(cli, ["compile", str(source), "-o", str(annotated), "--annotate"]).exit_code
+        == 0
+    )
+    config = json.loads((annotated / "bundles" / "hello-world" / "config.json").read_text())
+    digest = hashlib.sha256((source / "hello-world.yaml").read_bytes()).hexdigest()
+    assert config.pop("annotations") == {
+        "io.extsvc.source": "hello-world.yaml",
+        "io.extsvc.source.digest": f"sha256:{digest}",
+    }
+    assert config == json.loads((plain / "bundles" / "hello-world" / "config.json").read_text())
+    explained = runner.invoke(cli, ["explain", str(annotated), "hello-world"]).stdout
+    assert "annotations.io.extsvc.source  " in explained
