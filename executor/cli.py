@@ -6,6 +6,7 @@ Each command turns ExecutorError into one line on stderr and its exit code
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -84,12 +85,19 @@ def reported_errors() -> Iterator[None]:
         sys.exit(error.exit_code)
 
 
+def _say(text: str) -> None:
+    """One line on stderr. Its terminal may be gone (an SSH session closed: SIGHUP, which
+    reloads, then EIO or EPIPE on every write): the daemon carries on without it."""
+    with contextlib.suppress(OSError):
+        click.echo(text, err=True)
+
+
 def _print_event(quiet: bool) -> Callable[[str, Any], None] | None:
     if quiet:
         return None
 
     def on_event(service_id: str, event: Any) -> None:
-        click.echo(f"{service_id} [{event.state.value}]: {event.message}", err=True)
+        _say(f"{service_id} [{event.state.value}]: {event.message}")
 
     return on_event
 
@@ -186,7 +194,7 @@ def run_command(
     )
     reporter = Reporter(
         on_event=_print_event(quiet),
-        on_notice=lambda message: click.echo(f"extsvc: {message}", err=True),
+        on_notice=lambda message: _say(f"extsvc: {message}"),
     )
     with reported_errors():
         import asyncio

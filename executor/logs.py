@@ -58,8 +58,10 @@ class StdoutConsole:
 
     def write(self, service_id: str, line: str) -> None:
         stream = self._stream or sys.stdout
-        stream.write(f"{service_id}: {line}\n")
-        stream.flush()
+        # A closed terminal (EIO) or reader (EPIPE) loses console lines, not the service.
+        with contextlib.suppress(OSError):
+            stream.write(f"{service_id}: {line}\n")
+            stream.flush()
 
 
 class KmsgConsole:

@@ -284,3 +284,28 @@ def test_without_root_control_commands_say_so_in_one_line(tmp_path: Path) -> Non
         assert result.stdout == ""
         assert result.stderr.count("\n") == 1
         assert "needs root" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_vanished_terminal_neither_kills_nor_stalls_the_executor(tmp_path: Path) -> None:
+    # An SSH session that closes: SIGHUP, then every write to the terminal fails.
+    name = unique("hangup")
+    script = f"while :; do echo tick; sleep 0.2 & wait $!; done & {IDLE}"
+    out, _ = compile_plan(tmp_path, {name: shell_service(name, script, log_to_console=True)})
+    daemon = Daemon(tmp_path, out, [name])
+    try:
+        daemon.process = subprocess.Popen(
+            daemon.argv(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        assert daemon.process.stdout is not None and daemon.process.stderr is not None
+        daemon.process.stdout.close()
+        daemon.process.stderr.close()
+        wait_for(daemon._answers, 20, "the control socket")
+        pid = _pid(daemon, f"ext-{name}")
+        daemon.process.send_signal(signal.SIGHUP)
+        restarted = daemon.extsvc("service", name, "restart")
+        assert restarted.returncode == 0, restarted.stderr
+        assert _pid(daemon, f"ext-{name}") != pid
+        assert daemon.process.poll() is None
+        assert daemon.stop() == 0
+    finally:
+        daemon.force_cleanup()
