@@ -50,6 +50,7 @@ sys.path.insert(0, str(REPO))
 
 import psutil  # noqa: E402
 
+from extsvc.executor import mounts  # noqa: E402
 from extsvc.executor.adapt import HostFacts, adapt_spec  # noqa: E402
 from extsvc.executor.control import ControlClient  # noqa: E402
 from extsvc.executor.errors import DaemonUnreachableError  # noqa: E402
@@ -440,6 +441,20 @@ class Peers:
                 time.sleep(0.05)
             self.ctr_ok = self.socket.exists()
         self.podman_root = work / "podman"
+        # A peer that cannot run a container on this host is reported, not measured.
+        self.problems: dict[str, str] = {}
+        for peer, ok, argv in (
+            ("ctr", self.ctr_ok, self.ctr_run),
+            ("podman", self.podman_ok, self.podman_run),
+        ):
+            if not ok:
+                continue
+            trial = subprocess.run(argv(), capture_output=True, text=True, timeout=300)
+            if trial.returncode != 0 or "hi" not in trial.stdout:
+                lines = (trial.stderr or trial.stdout).strip().splitlines()
+                self.problems[peer] = lines[-1] if lines else f"exit code {trial.returncode}"
+        self.ctr_ok = self.ctr_ok and "ctr" not in self.problems
+        self.podman_ok = self.podman_ok and "podman" not in self.problems
 
     def _id(self) -> str:
         self.counter += 1
@@ -461,7 +476,12 @@ class Peers:
 
     def podman_run(self, detach: bool = False, script: str = HELLO) -> list[str]:
         flags = ["-d"] if detach else ["--rm"]
-        return self.podman("run", *flags, "--rootfs", str(self.rootfs), "/bin/sh", "-c", script)
+        # Host network and limits: as an extension service (no network setup to pay for),
+        # and podman's default open-files limit is above this sandbox's hard limit.
+        return self.podman(
+            "run", *flags, "--network", "host", "--ulimit", "host",
+            "--rootfs", str(self.rootfs), "/bin/sh", "-c", script,
+        )  # fmt: skip
 
     def parallel(self, argvs: list[list[str]]) -> float:
         started = time.monotonic()
@@ -523,11 +543,15 @@ class Peers:
         return total / 2**20
 
     def close(self) -> None:
-        if self.podman_ok:
+        if shutil.which("podman"):
             subprocess.run(self.podman("rm", "-a", "-f", "-t", "0"), capture_output=True)
         if self.containerd is not None:
             self.containerd.terminate()
             self.containerd.wait(30)
+        # podman's storage keeps its overlay home mounted (a private bind mount).
+        for point in mounts.mounts_under(self.work / "podman", self.work / "containerd"):
+            with contextlib.suppress(OSError):
+                mounts.unmount(point)
 
 
 # ----- main
@@ -569,7 +593,9 @@ def main() -> int:
         f"import time of the cold `run` path: {run_path_import_ms():.0f} ms "
         f"(python -X importtime; heavy modules on it: {heavy_imports_on_run_path() or 'none'})"
     )
-    with tempfile.TemporaryDirectory(prefix="extsvc-lifecycle-bench-") as temporary:
+    with tempfile.TemporaryDirectory(
+        prefix="extsvc-lifecycle-bench-", ignore_cleanup_errors=True
+    ) as temporary:
         work = Path(temporary)
         bench = Bench(work)
         peers = Peers(work, work / "one" / "rootfs" / "hello") if args.peers else None
@@ -667,6 +693,8 @@ def main() -> int:
                 f"({twenty_peer / base_twenty:.2f}x); 20 running: "
                 f"{results[f'{peer}_rss'][0]:.0f} MB RSS"
             )
+        elif peers is not None and peer in peers.problems:
+            print(f"peer {peer}: cannot run a container here: {peers.problems[peer]}")
         elif args.peers:
             print(f"peer {peer}: not installed (make bench-peers installs it)")
     return 0
