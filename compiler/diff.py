@@ -16,6 +16,7 @@ the plan's levels list, which repeats each service's ``level``) are left out.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -238,6 +239,47 @@ def _service(
         service_id, old.configs.get(service_id, {}), new.configs.get(service_id, {}), show_values
     )
     yield from _plan_entry(service_id, old_entry, new_entry)
+    yield from _bundle_files(service_id, old, new)
+
+
+# Files of a bundle the comparers above already read.
+READ_BUNDLE_FILES = ("config.json", "origins.json")
+
+
+def _bundle_file_digests(output: CompiledOutput, service_id: str) -> dict[str, str]:
+    bundle = str(output.plan_entry(service_id).get("bundle", ""))
+    prefix = bundle + "/"
+    return {
+        name.removeprefix(prefix): hashlib.sha256(data).hexdigest()
+        for name, data in output.files.items()
+        if name.startswith(prefix) and name.removeprefix(prefix) not in READ_BUNDLE_FILES
+    }
+
+
+def _bundle_files(service: str, old: CompiledOutput, new: CompiledOutput) -> Iterator[Change]:
+    """Other files compile wrote into the bundle (ExtensionServiceConfig files baked in).
+
+    Compared by digest only: their content is configuration and may be secret.
+    """
+    before, after = _bundle_file_digests(old, service), _bundle_file_digests(new, service)
+    for name in sorted({*before, *after}):
+        was, now = before.get(name), after.get(name)
+        if was == now:
+            continue
+        words = {
+            ChangeKind.ADDED: "new file in the bundle",
+            ChangeKind.REMOVED: "file removed from the bundle",
+            ChangeKind.CHANGED: "content changed (not shown: it may be secret)",
+        }[_kind(was, now)]
+        yield Change(
+            service,
+            f"bundle[{name}]",
+            _kind(was, now),
+            Privilege.NEUTRAL,
+            words,
+            None if was is None else f"sha256:{was}",
+            None if now is None else f"sha256:{now}",
+        )
 
 
 # ----- config.json

@@ -87,10 +87,11 @@ def read_output_dir(path: Path) -> dict[str, bytes]:
             bundle = entry.get("bundle") if isinstance(entry, dict) else None
             if not isinstance(bundle, str):
                 continue  # the schema check reports it
-            for name in (CONFIG_FILE, ORIGINS_FILE):
-                file = path / bundle / name
-                if file.is_file():
-                    files[f"{bundle}/{name}"] = file.read_bytes()
+            root = path / bundle
+            # config.json, origins.json and what else compile put there (configuration files).
+            for file in sorted(root.rglob("*")) if root.is_dir() else ():
+                if file.is_file() and not file.is_symlink():
+                    files[f"{bundle}/{file.relative_to(root).as_posix()}"] = file.read_bytes()
     except OSError as error:
         raise ReviewInputError(f"{path}: cannot read: {error.strerror or error}") from None
     return files

@@ -223,3 +223,21 @@ def test_diff_inputs_are_left_untouched(tmp_path: Path) -> None:
     before = sorted(p.relative_to(case) for p in case.rglob("*"))
     _invoke(str(case / "old"), str(case / "new"))
     assert sorted(p.relative_to(case) for p in case.rglob("*")) == before
+
+
+def test_other_bundle_files_are_compared_by_digest_only() -> None:
+    def output(content: bytes | None) -> CompiledOutput:
+        files = {} if content is None else {"bundles/a/config/etc-app.conf": content}
+        plan = {"services": {"ext-a": {"source": "a.yaml", "bundle": "bundles/a"}}}
+        return CompiledOutput(plan=plan, configs={"ext-a": {}}, files=files)
+
+    (changed,) = diff_outputs(output(b"password=old"), output(b"password=new"))
+    assert (changed.field, changed.kind, changed.privilege) == (
+        "bundle[config/etc-app.conf]",
+        ChangeKind.CHANGED,
+        Privilege.NEUTRAL,
+    )
+    assert "password" not in repr(changed) and changed.new.startswith("sha256:")
+    (added,) = diff_outputs(output(None), output(b"x"))
+    assert added.kind is ChangeKind.ADDED
+    assert diff_outputs(output(b"same"), output(b"same")) == []
