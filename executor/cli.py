@@ -244,9 +244,10 @@ def _print_plan_note(response: dict[str, Any]) -> None:
 @click.option(
     "--settle",
     type=Duration(),
-    default="1s",
+    default="3s",
     show_default=True,
-    help="start/restart: how long it must stay Running to count as started.",
+    help="start/restart: how long it must stay Running to count as started "
+    "(with a health check: until healthy instead).",
 )
 def service_command(
     service_id: str | None,

@@ -38,6 +38,7 @@ from extsvc.executor.errors import (
     PlanError,
     UnknownServiceError,
 )
+from extsvc.executor.health import Health
 from extsvc.executor.logfiles import LogRecord, merge, stamp
 from extsvc.executor.logs import FOLLOWER_QUEUE_LINES
 from extsvc.executor.runner import ServiceRunner
@@ -48,8 +49,9 @@ __all__ = ["ERROR_KINDS", "SOCKET_NAME", "ControlClient", "ControlHandler", "Con
 
 MAX_REQUEST_BYTES = 64 * 1024
 DEFAULT_START_TIMEOUT = 30.0
-# A task that dies within this much of "Started task" has not really started.
-DEFAULT_SETTLE = 1.0
+# A task that dies within this much of "Started task" has not really started (a service
+# that reads a bad config typically fails within a second or two of its start).
+DEFAULT_SETTLE = 3.0
 # At shutdown, followers get this long to receive the last lines before being cut.
 CLIENT_DRAIN_TIMEOUT = 2.0
 
@@ -134,26 +136,31 @@ class ControlHandler:
     async def _until_started(
         self, runner: ServiceRunner, events: asyncio.Queue[Event], request: dict[str, Any]
     ) -> dict[str, Any]:
-        """Wait for Running (then ``settle`` more seconds without a failure) or a success."""
+        """Wait for Running, then ``settle`` more seconds without a failure (with a health
+        check: until it is healthy instead), or for a one-shot's success."""
         timeout = _seconds(request.get("timeout"), DEFAULT_START_TIMEOUT)
         settle = _seconds(request.get("settle"), DEFAULT_SETTLE)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         running: Event | None = None
         running_until = deadline
+        checked = runner.service.policy.health is not None
         last: Event | None = runner.events.last
         while True:
             remaining = (running_until if running else deadline) - loop.time()
             try:
                 event = await asyncio.wait_for(events.get(), max(remaining, 0))
             except TimeoutError:
-                if running is not None:
+                if running is not None and not checked:
                     return {"ok": True, "message": f"{runner.id}: {running.message}"}
                 where = f"; last event: [{last.state.value}] {last.text}" if last else ""
+                what = "become healthy" if running is not None else "start"
                 raise StartFailed(
-                    f"{runner.id} did not start within {format_duration(timeout)}{where}"
+                    f"{runner.id} did not {what} within {format_duration(timeout)}{where}"
                 ) from None
             last = event
+            if running is not None and checked and runner.health is Health.OK:
+                return {"ok": True, "message": f"{runner.id}: {running.message}, healthy"}
             if event.failure or event.state in (ServiceState.FAILED, ServiceState.SKIPPED):
                 raise StartFailed(f"{runner.id} [{event.state.value}]: {event.text}")
             if event.state is ServiceState.FINISHED:
@@ -162,7 +169,7 @@ class ControlHandler:
                 raise StartFailed(f"{runner.id} [{event.state.value}]: {event.text}")
             if event.state is ServiceState.RUNNING and running is None:
                 running = event
-                running_until = min(loop.time() + settle, deadline + settle)
+                running_until = deadline if checked else loop.time() + settle
             elif event.state is ServiceState.STOPPING:
                 raise StartFailed(f"{runner.id} was stopped while starting: {event.text}")
 

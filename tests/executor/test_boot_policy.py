@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from extsvc.compiler.format.capabilities import LINUX_CAPABILITIES as CAPABILITY_NAMES
+from extsvc.compiler.format.plan import HealthCheck, OnUnhealthy, ServicePolicy
 from extsvc.executor.adapt import HostFacts
 from extsvc.executor.causes import runc_cause
 from extsvc.executor.client import resolve_id
@@ -18,6 +19,7 @@ from extsvc.executor.control import ControlHandler, StartFailed
 from extsvc.executor.errors import UnknownServiceError
 from extsvc.executor.notify import Notifier
 from extsvc.executor.runner import RestartTiming, RunnerSettings
+from extsvc.executor.runtime import ExecResult
 from extsvc.executor.states import ServiceState
 from tests.executor.fakes import Script, make_plan, make_service, settle
 from tests.executor.test_supervisor_policy import World, run
@@ -275,3 +277,27 @@ def test_sd_notify_datagrams(tmp_path: Path) -> None:
     assert received[3] == "WATCHDOG=1"
     assert not Notifier(None).enabled
     Notifier(None).ready("nobody listens")  # no socket: nothing happens, nothing fails
+
+
+def test_restart_of_a_service_with_a_health_check_waits_until_it_is_healthy(
+    tmp_path: Path,
+) -> None:
+    @run
+    async def scenario() -> None:
+        check = HealthCheck(("/bin/check",), 10.0, 3.0, 3, 0.0, OnUnhealthy.NONE)
+        world = World(tmp_path, make_service("db", policy=ServicePolicy(health=check)))
+        world.runtime.health["ext-db"] = ExecResult(1, "not ready\n")
+        handler = ControlHandler(world.supervisor)
+        world.supervisor.start_all()
+        await settle()
+        request = {"op": "restart", "id": "db", "wait": True, "settle": 0.01, "timeout": 30}
+        answer = asyncio.ensure_future(_ask(handler, request))
+        await asyncio.sleep(0.1)  # well past the settle time: unhealthy is not started
+        assert not answer.done()
+        world.runtime.health["ext-db"] = ExecResult(0, "ok\n")
+        await world.clock.advance(10)  # the next check passes
+        reply = await answer
+        assert reply["message"].endswith(", healthy")
+        await world.supervisor.shutdown()
+
+    scenario()

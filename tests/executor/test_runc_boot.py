@@ -176,8 +176,8 @@ def test_restart_of_a_failing_service_exits_1_with_the_failure(tmp_path: Path) -
     name, good = unique("fails"), unique("good")
     data = tmp_path / "data"
     data.mkdir()
-    # Runs fine until /data/broken exists; then it dies half a second after starting.
-    script = f"if [ -e /data/broken ]; then sleep 0.5; echo no config; exit 1; fi; {IDLE}"
+    # Runs fine until /data/broken exists; then it dies a second and a half after starting.
+    script = f"if [ -e /data/broken ]; then sleep 1.5; echo no config; exit 1; fi; {IDLE}"
     out, _ = compile_plan(
         tmp_path,
         {
