@@ -1,18 +1,20 @@
-"""Check: load -> validate -> model -> resolve, and nothing built.
+"""Check: the stages load -> validate -> model -> resolve, and nothing built.
 
-What ``extsvc validate`` runs, and the first half of ``compiler.pipeline``.
-Kept apart from building and emitting so a pre-commit check imports no more
-than it needs (startup time is part of its job).
+What ``extsvc validate`` runs (``check_sources``); ``compiler.pipeline.compile``
+calls the same four stages and goes on to build and render. Kept apart from building
+and rendering so a pre-commit check imports no more than it needs (startup time is
+part of its job).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from extsvc.compiler import policy, rules
 from extsvc.compiler.format.diagnostics import Diagnostic, Position, Severity, has_errors, sort_key
-from extsvc.compiler.format.load import SourceMap, format_path, iter_documents
+from extsvc.compiler.format.load import LoadedDocument, SourceMap, format_path, iter_documents
 from extsvc.compiler.hazards import HazardContext, boot_hazards
 from extsvc.compiler.model import Service, service_from_tree
 from extsvc.compiler.resolve import ServiceTable, resolve
@@ -30,18 +32,19 @@ class CheckResult:
         return not has_errors(self.diagnostics)
 
 
-def _load_services(sources: Sequence[SourceFile]) -> tuple[list[Service], list[Diagnostic]]:
-    services: list[Service] = []
+def load(sources: Sequence[SourceFile]) -> tuple[list[LoadedDocument], list[Diagnostic]]:
+    """Each file's YAML document, with positions (Talos reads one document per file)."""
+    documents: list[LoadedDocument] = []
     diagnostics: list[Diagnostic] = []
     for source in sources:
-        documents = 0
-        for document, problems in iter_documents(source.name, source.data):  # load
+        found = 0
+        for document, problems in iter_documents(source.name, source.data):
             if document is None:
                 diagnostics.extend(problems)
                 continue
             diagnostics.extend(_hide_environment(problems, document.source_map))
-            documents += 1
-            if documents > 1:
+            found += 1
+            if found > 1:
                 # go-yaml's Decode reads one document: Talos runs the first, ignores the rest.
                 diagnostics.append(
                     document.source_map.diagnostic(
@@ -53,17 +56,8 @@ def _load_services(sources: Sequence[SourceFile]) -> tuple[list[Service], list[D
                     )
                 )
                 break
-            tree, problems = validate_document(document)  # validate
-            problems = _hide_environment(problems, document.source_map)
-            if tree is None:
-                diagnostics.extend(problems)
-                continue
-            diagnostics.extend(rules.check_tree(tree, document.source_map))
-            problems.extend(policy.check_block(tree, document.source_map))
-            diagnostics.extend(problems)
-            if not has_errors(problems):
-                services.append(service_from_tree(tree, document.source_map))  # model
-        if documents == 0 and not diagnostics_for(source.name, diagnostics):
+            documents.append(document)
+        if found == 0 and not diagnostics_for(source.name, diagnostics):
             diagnostics.append(
                 Diagnostic(
                     source.name,
@@ -72,7 +66,32 @@ def _load_services(sources: Sequence[SourceFile]) -> tuple[list[Service], list[D
                     "file is empty: expected a service (a mapping with name, container, restart)",
                 )
             )
-    return services, diagnostics
+    return documents, diagnostics
+
+
+def validate(
+    documents: Sequence[LoadedDocument],
+) -> tuple[list[tuple[dict[str, Any], SourceMap]], list[Diagnostic]]:
+    """The schema, then the rules and the x-extsvc block, per document; the trees that
+    have no error, each with its source map."""
+    valid: list[tuple[dict[str, Any], SourceMap]] = []
+    diagnostics: list[Diagnostic] = []
+    for document in documents:
+        tree, problems = validate_document(document)
+        problems = _hide_environment(problems, document.source_map)
+        if tree is None:
+            diagnostics.extend(problems)
+            continue
+        diagnostics.extend(rules.check_tree(tree, document.source_map))
+        problems.extend(policy.check_block(tree, document.source_map))
+        diagnostics.extend(problems)
+        if not has_errors(problems):
+            valid.append((tree, document.source_map))
+    return valid, diagnostics
+
+
+def model(trees: Sequence[tuple[dict[str, Any], SourceMap]]) -> list[Service]:
+    return [service_from_tree(tree, source_map) for tree, source_map in trees]
 
 
 def _hide_environment(problems: list[Diagnostic], source_map: SourceMap) -> list[Diagnostic]:
@@ -98,10 +117,12 @@ def check_sources(
 
     With ``hazards`` (validate), also warn about what could keep boot waiting forever.
     """
-    services, diagnostics = _load_services(sources)
-    table, problems = resolve(services)  # resolve
-    diagnostics.extend(problems)
+    documents, loaded = load(sources)
+    trees, validated = validate(documents)
+    services = model(trees)
+    table, resolved = resolve(services)
+    diagnostics = [*loaded, *validated, *resolved]
     if hazards is not None and not has_errors(diagnostics):
-        diagnostics.extend(boot_hazards(table, hazards))  # boot hazards
+        diagnostics.extend(boot_hazards(table, hazards))
     ordered = tuple(sorted(diagnostics, key=sort_key))
     return CheckResult(ordered, None if has_errors(ordered) else table)

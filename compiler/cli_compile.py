@@ -67,7 +67,8 @@ def _check_rootfs_base(_ctx: click.Context, _param: click.Parameter, value: str)
 @click.option(
     "--dry-run",
     is_flag=True,
-    help="Check and build everything, print the file list, write nothing.",
+    help="Check and build everything, print each file (a ---PATH--- line, then its "
+    "content) instead of writing it.",
 )
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
 @click.option(
@@ -85,10 +86,10 @@ def compile_command(
     annotate: bool,
 ) -> None:
     """Compile service YAML files (or directories of *.yaml) into OCI bundles and a plan."""
-    from extsvc.compiler.emit import OutputError, write_tree
     from extsvc.compiler.format.plan import host_arch
-    from extsvc.compiler.pipeline import CompileOptions, compile_sources
+    from extsvc.compiler.pipeline import CompileOptions, compile
     from extsvc.compiler.sources import collect_sources
+    from extsvc.compiler.write import OutputError, write_tree
 
     target_arch = arch or host_arch()
     if target_arch is None:
@@ -97,7 +98,7 @@ def compile_command(
         )
     files, read_problems = collect_sources(sources)
     _require_sources(len(files), read_problems)
-    result = compile_sources(
+    result = compile(
         files, CompileOptions(rootfs_base=rootfs_base, arch=target_arch, annotate=annotate)
     )
     diagnostics = [*read_problems, *result.diagnostics]
@@ -107,17 +108,19 @@ def compile_command(
         sys.exit(EXIT_INVALID_INPUT)
     services = sum(1 for name in result.files if name.endswith("/config.json"))
     if dry_run:
+        # As `quadlet -dryrun`: every file that would be written, under a line naming it.
         for name in sorted(result.files):
-            click.echo(f"{output / name}")
-        return
-    try:
-        write_tree(result.files, output)
-    except OutputError as error:
-        click.echo(f"extsvc: {error}", err=True)
-        sys.exit(EXIT_INVALID_INPUT)
+            click.echo(f"---{output / name}---")
+            click.echo(result.files[name].decode("utf-8"), nl=False)
+    else:
+        try:
+            write_tree(result.files, output)
+        except OutputError as error:
+            click.echo(f"extsvc: {error}", err=True)
+            sys.exit(EXIT_INVALID_INPUT)
     click.echo(
-        f"compiled {services} service{'s' * (services != 1)} into {output} "
-        f"({_summary(diagnostics)})",
+        f"{'would compile' if dry_run else 'compiled'} {services} service"
+        f"{'s' * (services != 1)} into {output} ({_summary(diagnostics)})",
         err=True,
     )
 

@@ -105,7 +105,7 @@ def compile_directory(
     path: Path, *, rootfs_base: str, arch: str, label: str | None = None
 ) -> CompiledOutput:
     """A source directory compiled in memory, exactly as ``extsvc compile`` would."""
-    from extsvc.compiler.pipeline import CompileOptions, compile_sources
+    from extsvc.compiler.pipeline import CompileOptions, compile
     from extsvc.compiler.sources import SourceFile, collect_sources
 
     label = label or str(path)
@@ -114,7 +114,7 @@ def compile_directory(
     sources = [SourceFile(f"{label}/{Path(s.name).name}", s.data) for s in found]
     if not sources:
         raise ReviewInputError(f"{label}: no service files (*.yaml) and no {PLAN_FILE}", problems)
-    result = compile_sources(sources, CompileOptions(rootfs_base=rootfs_base, arch=arch))
+    result = compile(sources, CompileOptions(rootfs_base=rootfs_base, arch=arch))
     if not result.ok or has_errors(problems):
         raise ReviewInputError(f"{label}: does not compile", [*problems, *result.diagnostics])
     return output_from_files(result.files, label)

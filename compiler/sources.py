@@ -8,6 +8,7 @@ name. Unreadable paths become diagnostics, never exceptions.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,18 +27,39 @@ def _problem(name: str, message: str, severity: Severity = Severity.ERROR) -> Di
     return Diagnostic(file=name, position=Position(1, 1), severity=severity, message=message)
 
 
+# O_NONBLOCK makes opening a FIFO return at once instead of waiting for a writer, so
+# fstat can refuse it (a FIFO given as a source used to block compile forever); on a
+# regular file it changes nothing.
+_OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISDIR, "a directory"),
+)
+
+
 def _read(path: Path) -> SourceFile | Diagnostic:
     name = str(path)
     try:
-        with path.open("rb") as stream:
-            size = os.fstat(stream.fileno()).st_size
-            if size > MAX_FILE_BYTES:  # say so without reading a huge file
-                return _problem(
-                    name, f"file is too large ({size} bytes; the limit is {MAX_FILE_BYTES})"
-                )
-            data = stream.read(MAX_FILE_BYTES + 1)
+        fd = os.open(path, _OPEN_FLAGS)
     except OSError as error:
         return _problem(name, f"cannot read: {error.strerror or error}")
+    with os.fdopen(fd, "rb") as stream:
+        try:
+            status = os.fstat(fd)
+            if not stat.S_ISREG(status.st_mode):
+                kind = next((k for test, k in _KINDS if test(status.st_mode)), "not a file")
+                return _problem(name, f"not a regular file ({kind}); a service file is expected")
+            if status.st_size > MAX_FILE_BYTES:  # say so without reading a huge file
+                return _problem(
+                    name,
+                    f"file is too large ({status.st_size} bytes; the limit is {MAX_FILE_BYTES})",
+                )
+            data = stream.read(MAX_FILE_BYTES + 1)
+        except OSError as error:
+            return _problem(name, f"cannot read: {error.strerror or error}")
     return SourceFile(name, data)
 
 
@@ -49,7 +71,9 @@ def collect_sources(paths: Sequence[str]) -> tuple[list[SourceFile], list[Diagno
     for argument in paths:
         path = Path(argument)
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix == ".yaml" and p.is_file())
+            # Everything named *.yaml but a directory: a FIFO or a device among them is
+            # refused by _read, not skipped silently.
+            found = sorted(p for p in path.iterdir() if p.suffix == ".yaml" and not p.is_dir())
             if not found:
                 problems.append(
                     _problem(argument, "no *.yaml files in this directory", Severity.WARNING)

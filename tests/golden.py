@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from extsvc.compiler.defaults import DEFAULT_ROOTFS_BASE
-from extsvc.compiler.pipeline import CompileOptions, CompileResult, compile_sources
+from extsvc.compiler.pipeline import CompileOptions, CompileResult, compile
 from extsvc.compiler.sources import SourceFile
 
 GOLDEN_ROOT = Path(__file__).parent / "golden"
@@ -39,7 +39,7 @@ def case_sources(case: Path, reverse: bool = False) -> list[SourceFile]:
 
 
 def compile_case(case: Path, reverse: bool = False) -> CompileResult:
-    return compile_sources(case_sources(case, reverse), case_options(case))
+    return compile(case_sources(case, reverse), case_options(case))
 
 
 def rendered_outputs(result: CompileResult) -> dict[str, bytes]:

@@ -59,7 +59,7 @@ def test_installed_tree_imports_as_extsvc_only(tmp_path: Path) -> None:
     shipped = python(
         "import extsvc.compiler.pipeline as p, extsvc.executor.daemon as d; "
         "print(p.__file__); print(d.__file__); "
-        "from extsvc.compiler.emit import oci_config_errors; print(list(oci_config_errors({})))"
+        "from extsvc.compiler.render import oci_config_errors; print(list(oci_config_errors({})))"
     )
     assert shipped.returncode == 0, shipped.stderr
     assert shipped.stdout.startswith(str(site / "extsvc" / "compiler" / "pipeline.py"))

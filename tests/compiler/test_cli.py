@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 from pathlib import Path
 
 import pytest
@@ -47,13 +49,32 @@ def test_arch_selects_the_seccomp_profile(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "out/plan.json").read_text())["arch"] == "arm64"
 
 
-def test_dry_run_lists_the_files_and_writes_nothing(tmp_path: Path) -> None:
-    code, output = run(
-        "compile", str(HELLO), "-o", str(tmp_path / "out"), "--dry-run", "--arch", "amd64"
+def test_dry_run_prints_every_file_a_real_compile_writes_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    """As `quadlet -dryrun`: each file under a ---PATH--- line, the exact bytes a real
+    compile writes (same code path), and nothing on disk."""
+    out, real = tmp_path / "out", tmp_path / "real"
+    assert run("compile", str(ENV), "-o", str(real), "--arch", "amd64")[0] == 0
+    result = CliRunner().invoke(
+        cli, ["compile", str(ENV), "-o", str(out), "--dry-run", "--arch", "amd64"]
     )
-    assert code == 0
-    assert str(tmp_path / "out" / "plan.json") in output
-    assert not (tmp_path / "out").exists()
+
+    assert result.exit_code == 0, result.output
+    printed = re.split(r"^---(.+)---\n", result.stdout, flags=re.MULTILINE)
+    assert printed[0] == ""
+    files = {
+        Path(name).relative_to(out).as_posix(): content.encode()
+        for name, content in zip(printed[1::2], printed[2::2], strict=True)
+    }
+    written = {
+        p.relative_to(real).as_posix(): p.read_bytes() for p in real.rglob("*") if p.is_file()
+    }
+    assert files == written
+    assert result.stderr.splitlines()[-1] == (
+        f"would compile 2 services into {out} (0 errors, 2 warnings)"
+    )
+    assert not out.exists()
 
 
 def test_validate_passes_a_good_set_with_warnings_unless_strict() -> None:
@@ -102,3 +123,31 @@ def test_schema_kinds_are_the_shipped_schemas() -> None:
     from extsvc.compiler.format.schemas import SCHEMA_FILES
 
     assert sorted(SCHEMA_KINDS) == sorted(SCHEMA_FILES)
+
+
+def test_a_fifo_or_a_device_is_refused_not_read(tmp_path: Path) -> None:
+    """Opening a FIFO for reading would wait for a writer forever; it is refused at once."""
+    fifo = tmp_path / "service.yaml"
+    os.mkfifo(fifo)
+    result = CliRunner().invoke(cli, ["validate", str(fifo), "/dev/null"])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"{fifo}:1:1: error: not a regular file (a FIFO); a service file is expected",
+        "/dev/null:1:1: error: not a regular file (a character device); a service file is expected",
+        "extsvc: no service files found; nothing done",
+    ]
+
+
+def test_a_fifo_in_a_source_directory_is_refused_not_skipped(tmp_path: Path) -> None:
+    (tmp_path / "hello-world.yaml").write_bytes((HELLO / "hello-world.yaml").read_bytes())
+    os.mkfifo(tmp_path / "pipe.yaml")
+    result = CliRunner().invoke(
+        cli, ["compile", str(tmp_path), "-o", str(tmp_path / "out"), "--arch", "amd64"]
+    )
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"{tmp_path / 'pipe.yaml'}:1:1: error: not a regular file (a FIFO); "
+        "a service file is expected",
+        "extsvc: nothing written: 1 error, 0 warnings",
+    ]
+    assert not (tmp_path / "out").exists()

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from extsvc.compiler.diff import CompiledOutput, diff_outputs
-from extsvc.compiler.emit import write_tree
 from extsvc.compiler.format.plan import (
     HealthCheck,
     OnUnhealthy,
@@ -14,8 +13,9 @@ from extsvc.compiler.format.plan import (
     load_plan,
 )
 from extsvc.compiler.outputs import output_from_files
-from extsvc.compiler.pipeline import CompileOptions, CompileResult, compile_sources
+from extsvc.compiler.pipeline import CompileOptions, CompileResult, compile
 from extsvc.compiler.sources import SourceFile
+from extsvc.compiler.write import write_tree
 from tests.golden import GOLDEN_ROOT, compile_case
 
 OPTIONS = CompileOptions(rootfs_base="/usr/local/lib/containers", arch="amd64")
@@ -23,7 +23,7 @@ HELLO = (GOLDEN_ROOT / "hello-world" / "input" / "hello-world.yaml").read_bytes(
 
 
 def compile_one(data: bytes) -> CompileResult:
-    result = compile_sources([SourceFile("hello-world.yaml", data)], OPTIONS)
+    result = compile([SourceFile("hello-world.yaml", data)], OPTIONS)
     assert result.ok, [d.render() for d in result.diagnostics]
     return result
 

@@ -98,15 +98,15 @@ def explain_case(case: Path) -> dict[str, bytes]:
 
 def simulate_case(case: Path) -> dict[str, bytes]:
     """Compile ``input/`` into a temporary OUT and simulate its boot under ``facts.yaml``."""
-    from extsvc.compiler.emit import write_tree
     from extsvc.compiler.format.plan import load_plan
-    from extsvc.compiler.pipeline import CompileOptions, compile_sources
+    from extsvc.compiler.pipeline import CompileOptions, compile
     from extsvc.compiler.sources import collect_sources
+    from extsvc.compiler.write import write_tree
     from extsvc.executor.facts import load_facts
     from extsvc.executor.simulate import render_text, simulate, to_json
 
     sources, _ = collect_sources([str(case / "input")])
-    result = compile_sources(sources, CompileOptions(rootfs_base=BASE, arch="amd64"))
+    result = compile(sources, CompileOptions(rootfs_base=BASE, arch="amd64"))
     assert result.ok, [d.render() for d in result.diagnostics]
     with tempfile.TemporaryDirectory() as temporary:
         out = Path(temporary) / "out"
