@@ -86,8 +86,10 @@ def main() -> int:
             extsvc("service", "ext-hello-world", *common)
             step("extsvc logs ext-hello-world --tail 5")
             extsvc("logs", "ext-hello-world", "--tail", "5", *common)
-            step("extsvc logs ext-setup-once")
-            extsvc("logs", "ext-setup-once", *common)
+            step("extsvc logs setup-once (a bare name; markers between runs)")
+            extsvc("logs", "setup-once", *common)
+            step("extsvc logs --tail 6 --timestamps (every service, interleaved by time)")
+            extsvc("logs", "--tail", "6", "--timestamps", *common)
             step("stopping (SIGTERM): dependents first")
         finally:
             daemon.send_signal(signal.SIGTERM)
