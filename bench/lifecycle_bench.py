@@ -42,6 +42,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -317,7 +318,7 @@ class Bench:
         gate = running.wait_state("gate", "Running")
         # The gate's Running event (wall clock) in this process's monotonic clock.
         event = next(e for e in gate["events"] if e["message"].startswith("Started task"))
-        gate_running = time.monotonic() - (time.time() - event["time"])
+        gate_running = time.monotonic() - (time.time() - event_time(event))
         first = running.first_line("link1", requested)
         last = running.first_line("link5", requested)
         return first - gate_running, last - gate_running
@@ -354,6 +355,14 @@ class Bench:
         running = Executor(self.work, self.twenty, f"twenty-{self._id()}")
         last = max(running.first_line(n) for n in self.twenty_names)
         return last - running.started, running
+
+
+def event_time(event: dict[str, Any]) -> float:
+    """An event's time as the control socket gives it (RFC 3339, or seconds)."""
+    stamp = event["time"]
+    if isinstance(stamp, str):
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    return float(stamp)
 
 
 def supervision_rss_mb(pid: int, container_inits: set[int]) -> tuple[float, int]:
