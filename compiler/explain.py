@@ -158,8 +158,9 @@ def _section(
         path = f"{prefix}.{key}"
         value = section[key]
         if path == "process.env":
-            shown = value if show_values else [e.partition("=")[0] + "=" + MASKED for e in value]
-            yield path, shown, _one_line(shown, 80)
+            for index, entry in enumerate(value):
+                shown = entry if show_values else entry.partition("=")[0] + "=" + MASKED
+                yield f"{path}[{index}]", shown, _one_line(shown, 80)
         elif path == "process.capabilities":
             yield path, value, _capability_words(value)
         elif path == "linux.seccomp":
@@ -194,7 +195,7 @@ def explain_config(
         rows.append(Row(path, value, shown, _lookup(path, fields), HOST_ADAPTATIONS.get(path)))
     for path in sorted(fields):
         # Recorded but not written: writeableRootfs drops root.readonly, [] drops maskedPaths.
-        if path not in seen and not any(s.startswith(path + ".") for s in seen):
+        if path not in seen and not any(s.startswith((path + ".", path + "[")) for s in seen):
             rows.append(Row(path, None, ABSENT_WORDS.get(path, "absent"), fields[path]))
     return rows
 

@@ -115,6 +115,12 @@ def _process(service: Service, origins: _Origins) -> dict[str, Any]:
     if env:  # no "env" key at all when empty: containerd adds no default PATH here
         process["env"] = env
         origins.from_input("process.env", ("container", "environment"), "environment")
+        # Each entry too: a configuration document appends more after these.
+        kept = (i for i, e in enumerate(service.container.environment) if "=" in e)
+        for position, index in enumerate(kept):
+            origins.from_input(
+                f"process.env[{position}]", ("container", "environment", index), "environment"
+            )
     origins.from_default("process.cwd", defaults.ORIGIN_CONTAINERD)
     origins.from_default("process.user", defaults.ORIGIN_CONTAINERD)
     origins.from_default("process.noNewPrivileges", defaults.ORIGIN_CONTAINERD)
