@@ -66,6 +66,8 @@ HELLO = "echo hi"
 IDLE = "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done"
 HELLO_IDLE = f"echo hi; {IDLE}"
 PACKAGES = ("extsvc", "compiler", "executor")
+# Cgroups are host-global: this run's services get their own names (suffix).
+RUN_TAG = f"-b{os.getpid()}"
 RUN_PATH_IMPORTS = "import extsvc.cli, extsvc.executor.cli, extsvc.executor.daemon"
 
 
@@ -74,13 +76,13 @@ RUN_PATH_IMPORTS = "import extsvc.cli, extsvc.executor.cli, extsvc.executor.daem
 
 def service_yaml(name: str, script: str, restart: str, after: str | None = None) -> str:
     document: dict[str, Any] = {
-        "name": name,
+        "name": name + RUN_TAG,
         "container": {"entrypoint": "/bin/sh", "args": ["-c", script]},
         "restart": restart,
         "logToConsole": True,
     }
     if after is not None:
-        document["depends"] = [{"service": f"ext-{after}"}]
+        document["depends"] = [{"service": f"ext-{after}{RUN_TAG}"}]
     return json.dumps(document)
 
 
@@ -90,7 +92,7 @@ def compile_plan(work: Path, services: dict[str, tuple[str, str, str | None]]) -
     source.mkdir(parents=True)
     for name, (script, restart, after) in services.items():
         (source / f"{name}.yaml").write_text(service_yaml(name, script, restart, after))
-        make_busybox_rootfs(base / name)
+        make_busybox_rootfs(base / (name + RUN_TAG))
     subprocess.run(
         [*EXTSVC, "compile", str(source), "-o", str(out), "--rootfs-base", str(base)],
         check=True,
@@ -101,7 +103,7 @@ def compile_plan(work: Path, services: dict[str, tuple[str, str, str | None]]) -
 
 def bare_bundle(out: Path, name: str, bundle: Path, args: list[str] | None = None) -> Path:
     """The compiled bundle of ``name``, host-adapted as the executor would, for bare runc."""
-    spec = json.loads((out / "bundles" / name / "config.json").read_text())
+    spec = json.loads((out / "bundles" / (name + RUN_TAG) / "config.json").read_text())
     spec, _ = adapt_spec(spec, HostFacts.probe())
     if args is not None:
         spec["process"]["args"] = args
@@ -187,7 +189,7 @@ class Executor:
         self.lines = Lines(self.process.stdout)
 
     def first_line(self, service: str, after: float | None = None) -> float:
-        prefix = f"ext-{service}: "
+        prefix = f"ext-{service}{RUN_TAG}: "
         return self.lines.wait(lambda line: line.startswith(prefix), after or self.started)
 
     def wait_control(self) -> None:
@@ -200,7 +202,7 @@ class Executor:
         raise RuntimeError("the executor's control socket never answered")
 
     def request(self, op: str, service: str) -> dict[str, Any]:
-        return self.client.request({"op": op, "id": f"ext-{service}"})
+        return self.client.request({"op": op, "id": f"ext-{service}{RUN_TAG}"})
 
     def service(self, service: str) -> dict[str, Any]:
         return self.request("service", service)["service"]  # type: ignore[no-any-return]
@@ -216,7 +218,7 @@ class Executor:
 
     def created(self, service: str) -> bool:
         listed = subprocess.run(
-            ["runc", "--root", str(self.state / "runc"), "state", f"ext-{service}"],
+            ["runc", "--root", str(self.state / "runc"), "state", f"ext-{service}{RUN_TAG}"],
             capture_output=True,
             text=True,
         )
@@ -607,7 +609,8 @@ def main() -> int:
     ) as temporary:
         work = Path(temporary)
         bench = Bench(work)
-        peers = Peers(work, work / "one" / "rootfs" / "hello") if args.peers else None
+        rootfs = work / "one" / "rootfs" / ("hello" + RUN_TAG)
+        peers = Peers(work, rootfs) if args.peers else None
         results: dict[str, list[float]] = {}
 
         def add(key: str, value: float) -> None:
