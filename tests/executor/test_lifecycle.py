@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from pathlib import Path
 
 import psutil
@@ -28,8 +27,6 @@ from tests.executor.realrunc import (
 pytestmark = pytest.mark.runc
 
 IDLE = "trap 'exit 0' TERM; while :; do sleep 1 & wait $!; done"
-# A dependency is "met" to "first line" in ~10 ms on an idle host; CI machines are shared.
-LOOSE_START_BOUND = 5.0
 
 
 def runc_state(state_dir: Path, container_id: str) -> str:
@@ -102,10 +99,10 @@ def test_a_waiting_service_is_created_and_starts_when_its_dependency_is_met(
         wait_for(lambda: runc_state(daemon.state_dir, f"ext-{name}") == "created", 10, "created")
         assert daemon.logs(f"ext-{name}") == []
         assert daemon.service(f"ext-{name}")["pid"] is None
-        started = time.monotonic()
+        # How soon it starts is a figure for bench/lifecycle_bench.py; the timeout here
+        # only turns a service that never starts into a failure.
         flag.touch()
         wait_for(lambda: "started" in daemon.logs(f"ext-{name}"), 15, "the first line")
-        assert time.monotonic() - started < LOOSE_START_BOUND
         assert runc_state(daemon.state_dir, f"ext-{name}") == "running"
         assert daemon.stop() == 0
     assert traces(tmp_path / "state", [name]) == []
