@@ -152,3 +152,47 @@ def test_run_reports_bad_input_and_missing_runtime_in_one_line(tmp_path: Path) -
     no_runtime = CliRunner().invoke(cli, ["run", str(tmp_path), "--runtime", "no-such-runc"])
     assert no_runtime.exit_code == 3
     assert no_runtime.output.count("\n") == 1
+
+
+def test_state_and_log_dirs_come_from_the_environment(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "ext-a.log").write_text("2026-01-02T03:04:05.120Z output from the environment\n")
+    env = {"EXTSVC_STATE_DIR": str(tmp_path / "state"), "EXTSVC_LOG_DIR": str(logs)}
+    printed = CliRunner().invoke(cli, ["logs", "a"], env=env)
+    assert printed.exit_code == 0, printed.output
+    assert printed.output == "from the environment\n"
+    listed = CliRunner().invoke(cli, ["services"], env=env)
+    assert listed.exit_code == 3
+    assert f"no extsvc daemon is listening on {tmp_path / 'state' / 'control.sock'}" in (
+        listed.output
+    )
+
+
+def test_following_every_service_ends_with_the_reason_when_the_executor_stops(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> list[dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+        holder: list[Supervisor] = []
+
+        def body(client: ControlClient) -> list[dict[str, Any]]:
+            received: list[dict[str, Any]] = []
+            request = {"op": "logs", "id": None, "tail": None, "follow": True}
+            for message in client.stream(request):
+                received.append(message)
+                if message.get("line") == "second":
+                    # The shutdown the daemon does on SIGTERM: services, then the server.
+                    loop.call_soon_threadsafe(asyncio.ensure_future, holder[0].shutdown())
+            return received
+
+        return await with_server(tmp_path, body, holder)  # type: ignore[no-any-return]
+
+    received = asyncio.run(scenario())
+    lines = [(m["service"], m["line"]) for m in received if "line" in m]
+    assert ("ext-a", "first") in lines and ("ext-a", "second") in lines
+    assert any(service == "ext-b" for service, _ in lines)
+    # The stopped service's last marker (SIGTERM: 128+15) arrives before the end, which
+    # says why.
+    assert ("ext-a", "-- stopped, exited with code 143 --") in lines
+    assert received[-1] == {"ok": True, "end": True, "reason": "the executor stopped"}
