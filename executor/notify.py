@@ -38,7 +38,12 @@ class Notifier:
         if self.address is None:
             return
         if self._socket is None:
-            self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            # Non-blocking: a manager that does not read (its queue holds only
+            # net.unix.max_dgram_qlen datagrams, 10 by default) must never stall the loop;
+            # a message that does not fit is dropped (BlockingIOError).
+            self._socket = socket.socket(
+                socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK
+            )
         with contextlib.suppress(OSError):
             self._socket.sendto("\n".join(fields).encode(), self.address)
 

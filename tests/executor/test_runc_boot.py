@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import signal
 import socket
 import subprocess
+import threading
 from pathlib import Path
 
 import jsonschema
@@ -244,33 +246,48 @@ def test_sd_notify_messages_reach_the_notify_socket(tmp_path: Path) -> None:
     out, _ = compile_plan(tmp_path, {name: shell_service(name, IDLE)})
     receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     receiver.bind(str(tmp_path / "notify.sock"))
-    receiver.settimeout(20)
+    receiver.settimeout(0.5)
     messages: list[str] = []
+    done = threading.Event()
 
-    def until(prefix: str) -> str:
-        while True:
-            message = receiver.recv(4096).decode()
-            messages.append(message)
-            if message.startswith(prefix):
-                return message
+    def read() -> None:  # as systemd does: always reading
+        while not done.is_set():
+            with contextlib.suppress(TimeoutError):
+                messages.append(receiver.recv(4096).decode())
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+
+    def seen(prefix: str, after: int = 0) -> int:
+        """Index of the first message from ``after`` on that starts with ``prefix``."""
+        found: list[int] = []
+
+        def arrived() -> bool:
+            found[:] = [i for i, m in enumerate(messages) if i >= after and m.startswith(prefix)]
+            return bool(found)
+
+        wait_for(arrived, 30, f"{prefix} on the notify socket: {messages}")
+        return found[0]
 
     daemon = Daemon(tmp_path, out, [name])
     try:
         env = {"NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "400000"}
         daemon.start(env=env)
-        ready = until("READY=1")
-        assert "STATUS=running 1 service(s)" in ready
+        ready = seen("READY=1")
+        assert "STATUS=running 1 service(s)" in messages[ready]
         # READY=1 came after every service began its first attempt.
         assert daemon.state(f"ext-{name}") != "Initialized"
-        until("WATCHDOG=1")
+        seen("WATCHDOG=1", ready)
         assert daemon.process is not None
         daemon.process.send_signal(signal.SIGHUP)
-        until("RELOADING=1")
-        until("READY=1")
+        reloading = seen("RELOADING=1", ready)
+        seen("READY=1", reloading)
         assert daemon.stop() == 0
-        until("STOPPING=1")
+        seen("STOPPING=1", reloading)
     finally:
+        done.set()
         daemon.force_cleanup()
+        reader.join(5)
         receiver.close()
 
 
