@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from extsvc.executor import reaper
 
 READ_CHUNK = 64 * 1024
+# The exit code run_process reports for a command it killed at its timeout.
+TIMED_OUT = -9
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ async def run_process(
         await child.exited
         if output is not None:
             output.cancel()  # a descendant may still hold the pipe
-        return Completed(-9, "(timed out)")
+        return Completed(TIMED_OUT, "(timed out)")
     except asyncio.CancelledError:
         child.send_signal(signal.SIGKILL)
         if output is not None:

@@ -18,15 +18,16 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from extsvc.compiler.format.plan import ServicePlan, creatable_mount_source
+from extsvc.compiler.format.plan import ServicePlan, creatable_mount_source, service_name
 from extsvc.executor import cgroups, reaper
 from extsvc.executor.errors import LaunchError
-from extsvc.executor.processes import run_process
+from extsvc.executor.processes import TIMED_OUT, run_process
 from extsvc.executor.runtime import Container, ExecResult, OutputSink
 from extsvc.executor.workspace import Workspace
 
@@ -150,7 +151,18 @@ class RuncRuntime:
             raise LaunchError(f"runc start exited with code {started.returncode}{reason}")
 
     async def exec(self, container: Container, argv: Sequence[str], timeout: float) -> ExecResult:
-        done = await run_process(self._runc("exec", container.id, *argv), timeout=timeout)
+        # Killing `runc exec` at the timeout does not kill what it started in the
+        # container (an orphan, re-parented to us): its PID file lets us end it too,
+        # so a hanging health check cannot pile up a process per interval.
+        pid_file = self.workspace.bundle_dir(service_name(container.id)) / "exec.pid"
+        pid_file.unlink(missing_ok=True)
+        done = await run_process(
+            self._runc("exec", "--pid-file", str(pid_file), container.id, *argv),
+            timeout=timeout,
+        )
+        if done.returncode == TIMED_OUT:
+            with contextlib.suppress(OSError, ValueError):
+                os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
         return ExecResult(done.returncode, done.output)
 
     async def cleanup(self, service: ServicePlan) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from extsvc.compiler.format.capabilities import names_from_mask
@@ -153,4 +155,28 @@ def test_a_service_exceeding_its_restart_limit_ends_failed(tmp_path: Path) -> No
             f'restart limit reached (2 failures in 1m): task "ext-{name}" failed: '
             'exit code 3 (last log "crashing")'
         )
+        assert daemon.stop() == 0
+
+
+def test_a_hanging_health_check_is_killed_at_its_timeout(tmp_path: Path) -> None:
+    name = unique("hang")
+    # A sleep no other test (or engineer running this one) starts at the same time.
+    check = ["/bin/sleep", str(1000 + int(name.rsplit("-", 1)[1], 16) % 100000)]
+    block = {"health": {"exec": check, "interval": "300ms", "timeout": "300ms"}}
+    out, _ = compile_plan(tmp_path, {name: shell_service(name, IDLE, extsvc=block)})
+    with running_daemon(tmp_path, out, [name]) as daemon:
+        service_id = f"ext-{name}"
+        wait_for(
+            lambda: daemon.service(service_id)["lastHealthMessage"] == "timed out after 300ms",
+            15,
+            "a timed-out check",
+        )
+        time.sleep(2)  # several more checks, each killed at its timeout
+        sleepers = [
+            p
+            for p in psutil.process_iter(["cmdline"])
+            if p.info["cmdline"] == ["/bin/sleep", "737"]
+        ]
+        assert len(sleepers) <= 1  # at most the check in flight
+        assert daemon.service(service_id)["health"] == "Fail"
         assert daemon.stop() == 0
