@@ -178,5 +178,8 @@ def test_a_hanging_health_check_is_killed_at_its_timeout(tmp_path: Path) -> None
             if p.info["cmdline"] == ["/bin/sleep", "737"]
         ]
         assert len(sleepers) <= 1  # at most the check in flight
-        assert daemon.service(service_id)["health"] == "Fail"
+        assert daemon.service(service_id)["health"] == {
+            "healthy": False,
+            "message": "timed out after 300ms",
+        }
         assert daemon.stop() == 0
