@@ -10,10 +10,12 @@ from __future__ import annotations
 import hashlib
 import posixpath
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
+from extsvc.compiler.format.extconfig import ServiceConfig, bundle_source, configure_spec
+from extsvc.compiler.format.plan import bundle_dir, service_id
 from extsvc.compiler.model import Service
 from extsvc.compiler.oci import BuildContext, BuiltConfig, Origin, build_config
 from extsvc.compiler.packagedata import SECCOMP_DIR, read_json
@@ -50,20 +52,49 @@ def _annotate(built: BuiltConfig, service: Service, data: bytes) -> None:
     built.origins["annotations"] = Origin("extsvc compile --annotate (service file and digest)")
 
 
+def _with_config(built: BuiltConfig, config: ServiceConfig) -> BuiltConfig:
+    """The built config with an ExtensionServiceConfig baked in: its files bind-mounted
+    from the bundle (``config/<flattened mountPath>``, relative: OUT stays relocatable)."""
+    spec = configure_spec(built.config, config=config, source_for=bundle_source)
+    origins = dict(built.origins)
+    first = len(built.config.get("mounts", []))
+    for index in range(len(config.files)):
+        field_path = ("configFiles", index, "mountPath")
+        origins[f"mounts[{first + index}]"] = Origin(
+            f"ExtensionServiceConfig {config.name} configFiles[{index}]",
+            config.source_map.file,
+            config.source_map.value_position(field_path),
+        )
+    return BuiltConfig(spec, origins)
+
+
 @dataclass(frozen=True)
 class BuiltOutput:
     table: ServiceTable
     configs: Mapping[str, BuiltConfig]  # service name -> config.json and its origins
     config_bytes: Mapping[str, bytes]  # service name -> canonical config.json
     plan: dict[str, Any]
+    # Baked ExtensionServiceConfig files: relative output path -> content (secrets).
+    config_files: Mapping[str, bytes] = field(default_factory=dict)
 
 
 def build(
-    table: ServiceTable, options: CompileOptions, sources: Sequence[SourceFile]
+    table: ServiceTable,
+    options: CompileOptions,
+    sources: Sequence[SourceFile],
+    service_configs: Mapping[str, ServiceConfig] | None = None,
 ) -> BuiltOutput:
-    """``sources`` are read only by ``--annotate`` (each spec names its file's digest)."""
+    """``sources`` are read only by ``--annotate`` (each spec names its file's digest);
+    ``service_configs`` (by service name) are baked into their bundles."""
     context = BuildContext(options.rootfs_base, seccomp_profile(options.arch))
     configs = {s.name: build_config(s, context) for s in table.services.values()}
+    baked = service_configs or {}
+    config_files: dict[str, bytes] = {}
+    for name, config in baked.items():
+        configs[name] = _with_config(configs[name], config)
+        for config_file in config.files:
+            path = f"{bundle_dir(name)}/{bundle_source(config_file)}"
+            config_files[path] = config_file.content.encode("utf-8")
     if options.annotate:
         source_bytes = {source.name: source.data for source in sources}
         for service in table.services.values():
@@ -71,4 +102,7 @@ def build(
     config_bytes = {name: canonical_json(built.config) for name, built in configs.items()}
     digests = {name: hashlib.sha256(data).hexdigest() for name, data in config_bytes.items()}
     plan = build_plan(table, digests, rootfs_base=options.rootfs_base, arch=options.arch)
-    return BuiltOutput(table, configs, config_bytes, plan)
+    for name in baked:
+        # Baked into the bundle: there is nothing left to wait for at boot.
+        plan["services"][service_id(name)]["depends"]["configuration"] = False
+    return BuiltOutput(table, configs, config_bytes, plan, config_files)

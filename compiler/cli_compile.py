@@ -6,16 +6,37 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from extsvc.compiler.defaults import DEFAULT_ROOTFS_BASE
-from extsvc.compiler.format.diagnostics import Diagnostic
+from extsvc.compiler.format.diagnostics import Diagnostic, sort_key
 from extsvc.compiler.format.exitcodes import EXIT_INVALID_INPUT
 
+if TYPE_CHECKING:
+    # Not at run time: it imports the YAML loader, which `extsvc schema` does not need.
+    from extsvc.compiler.sources import SourceFile
 
-def _print_diagnostics(diagnostics: Sequence[Diagnostic]) -> None:
-    if diagnostics:  # one write: a hostile file can have 50,000 diagnostics
+
+# `--format github`: annotations on stdout, where GitHub Actions reads workflow commands.
+FORMAT_OPTION = click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "github"]),
+    default="text",
+    show_default=True,
+    help="github: print diagnostics as GitHub Actions annotations (on stdout).",
+)
+
+
+def _print_diagnostics(diagnostics: Sequence[Diagnostic], output_format: str = "text") -> None:
+    if not diagnostics:
+        return
+    # One write: a hostile file can have 50,000 diagnostics.
+    if output_format == "github":
+        click.echo("\n".join(diagnostic.github_annotation() for diagnostic in diagnostics))
+    else:
         click.echo("\n".join(diagnostic.render() for diagnostic in diagnostics), err=True)
 
 
@@ -70,22 +91,34 @@ def _check_rootfs_base(_ctx: click.Context, _param: click.Parameter, value: str)
     help="Check and build everything, print each file (a ---PATH--- line, then its "
     "content) instead of writing it.",
 )
+@click.option(
+    "--service-config",
+    "service_configs",
+    multiple=True,
+    metavar="PATH",
+    help="ExtensionServiceConfig documents to bake into the bundles (a file, or a directory "
+    "of *.yaml; repeatable).",
+)
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
 @click.option(
     "--annotate",
     is_flag=True,
     help="Name each spec's source file and its sha256 in the spec's annotations.",
 )
+@FORMAT_OPTION
 def compile_command(
     sources: tuple[str, ...],
     output: Path,
     rootfs_base: str,
     arch: str | None,
     dry_run: bool,
+    service_configs: tuple[str, ...],
     strict: bool,
     annotate: bool,
+    output_format: str,
 ) -> None:
     """Compile service YAML files (or directories of *.yaml) into OCI bundles and a plan."""
+    from extsvc.compiler.format.extconfig import is_baked_config_file
     from extsvc.compiler.format.plan import host_arch
     from extsvc.compiler.pipeline import CompileOptions, compile
     from extsvc.compiler.sources import collect_sources
@@ -98,11 +131,12 @@ def compile_command(
         )
     files, read_problems = collect_sources(sources)
     _require_sources(len(files), read_problems)
-    result = compile(
-        files, CompileOptions(rootfs_base=rootfs_base, arch=target_arch, annotate=annotate)
-    )
+    config_files, config_problems = collect_sources(service_configs)
+    read_problems.extend(config_problems)
+    options = CompileOptions(rootfs_base=rootfs_base, arch=target_arch, annotate=annotate)
+    result = compile(files, options, config_files)
     diagnostics = [*read_problems, *result.diagnostics]
-    _print_diagnostics(diagnostics)
+    _print_diagnostics(diagnostics, output_format)
     if _fails(diagnostics, strict) or not result.ok:
         click.echo(f"extsvc: nothing written: {_summary(diagnostics)}", err=True)
         sys.exit(EXIT_INVALID_INPUT)
@@ -111,6 +145,11 @@ def compile_command(
         # As `quadlet -dryrun`: every file that would be written, under a line naming it.
         for name in sorted(result.files):
             click.echo(f"---{output / name}---")
+            if is_baked_config_file(name):
+                # A baked ExtensionServiceConfig file: its content may be a secret.
+                size = len(result.files[name])
+                click.echo(f"({size} bytes of an ExtensionServiceConfig file, not shown)")
+                continue
             click.echo(result.files[name].decode("utf-8"), nl=False)
     else:
         try:
@@ -126,7 +165,7 @@ def compile_command(
 
 
 @click.command("validate")
-@click.argument("sources", nargs=-1, required=True, metavar="SRC...")
+@click.argument("sources", nargs=-1, metavar="[SRC]...")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
 @click.option("-q", "--quiet", is_flag=True, help="Print diagnostics only, no summary.")
 @click.option(
@@ -135,43 +174,134 @@ def compile_command(
     type=click.Path(dir_okay=False, path_type=Path),
     help="The host-services file `extsvc run` will get: warn about host services without a rule.",
 )
+@click.option(
+    "--with",
+    "context",
+    multiple=True,
+    metavar="PATH",
+    help="The rest of the set (files or directories): read, checked against, not reported on "
+    "(pre-commit: validate the changed files --with the whole folder).",
+)
+@click.option(
+    "--env-file",
+    "env_files",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="An environment file (environmentFile) to check, offline (repeatable).",
+)
+@FORMAT_OPTION
 def validate_command(
-    sources: tuple[str, ...], strict: bool, quiet: bool, host_services: Path | None
+    sources: tuple[str, ...],
+    strict: bool,
+    quiet: bool,
+    host_services: Path | None,
+    context: tuple[str, ...],
+    env_files: tuple[Path, ...],
+    output_format: str,
 ) -> None:
-    """Check service files (all rules, across the whole set); write nothing.
+    """Check service files, ExtensionServiceConfig documents and host-services files, in
+    any mix (each file's kind is told by its content), as one set; write nothing.
 
     Also warns about boot hazards: dependencies that could keep a service waiting
     forever (--strict makes them errors).
     """
-    from extsvc.compiler.check import check_sources
-    from extsvc.compiler.hazards import HazardContext, host_service_ids
     from extsvc.compiler.sources import collect_sources
 
+    if not sources and not env_files:
+        raise click.UsageError("nothing to check: give SRC... or --env-file FILE")
     files, read_problems = collect_sources(sources)
-    _require_sources(len(files), read_problems)
-    hazards = HazardContext()
+    if sources:
+        _require_sources(len(files), read_problems)
+    extra: list[SourceFile] = []
     if host_services is not None:
-        try:
-            data = host_services.read_bytes()
-        except OSError as error:
-            raise click.BadParameter(
-                f"cannot read {host_services}: {error.strerror}", param_hint="--host-services"
-            ) from None
-        ids, problems = host_service_ids(str(host_services), data)
-        read_problems.extend(problems)
-        hazards = HazardContext(host_services=ids, host_services_file=str(host_services))
-    result = check_sources(files, hazards)
-    diagnostics = [*read_problems, *result.diagnostics]
-    _print_diagnostics(diagnostics)
+        extra.append(_read_option_file(host_services, "--host-services"))
+    context_files, _ = collect_sources(context)
+    diagnostics = [*read_problems, *_check_set(files, extra, context_files)]
+    for env_file in env_files:
+        diagnostics.extend(_check_env_file(_read_option_file(env_file, "--env-file")))
+    diagnostics.sort(key=sort_key)
+    _print_diagnostics(diagnostics, output_format)
     failed = _fails(diagnostics, strict)
     if not quiet:
+        count = len(files) + len(extra) + len(env_files)
         verdict = "invalid" if failed else "ok"
         click.echo(
-            f"{len(files)} file{'s' * (len(files) != 1)} {verdict}: {_summary(diagnostics)}",
+            f"{count} file{'s' * (count != 1)} {verdict}: {_summary(diagnostics)}",
             err=True,
         )
     if failed:
         sys.exit(EXIT_INVALID_INPUT)
+
+
+def _read_option_file(path: Path, option: str) -> SourceFile:
+    from extsvc.compiler.sources import SourceFile
+
+    try:
+        return SourceFile(str(path), path.read_bytes())
+    except OSError as error:
+        raise click.BadParameter(
+            f"cannot read {path}: {error.strerror}", param_hint=option
+        ) from None
+
+
+def _check_set(
+    files: Sequence[SourceFile],
+    host_services_files: Sequence[SourceFile],
+    context: Sequence[SourceFile],
+) -> list[Diagnostic]:
+    """The diagnostics of ``files`` and ``host_services_files``, checked as one set with
+    ``context`` (whose own problems are not reported)."""
+    from extsvc.compiler.check import check_sources
+    from extsvc.compiler.hazards import HazardContext, host_service_ids
+    from extsvc.compiler.inputs import CONFIG, HOST_SERVICES, check_configs, input_kind
+
+    reported = {f.name for f in (*files, *host_services_files)}
+    by_kind: dict[str, list[SourceFile]] = {}
+    for source in (*files, *context):
+        by_kind.setdefault(input_kind(source), []).append(source)
+    hosts = [*host_services_files, *by_kind.pop(HOST_SERVICES, [])]
+    configs = by_kind.pop(CONFIG, [])
+    services = [source for sources in by_kind.values() for source in sources]
+    diagnostics: list[Diagnostic] = []
+    ids: frozenset[str] | None = None
+    for host_file in hosts:
+        found, problems = host_service_ids(host_file.name, host_file.data)
+        diagnostics.extend(problems)
+        if found is not None:
+            ids = found | (ids or frozenset())
+    names = _service_names(services)
+    config_set = check_configs(configs, names) if services else check_configs(configs, ())
+    diagnostics.extend(
+        d for d in config_set.diagnostics if services or not d.message.startswith("no service")
+    )
+    if services:
+        hazards = HazardContext(
+            host_services=ids,
+            host_services_file=hosts[0].name if hosts else None,
+            configurations=frozenset(config_set.configs),
+        )
+        diagnostics.extend(check_sources(services, hazards).diagnostics)
+    return [d for d in diagnostics if d.file in reported]
+
+
+def _service_names(sources: Sequence[SourceFile]) -> set[str]:
+    from extsvc.compiler.format.load import iter_documents
+
+    names: set[str] = set()
+    for source in sources:
+        for document, _ in iter_documents(source.name, source.data):
+            tree = document.tree if document is not None else None
+            if isinstance(tree, dict) and isinstance(tree.get("name"), str):
+                names.add(tree["name"])
+            break
+    return names
+
+
+def _check_env_file(source: SourceFile) -> list[Diagnostic]:
+    from extsvc.compiler.format.envfile import parse_env_file
+
+    _, problems = parse_env_file(source.name, source.data)
+    return problems
 
 
 # Kept in step with compiler.format.schemas.SCHEMA_FILES (a test says so); written out

@@ -1,7 +1,9 @@
 """The compiler as a list of stages: load -> validate -> model -> resolve -> build -> render.
 
-``compile`` is that list, one call per stage; every stage is a pure function of the one
-before (``compiler.check`` holds the first three, shared with ``extsvc validate``). The
+``compile`` is that list, one call per stage (``configure`` checks the
+ExtensionServiceConfig documents baked in by ``--service-config`` against the set);
+every stage is a pure function of the one before (``compiler.check`` holds the first
+three, shared with ``extsvc validate``). The
 result is every output file's bytes in memory: writing them is ``compiler.write``'s job,
 so ``extsvc compile --dry-run``, ``extsvc diff`` and the golden tests go through exactly
 the code of a real compile.
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 from extsvc.compiler.build import CompileOptions, build, seccomp_profile
 from extsvc.compiler.check import load, model, validate
 from extsvc.compiler.format.diagnostics import Diagnostic, has_errors, sort_key
+from extsvc.compiler.inputs import configure
 from extsvc.compiler.oci import BuiltConfig
 from extsvc.compiler.render import render
 from extsvc.compiler.resolve import resolve
@@ -35,15 +38,21 @@ class CompileResult:
         return not has_errors(self.diagnostics)
 
 
-def compile(sources: Sequence[SourceFile], options: CompileOptions) -> CompileResult:
+def compile(
+    sources: Sequence[SourceFile],
+    options: CompileOptions,
+    config_sources: Sequence[SourceFile] = (),
+) -> CompileResult:
+    """``config_sources``: ExtensionServiceConfig documents to bake in (``--service-config``)."""
     documents, loaded = load(sources)
     trees, validated = validate(documents)
     services = model(trees)
     table, resolved = resolve(services)
-    diagnostics = tuple(sorted([*loaded, *validated, *resolved], key=sort_key))
+    configs, configured = configure(table, config_sources)
+    diagnostics = tuple(sorted([*loaded, *validated, *resolved, *configured], key=sort_key))
     if has_errors(diagnostics):
         return CompileResult(diagnostics)
-    output = build(table, options, sources)
+    output = build(table, options, sources, configs)
     files, bugs = render(output)
     if bugs:
         return CompileResult(diagnostics + bugs)

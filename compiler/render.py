@@ -84,4 +84,5 @@ def render(output: BuiltOutput) -> tuple[dict[str, bytes], tuple[Diagnostic, ...
         first = next(iter(output.table.services.values()))
         bugs.append(_schema_bug(first, "plan.json", plan_problems))
     files[PLAN_FILE] = canonical_json(output.plan)
+    files.update(output.config_files)
     return files, tuple(bugs)

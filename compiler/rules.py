@@ -41,8 +41,8 @@ def check_tree(tree: Any, source_map: SourceMap) -> Iterator[Diagnostic]:
     if isinstance(_field(tree, "container", "environmentFile"), str):
         yield source_map.diagnostic(
             ("container", "environmentFile"),
-            "environmentFile is deprecated; the service waits for the file, but extsvc does not "
-            "read it into the environment yet",
+            "environmentFile is deprecated; the service waits for the file and reads it at "
+            "each start (its variables come first)",
             severity=Severity.WARNING,
             hint="use an ExtensionServiceConfig document with 'environment' instead",
             at_key=True,

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from extsvc.compiler.format.extconfig import (
     ConfigFile,
     ServiceConfig,
+    anchor_sources,
     configure_spec,
     duplicate_problems,
     iter_config_documents,
@@ -143,12 +144,14 @@ class ConfigDirectory:
         """The compiled spec plus what only exists at start: the variables of the
         environment file (read now, at each start) and the service's document."""
         env_file = _read_environment_file(service.depends.environment_file)
+        # Files baked in at compile time are named relative to the compiled bundle.
+        compiled = anchor_sources(service.spec, str(service.bundle_dir.resolve()))
         config = self.documents().get(service.name)
         if config is None:
             self._applied.pop(service.name, None)
             if not env_file:
-                return service.spec
-            return configure_spec(service.spec, env_file=env_file)
+                return compiled
+            return configure_spec(compiled, env_file=env_file)
         target = self.files_dir / service.name
         try:
             target.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -158,7 +161,7 @@ class ConfigDirectory:
         except OSError as error:
             raise LaunchError(f"cannot write the configuration files: {error.strerror}") from None
         spec = configure_spec(
-            service.spec, env_file=env_file, config=config, source_for=sources.__getitem__
+            compiled, env_file=env_file, config=config, source_for=sources.__getitem__
         )
         self._applied[service.name] = _digest(config)
         return spec

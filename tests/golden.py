@@ -2,7 +2,8 @@
 
 ``python -m tests.golden --update`` (what ``make golden`` runs) rewrites every
 ``expected/`` folder from its inputs; it never touches an input. Each case may
-hold ``options.json`` (``{"rootfsBase": "/opt/ext"}``); the architecture is
+hold ``options.json`` (``{"rootfsBase": "/opt/ext"}``) and ``configs/*.yaml``
+(ExtensionServiceConfig documents, compiled as ``--service-config``); the architecture is
 always amd64 so goldens do not depend on the machine that writes them.
 Warnings go to ``expected/diagnostics.txt`` so a golden also pins what a user
 is told.
@@ -38,8 +39,14 @@ def case_sources(case: Path, reverse: bool = False) -> list[SourceFile]:
     return [SourceFile(f"input/{path.name}", path.read_bytes()) for path in files]
 
 
+def case_configs(case: Path) -> list[SourceFile]:
+    """``configs/*.yaml``: ExtensionServiceConfig documents, as ``--service-config``."""
+    files = sorted((case / "configs").glob("*.yaml"))
+    return [SourceFile(f"configs/{path.name}", path.read_bytes()) for path in files]
+
+
 def compile_case(case: Path, reverse: bool = False) -> CompileResult:
-    return compile(case_sources(case, reverse), case_options(case))
+    return compile(case_sources(case, reverse), case_options(case), case_configs(case))
 
 
 def rendered_outputs(result: CompileResult) -> dict[str, bytes]:

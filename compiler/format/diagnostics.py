@@ -74,6 +74,24 @@ class Diagnostic:
             lines.append(escape(f"  hint: {self.hint}"))
         return "\n".join(lines)
 
+    def github_annotation(self) -> str:
+        """The diagnostic as a GitHub Actions workflow command (an annotation on the line)."""
+        where = (
+            f"file={_escape_property(self.file)},line={self.position.line},"
+            f"col={self.position.col},title=extsvc"
+        )
+        field = f"{self.field}: " if self.field else ""
+        hint = f"\nhint: {self.hint}" if self.hint else ""
+        return f"::{self.severity.value} {where}::{_escape_data(field + self.message + hint)}"
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
 
 # What must never reach a terminal raw: C0 and C1 control characters (newline,
 # carriage return, ESC, BEL, ...), DEL, the Unicode line and paragraph

@@ -56,6 +56,43 @@ def source_name(mount_path: str) -> str:
     return mount_path.lstrip("/").replace("/", "-")
 
 
+# Compile time: a bundle holds its service's config files in this folder, and its
+# config.json names them relative to the bundle (OCI allows a relative bind source).
+BUNDLE_CONFIG_DIR = "config"
+
+
+def bundle_source(config_file: ConfigFile) -> str:
+    return f"{BUNDLE_CONFIG_DIR}/{source_name(config_file.mount_path)}"
+
+
+def is_baked_config_file(relative: str) -> bool:
+    """True for ``bundles/<name>/config/<file>``, a path of the compiled output."""
+    parts = relative.split("/")
+    return len(parts) == 4 and parts[0] == "bundles" and parts[2] == BUNDLE_CONFIG_DIR
+
+
+def anchor_sources(spec: dict[str, Any], bundle: str) -> dict[str, Any]:
+    """The spec with relative mount sources made absolute against the compiled bundle.
+
+    runc reads a relative source against the bundle it is given; the executor runs
+    a copy of the spec from its own runtime bundle, so it anchors them first.
+    """
+    mounts = spec.get("mounts", [])
+    if not any(
+        isinstance(m.get("source"), str) and m["source"][:1] not in ("/", "") for m in mounts
+    ):
+        return spec
+    anchored = [
+        {**m, "source": f"{bundle}/{m['source']}"}
+        if m.get("type") == "bind"
+        and isinstance(m.get("source"), str)
+        and not m["source"].startswith("/")
+        else m
+        for m in mounts
+    ]
+    return {**spec, "mounts": anchored}
+
+
 def is_config_document(tree: Any) -> bool:
     return isinstance(tree, dict) and tree.get("kind") == KIND
 

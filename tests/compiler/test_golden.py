@@ -55,6 +55,8 @@ def test_case_is_independent_of_input_order(case: Path) -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
 def test_output_is_canonical(case: Path) -> None:
-    """Re-serialising any output changes nothing: the bytes are already canonical."""
+    """Re-serialising any JSON output changes nothing: the bytes are already canonical.
+    (Baked config files, bundles/<name>/config/*, are the documents' contents verbatim.)"""
     for name, data in compile_case(case).files.items():
-        assert canonical_json(json.loads(data)) == data, name
+        if name.endswith(".json"):
+            assert canonical_json(json.loads(data)) == data, name

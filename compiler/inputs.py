@@ -1,0 +1,92 @@
+"""The inputs besides service files: ExtensionServiceConfig documents, host-services
+files and environment files; and how ``extsvc validate`` tells the kinds apart.
+
+``extsvc validate services/ node-a/config.yaml hosts.yaml`` takes any mix. Each file
+is one kind, told by its first document:
+
+* ``kind: ExtensionServiceConfig`` (or an ``apiVersion``): configuration documents;
+* a mapping with none of a service's keys (``name``, ``container``, ``restart``...)
+  whose values are all mappings: a host-services file (service id -> rule);
+* anything else: a service file (and its problems are the service checks').
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+from extsvc.compiler.format.diagnostics import Diagnostic, Severity, did_you_mean
+from extsvc.compiler.format.extconfig import (
+    ServiceConfig,
+    duplicate_problems,
+    is_config_document,
+    load_configs,
+)
+from extsvc.compiler.format.load import iter_documents
+from extsvc.compiler.resolve import ServiceTable
+from extsvc.compiler.sources import SourceFile
+
+SERVICE, CONFIG, HOST_SERVICES = "service", "config", "host-services"
+_SERVICE_KEYS = frozenset({"name", "container", "restart", "depends", "logToConsole"})
+
+
+def input_kind(source: SourceFile) -> str:
+    """SERVICE, CONFIG or HOST_SERVICES, from the file's first document."""
+    for document, _ in iter_documents(source.name, source.data):
+        tree = document.tree if document is not None else None
+        if is_config_document(tree) or (isinstance(tree, dict) and "apiVersion" in tree):
+            return CONFIG
+        if (
+            isinstance(tree, dict)
+            and tree
+            and not _SERVICE_KEYS & set(tree)
+            and all(isinstance(rule, dict) for rule in tree.values())
+        ):
+            return HOST_SERVICES
+        break
+    return SERVICE
+
+
+@dataclass(frozen=True)
+class ConfigSet:
+    """The usable documents by service name, and every problem of the documents."""
+
+    configs: dict[str, ServiceConfig]
+    diagnostics: tuple[Diagnostic, ...]
+
+
+def configure(
+    table: ServiceTable, config_sources: Sequence[SourceFile]
+) -> tuple[dict[str, ServiceConfig], tuple[Diagnostic, ...]]:
+    """The compile stage for ``--service-config``: the documents to bake in, by service."""
+    if not config_sources:
+        return {}, ()
+    checked = check_configs(config_sources, {s.name for s in table.services.values()})
+    return checked.configs, checked.diagnostics
+
+
+def check_configs(sources: Sequence[SourceFile], services: Collection[str]) -> ConfigSet:
+    """Every document of ``sources``, checked alone and as a set against ``services``:
+    two documents for one service are an error; one naming no service a warning."""
+    configs: list[ServiceConfig] = []
+    diagnostics: list[Diagnostic] = []
+    for source in sources:
+        found, problems = load_configs(source.name, source.data)
+        configs.extend(found)
+        diagnostics.extend(problems)
+    duplicates = duplicate_problems(configs)
+    diagnostics.extend(d for _, d in duplicates)
+    for config in configs:
+        if config.name not in services:
+            hint = did_you_mean(config.name, sorted(services))
+            diagnostics.append(
+                config.source_map.diagnostic(
+                    ("name",),
+                    f"no service named '{config.name}' in the set: this document is not used",
+                    severity=Severity.WARNING,
+                    hint=hint or "the name is the service's, without ext-",
+                )
+            )
+    refused = {name for name, _ in duplicates}
+    usable = {c.name: c for c in configs if c.name not in refused and c.name in services}
+    return ConfigSet(usable, tuple(diagnostics))
