@@ -65,6 +65,16 @@ def _with_config(built: BuiltConfig, config: ServiceConfig) -> BuiltConfig:
             config.source_map.file,
             config.source_map.value_position(field_path),
         )
+    # The document's entries follow the service's own (entries without '=' are dropped).
+    position = len(built.config.get("process", {}).get("env", []))
+    for index, entry in enumerate(config.environment):
+        if "=" in entry:
+            origins[f"process.env[{position}]"] = Origin(
+                f"ExtensionServiceConfig {config.name} environment[{index}]",
+                config.source_map.file,
+                config.source_map.value_position(("environment", index)),
+            )
+            position += 1
     return BuiltConfig(spec, origins)
 
 
