@@ -104,17 +104,28 @@ def load_output_dir(path: Path, label: str | None = None) -> CompiledOutput:
 def compile_directory(
     path: Path, *, rootfs_base: str, arch: str, label: str | None = None
 ) -> CompiledOutput:
-    """A source directory compiled in memory, exactly as ``extsvc compile`` would."""
+    """A source directory compiled in memory, exactly as ``extsvc compile`` would.
+
+    ExtensionServiceConfig documents in the directory are baked in, as
+    ``--service-config`` would (told apart by content, as ``extsvc validate`` does);
+    a host-services file there is left out.
+    """
+    from extsvc.compiler.inputs import CONFIG, SERVICE, input_kind
     from extsvc.compiler.pipeline import CompileOptions, compile
     from extsvc.compiler.sources import SourceFile, collect_sources
 
     label = label or str(path)
     found, problems = collect_sources([str(path)])
     # Diagnostics name files as the user knows them (REV:DIR/x.yaml, not a temporary path).
-    sources = [SourceFile(f"{label}/{Path(s.name).name}", s.data) for s in found]
+    by_kind: dict[str, list[SourceFile]] = {}
+    for source in found:
+        renamed = SourceFile(f"{label}/{Path(source.name).name}", source.data)
+        by_kind.setdefault(input_kind(renamed), []).append(renamed)
+    sources = by_kind.get(SERVICE, [])
     if not sources:
         raise ReviewInputError(f"{label}: no service files (*.yaml) and no {PLAN_FILE}", problems)
-    result = compile(sources, CompileOptions(rootfs_base=rootfs_base, arch=arch))
+    options = CompileOptions(rootfs_base=rootfs_base, arch=arch)
+    result = compile(sources, options, by_kind.get(CONFIG, []))
     if not result.ok or has_errors(problems):
         raise ReviewInputError(f"{label}: does not compile", [*problems, *result.diagnostics])
     return output_from_files(result.files, label)

@@ -241,3 +241,11 @@ def test_other_bundle_files_are_compared_by_digest_only() -> None:
     (added,) = diff_outputs(output(None), output(b"x"))
     assert added.kind is ChangeKind.ADDED
     assert diff_outputs(output(b"same"), output(b"same")) == []
+
+
+def test_baked_configuration_is_diffed_without_its_secrets() -> None:
+    case = HERE / "diff" / "service-config"
+    report = (case / "expected.txt").read_text() + (case / "expected.json").read_text()
+    assert "bundle[config/usr-local-etc-nut-upsmon.conf]" in report
+    for secret in ("MONITOR ups@localhost", "10.0.0.1", "bgpd ospfd", "netclient"):
+        assert secret not in report
