@@ -14,19 +14,20 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from extsvc.compiler.format.diagnostics import Diagnostic, Severity, did_you_mean
-from extsvc.compiler.format.extconfig import (
-    ServiceConfig,
-    duplicate_problems,
-    is_config_document,
-    load_configs,
-)
 from extsvc.compiler.format.load import iter_documents
-from extsvc.compiler.resolve import ServiceTable
 from extsvc.compiler.sources import SourceFile
 
+if TYPE_CHECKING:
+    # Imported when there are documents to check: `validate` of service files alone
+    # does not pay for them (its start-up time is part of its job).
+    from extsvc.compiler.format.extconfig import ServiceConfig
+    from extsvc.compiler.resolve import ServiceTable
+
 SERVICE, CONFIG, HOST_SERVICES = "service", "config", "host-services"
+CONFIG_KIND = "ExtensionServiceConfig"
 _SERVICE_KEYS = frozenset({"name", "container", "restart", "depends", "logToConsole"})
 
 
@@ -34,7 +35,7 @@ def input_kind(source: SourceFile) -> str:
     """SERVICE, CONFIG or HOST_SERVICES, from the file's first document."""
     for document, _ in iter_documents(source.name, source.data):
         tree = document.tree if document is not None else None
-        if is_config_document(tree) or (isinstance(tree, dict) and "apiVersion" in tree):
+        if isinstance(tree, dict) and (tree.get("kind") == CONFIG_KIND or "apiVersion" in tree):
             return CONFIG
         if (
             isinstance(tree, dict)
@@ -68,6 +69,10 @@ def configure(
 def check_configs(sources: Sequence[SourceFile], services: Collection[str]) -> ConfigSet:
     """Every document of ``sources``, checked alone and as a set against ``services``:
     two documents for one service are an error; one naming no service a warning."""
+    if not sources:
+        return ConfigSet({}, ())
+    from extsvc.compiler.format.extconfig import duplicate_problems, load_configs
+
     configs: list[ServiceConfig] = []
     diagnostics: list[Diagnostic] = []
     for source in sources:
