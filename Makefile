@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: all install system-deps test lint golden bench bench-peers demo clean
+.PHONY: all install system-deps test lint golden bench bench-peers demo clean fuzz
 
 all: test
 
@@ -36,6 +36,11 @@ test: install lint
 golden: install
 	$(BIN)/python -m tests.golden --update
 	$(BIN)/python -m tests.review.cases --update
+
+# Nightly-size fuzzing of the compiler (docs/reliability.md): over 100,000 randomized
+# cases (about an hour); `make test` runs a small derandomized share of the same tests.
+fuzz: install
+	EXTSVC_FUZZ=nightly $(BIN)/pytest -q -p no:cacheprovider tests/compiler/test_fuzz.py
 
 bench: install
 	$(BIN)/python bench/run.py

@@ -29,7 +29,7 @@ from click.testing import CliRunner
 from extsvc.cli import cli
 from extsvc.compiler.check import check_sources
 from extsvc.compiler.format.diagnostics import Diagnostic, Position, Severity, escape
-from extsvc.compiler.format.load import MAX_DEPTH
+from extsvc.compiler.format.load import MAX_DEPTH, iter_documents
 from extsvc.compiler.format.plan import creatable_mount_source
 from extsvc.compiler.format.schemacheck import compile_schema
 from extsvc.compiler.format.schemadiag import MAX_SUGGESTIONS
@@ -325,3 +325,12 @@ def test_a_name_ending_in_a_newline_is_refused() -> None:
         "f.yaml:1:7: error: name: invalid name 'hello\\n': "
         "use lowercase letters, digits, '-' and '_' only"
     ]
+
+
+@pytest.mark.parametrize("value", [f"!custom {SECRET}", f"!!int {SECRET}", f"!!float {SECRET}"])
+def test_loader_messages_never_repeat_a_value(value: str) -> None:
+    """The executor prints loader problems of config documents as one-line notices
+    (``located``): a tagged value there may be a secret, so no message repeats it."""
+    text = f"environment:\n  - {value}\n"
+    ((_, problems),) = list(iter_documents("config.yaml", text.encode()))
+    assert problems and all(SECRET not in p.message for p in problems)
