@@ -334,3 +334,31 @@ def test_loader_messages_never_repeat_a_value(value: str) -> None:
     text = f"environment:\n  - {value}\n"
     ((_, problems),) = list(iter_documents("config.yaml", text.encode()))
     assert problems and all(SECRET not in p.message for p in problems)
+
+
+@pytest.mark.parametrize(
+    ("mount_path", "refused"),
+    [
+        ("/etc/hello/app.conf", False),
+        ("/etc/hello/..app.conf", False),
+        ("/etc/../../x", True),
+        ("/etc/hello/..", True),
+        ('"/etc/app\\n.conf"', True),
+        ('"/etc/app\\x1b.conf"', True),
+        ('"/etc/app\\0.conf"', True),
+        ("/", True),
+    ],
+)
+def test_a_config_mount_path_cannot_traverse_or_hold_control_characters(
+    mount_path: str, refused: bool, tmp_path: Path
+) -> None:
+    """ExtensionServiceConfig mountPath is a bind destination in the container."""
+    (tmp_path / "a.yaml").write_text("name: a\ncontainer:\n  entrypoint: ./a\nrestart: always\n")
+    (tmp_path / "a-config.yaml").write_text(
+        "apiVersion: v1alpha1\nkind: ExtensionServiceConfig\nname: a\n"
+        f"configFiles:\n  - content: x\n    mountPath: {mount_path}\n"
+    )
+    code, output = run("validate", "a.yaml", "a-config.yaml", cwd=tmp_path)
+
+    assert (code == 1) is refused, output
+    assert ("configFiles[0].mountPath: must be an absolute file path" in output) is refused

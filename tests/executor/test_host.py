@@ -253,7 +253,8 @@ def test_invalid_configuration_documents_are_reported_once_with_a_position(
         f"ExtensionServiceConfig ignored: {config_dir / 'bad.yaml'}:2:1: error: invalid YAML: "
         "did not find expected node content (while parsing a flow node)",
         f"ExtensionServiceConfig ignored: {broken}:6:16: error: configFiles[0].mountPath: "
-        "must be an absolute file path (not '/'), got 'etc/relative'",
+        "must be an absolute file path (not '/', no '..' component, no control character), "
+        "got 'etc/relative'",
         f"ExtensionServiceConfig ignored: {broken}:7:5: error: configFiles[0].mode: "
         "unknown field 'mode'",
     ]
