@@ -148,6 +148,13 @@ def _print_event(quiet: bool) -> Callable[[str, Any], None] | None:
     help="How often host conditions (paths, network, time) are re-checked.",
 )
 @click.option(
+    "--runtime-timeout",
+    type=Duration(),
+    default="30s",
+    show_default=True,
+    help="Each runtime call (runc create/start/delete/list) is killed after this.",
+)
+@click.option(
     "--no-overlay",
     is_flag=True,
     help="Run on the rootfs itself, without the ephemeral overlay (development only).",
@@ -165,6 +172,7 @@ def run_command(
     restart_backoff_max: float | None,
     stop_timeout: float,
     check_interval: float,
+    runtime_timeout: float,
     no_overlay: bool,
     quiet: bool,
 ) -> None:
@@ -190,6 +198,7 @@ def run_command(
         restart_backoff_max=restart_backoff_max,
         stop_timeout=stop_timeout,
         check_interval=check_interval,
+        runtime_timeout=runtime_timeout,
         overlay=not no_overlay,
     )
     reporter = Reporter(

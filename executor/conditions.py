@@ -85,6 +85,13 @@ class HostServiceUp:
         self.rule = rule
         self._path_exists = path_exists
 
+    @property
+    def runs_command(self) -> bool:
+        """Its check runs a command (systemctl, or the rule's), which may take a while."""
+        return self.rule is not None and (
+            self.rule.command is not None or self.rule.systemd_unit is not None
+        )
+
     def describe(self) -> str:
         text = f'service "{self.service_id}" to be "up"'
         if self.rule is None:

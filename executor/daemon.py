@@ -29,12 +29,13 @@ from extsvc.executor.adapt import HostFacts
 from extsvc.executor.client import RUN_INFO
 from extsvc.executor.clock import SystemClock
 from extsvc.executor.control import SOCKET_NAME, ControlHandler, ControlServer
+from extsvc.executor.durations import format_duration
 from extsvc.executor.errors import EnvironmentMissingError, PlanError
 from extsvc.executor.extconfig import ConfigDirectory
 from extsvc.executor.hostservices import load_host_services
 from extsvc.executor.logs import ConsoleKind, make_console
 from extsvc.executor.notify import Notifier
-from extsvc.executor.runc import RuncRuntime
+from extsvc.executor.runc import RUNC_COMMAND_TIMEOUT, RuncRuntime
 from extsvc.executor.runner import RestartTiming, RunnerSettings
 from extsvc.executor.states import Event
 from extsvc.executor.supervisor import Supervisor
@@ -42,6 +43,8 @@ from extsvc.executor.workspace import Workspace
 
 DEFAULT_STATE_DIR = Path("/run/extsvc")
 DEFAULT_LOG_DIR = Path("/var/log/extsvc")
+# Output draining and our own bookkeeping on top of the grace period and runtime calls.
+SHUTDOWN_MARGIN = 5.0
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,16 @@ class DaemonOptions:
     stop_timeout: float = 10.0
     check_interval: float = 1.0
     overlay: bool = True
+    runtime_timeout: float = RUNC_COMMAND_TIMEOUT
+
+    @property
+    def shutdown_bound(self) -> float:
+        """How long a shutdown may take: the grace period plus a fixed bound.
+
+        A stop is the grace period, then at most a runtime call or two (each killed
+        at ``runtime_timeout``); past this bound a hung runtime is left behind.
+        """
+        return self.stop_timeout + 2 * self.runtime_timeout + SHUTDOWN_MARGIN
 
 
 @dataclass(frozen=True)
@@ -164,7 +177,12 @@ async def _run(
         reaper.become_subreaper()
         # The one reader of every exit status (asyncio's child watcher is never used).
         reaper.children().install()
-        runtime = RuncRuntime(binary, workspace, use_overlay=options.overlay)
+        runtime = RuncRuntime(
+            binary,
+            workspace,
+            use_overlay=options.overlay,
+            command_timeout=options.runtime_timeout,
+        )
         write_run_info(workspace, options, plan)
 
         for item in await recovery.clean_leftovers(plan, runtime):
@@ -261,7 +279,17 @@ async def _run(
         for task in list(background):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await supervisor.shutdown()
+        try:
+            await asyncio.wait_for(supervisor.shutdown(), options.shutdown_bound)
+        except TimeoutError:
+            # Only a runtime that hangs even its cleanup gets here: no process of ours
+            # stays; its state, mounts and cgroups are removed by the next start.
+            killed = recovery.kill_service_processes(supervisor.plan)
+            reporter.notice(
+                f"shutdown did not finish within {format_duration(options.shutdown_bound)} "
+                f"(the runtime does not answer): killed {killed} container process(es); "
+                "the next `extsvc run` removes what is left"
+            )
         # After the shutdown: `logs -f` clients get the last lines and the reason it ended.
         await control.close()
         watchdog.cancel()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -24,6 +23,7 @@ TIMED_OUT = -9
 class Completed:
     returncode: int
     output: str
+    timed_out: bool = False
 
     @property
     def last_line(self) -> str:
@@ -35,6 +35,10 @@ async def run_process(
     argv: Sequence[str], timeout: float | None = None, capture: bool = True
 ) -> Completed:
     """Run ``argv`` to completion; stdout and stderr merged. A timeout kills it (code -9).
+
+    The helper leads its own session and process group (reaper.spawn): a timeout or
+    a cancellation (a stop, a shutdown) SIGKILLs the group, so nothing a hung helper
+    forked outlives it.
 
     A missing program is reported like the shell does (code 127), not raised:
     callers treat every failure the same way.
@@ -51,13 +55,13 @@ async def run_process(
     try:
         code = await asyncio.wait_for(asyncio.shield(child.exited), timeout)
     except TimeoutError:
-        child.send_signal(signal.SIGKILL)
+        child.kill_group()
         await child.exited
         if output is not None:
             output.cancel()  # a descendant may still hold the pipe
-        return Completed(TIMED_OUT, "(timed out)")
+        return Completed(TIMED_OUT, "(timed out)", timed_out=True)
     except asyncio.CancelledError:
-        child.send_signal(signal.SIGKILL)
+        child.kill_group()
         if output is not None:
             output.cancel()
         raise

@@ -90,6 +90,17 @@ class Child:
             with contextlib.suppress(ProcessLookupError):
                 signal.pidfd_send_signal(self._pidfd, signum)
 
+    def kill_group(self) -> None:
+        """SIGKILL the process group this child leads (every spawned child has its own session).
+
+        Only while it is not reaped: until then its PID, and so the group's id, is
+        not reused. The leader itself is signalled through its pidfd as well.
+        """
+        if self._pidfd >= 0:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
+        self.send_signal(signal.SIGKILL)
+
     def close(self) -> None:
         """Stop watching (the loop is closing); the status, if any, is then a stray's."""
         if self._pidfd >= 0:

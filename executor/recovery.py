@@ -21,7 +21,7 @@ from pathlib import Path
 
 from extsvc.compiler.format.plan import Plan, ServicePlan, cgroups_path, service_name
 from extsvc.executor import cgroups, mounts
-from extsvc.executor.errors import EnvironmentMissingError
+from extsvc.executor.errors import EnvironmentMissingError, LaunchError
 from extsvc.executor.runc import RuncRuntime
 from extsvc.executor.workspace import Workspace
 
@@ -81,7 +81,11 @@ async def clean_leftovers(plan: Plan, runtime: RuncRuntime) -> list[str]:
         container_id = str(container.get("id", ""))
         if not container_id:
             continue
-        await runtime.remove_container(container_id)
+        try:
+            await runtime.remove_container(container_id)
+        except LaunchError as error:
+            cleaned.append(f"container {container_id} NOT removed: {error}")
+            continue
         cleaned.append(f"container {container_id} ({container.get('status', 'unknown')})")
         names.add(service_name(container_id))
     state = workspace.state_dir
@@ -99,6 +103,17 @@ async def clean_leftovers(plan: Plan, runtime: RuncRuntime) -> list[str]:
             cgroups.remove(path)
             cleaned.append(f"cgroup {path}")
     return cleaned
+
+
+def kill_service_processes(plan: Plan) -> int:
+    """SIGKILL every process in a service cgroup (a shutdown that could not finish)."""
+    killed = 0
+    for path in cgroup_paths(plan, set()):
+        for pid in cgroups.processes(path):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 9)
+                killed += 1
+    return killed
 
 
 def record_cgroup_parents(plan: Plan, workspace: Workspace) -> None:

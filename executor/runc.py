@@ -26,8 +26,9 @@ from typing import Any
 
 from extsvc.compiler.format.plan import ServicePlan, creatable_mount_source, service_name
 from extsvc.executor import cgroups, reaper
+from extsvc.executor.durations import format_duration
 from extsvc.executor.errors import LaunchError
-from extsvc.executor.processes import TIMED_OUT, run_process
+from extsvc.executor.processes import TIMED_OUT, Completed, run_process
 from extsvc.executor.runtime import Container, ExecResult, OutputSink
 from extsvc.executor.workspace import Workspace
 
@@ -85,10 +86,21 @@ class RuncRuntime:
         binary: str,
         workspace: Workspace,
         use_overlay: bool = True,
+        command_timeout: float = RUNC_COMMAND_TIMEOUT,
     ) -> None:
         self.binary = binary
         self.workspace = workspace
         self.use_overlay = use_overlay
+        # Every runc call is killed after this: a hung runtime fails a start, never the loop.
+        self.command_timeout = command_timeout
+
+    async def _call(self, what: str, *args: str, timeout: float | None = None) -> Completed:
+        """One bounded runc call; a timeout is a LaunchError saying so (runc is killed)."""
+        limit = self.command_timeout if timeout is None else timeout
+        done = await run_process(self._runc(*args), timeout=limit)
+        if done.timed_out:
+            raise LaunchError(_timed_out(f"runc {what}", limit))
+        return done
 
     def _runc(self, *args: str) -> list[str]:
         return [self.binary, "--root", str(self.workspace.runc_root), *args]
@@ -118,6 +130,7 @@ class RuncRuntime:
         # Until the init is adopted it is a child nobody waits for: no stray reaping.
         with children.holding_strays():
             try:
+                # Its own session and group: a hung create is killed with all it forked.
                 runc = children.spawn(argv, stdout=write_end, stderr=write_end)
             except OSError as error:
                 os.close(read_end)
@@ -126,7 +139,17 @@ class RuncRuntime:
                 raise LaunchError(f"cannot run {self.binary}: {error.strerror}") from None
             os.close(write_end)  # runc and then the container hold their own copies
             output_done = asyncio.ensure_future(pump_lines(read_end, on_output))
-            code = await runc.exited
+            try:
+                code = await asyncio.wait_for(asyncio.shield(runc.exited), self.command_timeout)
+            except (TimeoutError, asyncio.CancelledError) as stopped:
+                runc.kill_group()
+                with contextlib.suppress(ChildProcessError):
+                    await asyncio.shield(runc.exited)
+                # A created init, if any, is in runc's group: gone too. delete removes the rest.
+                await asyncio.shield(self._forget(service, output_done))
+                if isinstance(stopped, asyncio.CancelledError):
+                    raise
+                raise LaunchError(_timed_out("runc create", self.command_timeout)) from None
             init = self._adopt(pid_file) if code == 0 else None
         if init is None:
             await _settle(output_done)  # runc said why on the pipe: the log's last line
@@ -134,6 +157,12 @@ class RuncRuntime:
             raise LaunchError(f"runc create exited with code {code} before the task started")
         cgroups_path = spec.get("linux", {}).get("cgroupsPath")
         return RuncContainer(service.id, init, cgroups_path, output_done)
+
+    async def _forget(self, service: ServicePlan, output_done: asyncio.Future[None]) -> None:
+        """After a create that did not finish: nothing of it may stay."""
+        with contextlib.suppress(LaunchError):
+            await self.cleanup(service)
+        await _settle(output_done)
 
     @staticmethod
     def _adopt(pid_file: os.PathLike[str]) -> reaper.Child | None:
@@ -145,7 +174,7 @@ class RuncRuntime:
             return None
 
     async def start(self, container: Container) -> None:
-        started = await run_process(self._runc("start", container.id), timeout=RUNC_COMMAND_TIMEOUT)
+        started = await self._call("start", "start", container.id)
         if started.returncode != 0:
             reason = f": {started.last_line}" if started.last_line else ""
             raise LaunchError(f"runc start exited with code {started.returncode}{reason}")
@@ -166,20 +195,28 @@ class RuncRuntime:
         return ExecResult(done.returncode, done.output)
 
     async def cleanup(self, service: ServicePlan) -> None:
+        hung: LaunchError | None = None
+        cgroups_path = service.spec.get("linux", {}).get("cgroupsPath")
         # A created or stopped container stays until deleted (`--force` kills what is left).
         if (self.workspace.runc_root / service.id).exists():
-            await self.remove_container(service.id)
+            try:
+                await self.remove_container(service.id)
+            except LaunchError as error:
+                # runc could not kill what is left: its cgroup says what that is.
+                hung = error
+                for pid in cgroups.processes(cgroups_path) if cgroups_path else ():
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.kill(pid, signal.SIGKILL)
         self.workspace.unmount_rootfs(service.name)
         self.workspace.remove_bundle(service.name)
-        cgroups_path = service.spec.get("linux", {}).get("cgroupsPath")
         if cgroups_path:
             cgroups.remove(cgroups_path)
+        if hung is not None:
+            raise hung
 
     async def remove_container(self, container_id: str) -> None:
         """`runc delete --force`: kills what is left and removes runc's state and cgroup."""
-        await run_process(
-            self._runc("delete", "--force", container_id), timeout=RUNC_COMMAND_TIMEOUT
-        )
+        await self._call("delete", "delete", "--force", container_id)
 
     async def list_containers(self) -> list[dict[str, Any]]:
         """runc's containers; without even a state entry, no `runc list` is spawned."""
@@ -188,9 +225,10 @@ class RuncRuntime:
                 return []
         except OSError:
             return []
-        listed = await run_process(
-            self._runc("list", "--format", "json"), timeout=RUNC_COMMAND_TIMEOUT
-        )
+        try:
+            listed = await self._call("list", "list", "--format", "json")
+        except LaunchError:
+            return []  # a hung runtime: the services' own starts will say so
         if listed.returncode != 0:
             return []
         with contextlib.suppress(json.JSONDecodeError):
@@ -268,6 +306,13 @@ async def pump_lines(read_fd: int, on_output: OutputSink) -> None:
 
 def _strip_cr(line: bytes) -> bytes:
     return line[:-1] if line.endswith(b"\r") else line
+
+
+def _timed_out(command: str, limit: float) -> str:
+    return (
+        f"{command} did not finish within {format_duration(limit)} "
+        "(the runtime hangs; killed it, see --runtime-timeout)"
+    )
 
 
 async def _settle(task: asyncio.Future[None]) -> None:

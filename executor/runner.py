@@ -7,8 +7,10 @@ A lifecycle is one asyncio task::
         -> Finished | Failed                                (the policy says it was the last run)
 
 `stop()` may come at any point: while waiting it ends the lifecycle (Skipped
-if the service never ran), while preparing it takes effect once the task runs,
-while running it is SIGTERM, the grace period, then SIGKILL. The clock and the
+if the service never ran), while preparing it cancels the runtime call in
+progress (killing it) and removes what was created, while running it is SIGTERM,
+the grace period, then SIGKILL. Every runtime call is bounded by the runtime's
+own timeout, so a hung runtime fails a start and never holds up a stop. The clock and the
 container runtime are injected: the policy is tested without runc.
 
 A container is created while its service still waits, as soon as its spec is
@@ -33,7 +35,7 @@ from extsvc.compiler.format.plan import OnUnhealthy, RestartPolicy, ServicePlan
 from extsvc.executor.adapt import HostFacts, adapt_spec
 from extsvc.executor.causes import runc_cause
 from extsvc.executor.clock import Clock
-from extsvc.executor.conditions import Condition
+from extsvc.executor.conditions import Condition, HostServiceUp
 from extsvc.executor.durations import format_duration
 from extsvc.executor.errors import LaunchError
 from extsvc.executor.health import Health, HealthMonitor
@@ -149,6 +151,9 @@ class ServiceRunner:
         self._unhealthy = asyncio.Event()
         # Host adaptations are the same each run: reported once per executor start.
         self.adaptations: list[str] = []
+        # Inside a runtime call or a readiness command: a stop cancels the lifecycle there.
+        self._in_interruptible = False
+        self._cancelled_by_stop = False
 
     @property
     def id(self) -> str:
@@ -190,6 +195,9 @@ class ServiceRunner:
     async def stop(self) -> None:
         """End the lifecycle: whatever the state, it is final when this returns."""
         self._stop_requested.set()
+        if self._in_interruptible and not self._cancelled_by_stop and self._lifecycle:
+            self._cancelled_by_stop = True
+            self._lifecycle.cancel()
         if self._lifecycle is not None:
             await asyncio.shield(self._lifecycle)
 
@@ -283,9 +291,11 @@ class ServiceRunner:
             began = self.clock.now()
             # A task that could not even start would fail to be created ahead as well.
             self._early_create_failed = outcome.error is not None
-            await self._create_early()
+            created = await self._interruptible(self._create_early())
             remaining = max(0.0, delay - (self.clock.now() - began))
-            if await self._until_stop(self.clock.sleep(remaining)) is _STOPPED:
+            if created is _STOPPED or (
+                await self._until_stop(self.clock.sleep(remaining)) is _STOPPED
+            ):
                 # Waiting -> Finished: stopped between two runs.
                 await self._discard_created()
                 self._transition(ServiceState.FINISHED, "Service stopped")
@@ -321,8 +331,8 @@ class ServiceRunner:
         deadline = None if timeout is None else self.clock.now() + timeout
         while True:
             changed = self.board.next_change()
-            unmet = [c for c in self.conditions if not await c.satisfied()]
-            if self._stop_requested.is_set():
+            unmet = await self._unmet()
+            if unmet is None or self._stop_requested.is_set():
                 # Stopped before its dependencies were met: it never ran.
                 return ServiceState.SKIPPED, "Service skipped: stopped while waiting"
             if not unmet:
@@ -343,8 +353,9 @@ class ServiceRunner:
                     f"Start timeout ({short_duration(timeout)}) reached: "
                     f"still waiting for {waiting_for}"
                 )
-            if not any(c.affects_spec for c in unmet):
-                await self._create_early()
+            spec_final = not any(c.affects_spec for c in unmet)
+            if spec_final and await self._interruptible(self._create_early()) is _STOPPED:
+                return ServiceState.SKIPPED, "Service skipped: stopped while waiting"
             wakeups: list[Awaitable[Any]] = [changed.wait()]
             if any(c.polled for c in unmet):
                 wakeups.append(self.clock.sleep(self.settings.check_interval))
@@ -352,6 +363,21 @@ class ServiceRunner:
                 wakeups.append(self.clock.sleep(max(0.0, deadline - self.clock.now())))
             if await self._until_stop(_first_of(wakeups)) is _STOPPED:
                 return ServiceState.SKIPPED, "Service skipped: stopped while waiting"
+
+    async def _unmet(self) -> list[Condition] | None:
+        """The conditions not met yet; None if a stop came while checking."""
+        unmet = []
+        for condition in self.conditions:
+            if isinstance(condition, HostServiceUp) and condition.runs_command:
+                # A readiness command may hang until its timeout: a stop does not wait.
+                met = await self._interruptible(condition.satisfied())
+                if isinstance(met, _Stopped):
+                    return None
+            else:
+                met = await condition.satisfied()
+            if not met:
+                unmet.append(condition)
+        return unmet
 
     def _spec(self) -> tuple[dict[str, Any], list[str]]:
         """The spec to run (compiled + run-time configuration, host-adapted) and what
@@ -375,7 +401,15 @@ class ServiceRunner:
     async def _discard_created(self) -> None:
         if self._created is not None:
             self._created = None
+            await self._cleanup()
+
+    async def _cleanup(self) -> None:
+        """runtime.cleanup; a runtime that hangs there is reported, not raised (each call
+        is bounded by the runtime's own timeout, what it left is cleaned at the next run)."""
+        try:
             await self.runtime.cleanup(self.service)
+        except LaunchError as error:
+            self._transition(self.state, f"Cleanup incomplete: {error}")
 
     def _on_output(self, line: bytes, read_at: float) -> None:
         self.log.write(line.decode(errors="replace"), read_at)
@@ -400,15 +434,24 @@ class ServiceRunner:
         if self._created is not None:
             container, self._created = self._created[0], None
         else:
+            # A stop while the runtime works cancels its call (which kills it): a hung
+            # runtime never holds up a stop for longer than its cleanup.
             try:
-                container = await self.runtime.create(self.service, spec, self._on_output)
+                created = await self._interruptible(
+                    self.runtime.create(self.service, spec, self._on_output)
+                )
             except LaunchError as error:
                 return self._failed_start(error)
+            if isinstance(created, _Stopped):
+                await self._cleanup()
+                return RunOutcome(stopped=True)
+            container = created
         try:
             # Before the start: the container may write before "Started task" is known.
             self.log.mark(run_started(self.id, self.runs + 1))
             try:
-                await self.runtime.start(container)
+                if await self._interruptible(self.runtime.start(container)) is _STOPPED:
+                    return RunOutcome(stopped=True)
             except LaunchError as error:
                 return self._failed_start(error)
             self.container = container
@@ -432,7 +475,7 @@ class ServiceRunner:
         finally:
             await self._stop_health_checks()
             self.container = None
-            await self.runtime.cleanup(self.service)
+            await self._cleanup()
 
     def _start_health_checks(self, container: Container) -> None:
         self._unhealthy = asyncio.Event()
@@ -490,6 +533,27 @@ class ServiceRunner:
         """SIGTERM -> SIGKILL grace: the service's own (x-extsvc stopTimeout) or the executor's."""
         own = self.service.policy.stop_timeout
         return own if own is not None else self.settings.stop_timeout
+
+    async def _interruptible(self, awaitable: Awaitable[T]) -> T | _Stopped:
+        """``awaitable``'s result, or _STOPPED if a stop came first and cancelled it.
+
+        Awaited inline, not as a task of its own (as _until_stop does): no extra turn
+        of the loop, so the order of events stays what it was without a stop. A stop
+        cancels the lifecycle task while it is in here; the call's own cancellation
+        kills the runtime process (or the readiness command) and removes what it made.
+        """
+        self._in_interruptible = True
+        try:
+            return await awaitable
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not self._cancelled_by_stop or task is None:
+                raise
+            task.uncancel()
+            return _STOPPED
+        finally:
+            self._in_interruptible = False
+            self._cancelled_by_stop = False
 
     async def _until_stop(
         self, awaitable: Awaitable[T], also: asyncio.Event | None = None

@@ -43,9 +43,10 @@ TRANSITIONS: dict[ServiceState, frozenset[ServiceState]] = {
     ServiceState.WAITING: frozenset(
         {ServiceState.PREPARING, ServiceState.SKIPPED, ServiceState.FINISHED, ServiceState.FAILED}
     ),
-    # Task started -> Running; start failed -> wait to retry, or fail for good.
+    # Task started -> Running; start failed -> wait to retry, or fail for good;
+    # stopped while the runtime was still creating or starting it -> Finished.
     ServiceState.PREPARING: frozenset(
-        {ServiceState.RUNNING, ServiceState.WAITING, ServiceState.FAILED}
+        {ServiceState.RUNNING, ServiceState.WAITING, ServiceState.FAILED, ServiceState.FINISHED}
     ),
     # Stop asked -> Stopping; task exited -> wait to restart, or final by policy.
     ServiceState.RUNNING: frozenset(

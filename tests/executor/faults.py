@@ -1,0 +1,70 @@
+"""A runtime that misbehaves on demand, for fault-injection tests with real runc.
+
+``FaultyRuntime(tmp).path`` is a shell script passed as ``extsvc run --runtime``:
+it runs the real runc unless a file in its directory names the runc subcommand
+(``create``, ``start``, ``delete``, ``list``, ``exec``): in ``hang`` it forks a
+``sleep`` (its PID in ``hung.pids``) and waits for it, as a hung runc would; in
+``fail`` it prints a reason and exits 1. The files can change while the daemon runs.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import psutil
+
+SCRIPT = """#!/bin/sh
+dir=$(dirname "$0")
+sub=$3
+if grep -qx "$sub" "$dir/hang" 2>/dev/null; then
+    sleep 3600 &
+    echo $! >> "$dir/hung.pids"
+    wait $!
+fi
+if grep -qx "$sub" "$dir/fail" 2>/dev/null; then
+    echo "fake runtime: $sub refused" >&2
+    exit 1
+fi
+exec {runc} "$@"
+"""
+
+
+class FaultyRuntime:
+    def __init__(self, tmp: Path) -> None:
+        self.dir = tmp / "faulty-runtime"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.dir / "runc"
+        runc = shutil.which("runc")
+        assert runc is not None
+        self.path.write_text(SCRIPT.format(runc=runc))
+        self.path.chmod(0o755)
+
+    def hang(self, *subcommands: str) -> FaultyRuntime:
+        (self.dir / "hang").write_text("".join(f"{s}\n" for s in subcommands))
+        return self
+
+    def fail(self, *subcommands: str) -> FaultyRuntime:
+        (self.dir / "fail").write_text("".join(f"{s}\n" for s in subcommands))
+        return self
+
+    def hung_processes(self) -> list[int]:
+        """The hung runtime processes that are still alive (none once the executor killed them)."""
+        try:
+            pids = [int(p) for p in (self.dir / "hung.pids").read_text().split()]
+        except FileNotFoundError:
+            return []
+        alive = []
+        for pid in pids:
+            try:
+                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                    alive.append(pid)
+            except psutil.NoSuchProcess:
+                continue
+        return alive
+
+    def hangs_seen(self) -> int:
+        try:
+            return len((self.dir / "hung.pids").read_text().split())
+        except FileNotFoundError:
+            return 0
