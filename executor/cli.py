@@ -92,12 +92,40 @@ def _say(text: str) -> None:
         click.echo(text, err=True)
 
 
-def _print_event(quiet: bool) -> Callable[[str, Any], None] | None:
+class _EventOutput:
+    """The daemon's events and notices on stderr, which nobody may be reading (a full
+    pipe): written without blocking (executor.sinks), dropped and counted when full."""
+
+    def __init__(self) -> None:
+        self._writer: Any = None
+
+    def say(self, text: str) -> None:
+        import asyncio
+
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            _say(text)
+            return
+        if self._writer is None:
+            from extsvc.executor.sinks import NonBlockingWriter
+
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.flush()
+            self._writer = NonBlockingWriter(2, "event output")
+        self._writer.write(f"{text}\n".encode(errors="replace"))
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+
+def _print_event(output: _EventOutput, quiet: bool) -> Callable[[str, Any], None] | None:
     if quiet:
         return None
 
     def on_event(service_id: str, event: Any) -> None:
-        _say(f"{service_id} [{event.state.value}]: {event.message}")
+        output.say(f"{service_id} [{event.state.value}]: {event.message}")
 
     return on_event
 
@@ -201,14 +229,22 @@ def run_command(
         runtime_timeout=runtime_timeout,
         overlay=not no_overlay,
     )
+    output = _EventOutput()
     reporter = Reporter(
-        on_event=_print_event(quiet),
-        on_notice=lambda message: _say(f"extsvc: {message}"),
+        on_event=_print_event(output, quiet),
+        on_notice=lambda message: output.say(f"extsvc: {message}"),
     )
+
+    async def daemon() -> None:
+        try:
+            await run_daemon(options, reporter)
+        finally:
+            output.close()
+
     with reported_errors():
         import asyncio
 
-        asyncio.run(run_daemon(options, reporter))
+        asyncio.run(daemon())
 
 
 def _client(state_dir: Path, timeout: float | None = 60.0) -> Any:

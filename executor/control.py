@@ -39,15 +39,23 @@ from extsvc.executor.errors import (
     UnknownServiceError,
 )
 from extsvc.executor.health import Health
-from extsvc.executor.logfiles import LogRecord, merge, stamp
-from extsvc.executor.logs import FOLLOWER_QUEUE_LINES
+from extsvc.executor.logfiles import MARKER, LogRecord, merge, stamp
+from extsvc.executor.logs import FollowerQueue
 from extsvc.executor.runner import ServiceRunner
+from extsvc.executor.sinks import dropped_message
 from extsvc.executor.states import Event, ServiceState
 from extsvc.executor.supervisor import Supervisor
 
 __all__ = ["ERROR_KINDS", "SOCKET_NAME", "ControlClient", "ControlHandler", "ControlServer"]
 
 MAX_REQUEST_BYTES = 64 * 1024
+# A client that connects and sends no request line within this is answered and closed.
+REQUEST_TIMEOUT = 10.0
+# Bounds of the request fields (anything outside is refused as an invalid request).
+MAX_TAIL = 10_000_000
+MAX_SECONDS = 7 * 24 * 3600.0
+MAX_ID_CHARS = 256
+MAX_SINCE_CHARS = 64
 DEFAULT_START_TIMEOUT = 30.0
 # A task that dies within this much of "Started task" has not really started (a service
 # that reads a bad config typically fails within a second or two of its start).
@@ -183,9 +191,9 @@ class ControlHandler:
         count = tail if isinstance(tail, int) and tail >= 0 else None
         since = str(request.get("since") or "")
         # Subscribe before reading the files, with no await in between: no line lost or doubled.
-        queue: asyncio.Queue[LogRecord | None] | None = None
+        queue: FollowerQueue | None = None
         if request.get("follow"):
-            queue = asyncio.Queue(FOLLOWER_QUEUE_LINES)
+            queue = FollowerQueue()
             for runner in runners:
                 runner.log.follow(queue)
         try:
@@ -195,6 +203,11 @@ class ControlHandler:
             ended = 0
             while queue is not None and ended < len(runners):
                 followed = await queue.get()
+                dropped = queue.take_dropped()
+                if dropped:
+                    # This client fell more than a buffer behind: it lost lines, not the log.
+                    text = dropped_message(dropped, "this client")
+                    yield LogRecord(stamp(time.time()), MARKER, text, "").to_json()
                 if followed is None:
                     ended += 1
                 else:
@@ -207,6 +220,39 @@ class ControlHandler:
         if queue is not None and not self.supervisor.stopping:
             reason = "the service was removed from the plan"
         yield {"ok": True, "end": True, "reason": reason}
+
+
+def check_request(request: dict[str, Any]) -> str | None:
+    """What is wrong with the request's fields (types and ranges), or None."""
+    if not isinstance(request.get("op"), str):
+        return '"op" must be a string'
+    service_id = request.get("id")
+    if service_id is not None and not (
+        isinstance(service_id, str) and 0 < len(service_id) <= MAX_ID_CHARS
+    ):
+        return f'"id" must be a service name (at most {MAX_ID_CHARS} characters)'
+    tail = request.get("tail")
+    if tail is not None and not (_is_int(tail) and 0 <= tail <= MAX_TAIL):
+        return f'"tail" must be null or a whole number from 0 to {MAX_TAIL:,}'
+    since = request.get("since")
+    if since is not None and not (isinstance(since, str) and len(since) <= MAX_SINCE_CHARS):
+        return '"since" must be an RFC 3339 time'
+    for flag in ("follow", "wait"):
+        if request.get(flag) is not None and not isinstance(request.get(flag), bool):
+            return f'"{flag}" must be true or false'
+    for field in ("timeout", "settle"):
+        value = request.get(field)
+        if value is not None and not (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and 0 <= value <= MAX_SECONDS
+        ):
+            return f'"{field}" must be a number of seconds from 0 to {MAX_SECONDS:g}'
+    return None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _seconds(value: Any, default: float) -> float:
@@ -261,15 +307,34 @@ class ControlServer:
                 await writer.wait_closed()
 
     async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        problem = None
         try:
-            request = json.loads(await reader.readline())
+            line = await asyncio.wait_for(reader.readline(), REQUEST_TIMEOUT)
+            request = json.loads(line)
             if not isinstance(request, dict):
                 raise ValueError("not an object")
-        except (ValueError, asyncio.LimitOverrunError):
-            await _send(
-                writer, {"ok": False, "error": "invalid request", "kind": "invalid-request"}
+            problem = check_request(request)
+        except TimeoutError:
+            problem = f"no request within {format_duration(REQUEST_TIMEOUT)}"
+        except (ValueError, asyncio.LimitOverrunError) as error:
+            # readline's ValueError: the line is longer than the stream's limit.
+            too_long = "limit" in str(error) or isinstance(error, asyncio.LimitOverrunError)
+            problem = (
+                f"request longer than {MAX_REQUEST_BYTES // 1024} KiB"
+                if too_long
+                else "invalid request: not one JSON object on one line"
             )
+        except RecursionError:
+            problem = "invalid request: nested too deeply"
+        if problem is not None:
+            await _send(writer, {"ok": False, "error": problem, "kind": "invalid-request"})
             return
+        if request.get("op") == "logs" and request.get("follow"):
+            await _until_client_leaves(self._respond(request, writer), reader)
+        else:
+            await self._respond(request, writer)
+
+    async def _respond(self, request: dict[str, Any], writer: asyncio.StreamWriter) -> None:
         try:
             async for response in self.handler.handle(request):
                 await _send(writer, response)
@@ -280,6 +345,28 @@ class ControlServer:
             elif isinstance(error, PlanError):
                 kind = "invalid-plan"
             await _send(writer, {"ok": False, "error": str(error), "kind": kind})
+
+
+async def _until_client_leaves(work: Awaitable[None], reader: asyncio.StreamReader) -> None:
+    """Run ``work`` (a follower) until it ends or the client closes its connection:
+    a follower whose client went away is dropped at once, not at the next line."""
+    serving = asyncio.ensure_future(work)
+    watching = asyncio.ensure_future(_closed_by_client(reader))
+    try:
+        await asyncio.wait({serving, watching}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watching.cancel()
+        if not serving.done():
+            serving.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await serving
+
+
+async def _closed_by_client(reader: asyncio.StreamReader) -> None:
+    # A follower sends nothing after its request: what it sends is read and ignored.
+    with contextlib.suppress(ConnectionError):
+        while await reader.read(4096):
+            pass
 
 
 async def _send(writer: asyncio.StreamWriter, message: dict[str, Any]) -> None:

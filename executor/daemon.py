@@ -193,6 +193,8 @@ async def _run(
             options.config_dir, workspace.state_dir / "configs", on_problem=reporter.notice
         )
 
+        # A console nobody reads drops its lines (counted, one notice), never blocks.
+        console = make_console(options.console, on_dropped=reporter.notice)
         supervisor = Supervisor(
             plan,
             runtime,
@@ -204,7 +206,7 @@ async def _run(
                 check_interval=options.check_interval,
             ),
             log_dir=options.log_dir,
-            console=make_console(options.console),
+            console=console,
             host_services=host_services,
             has_configuration=configs.has,
             configuration_problem=configs.problem,
@@ -292,6 +294,7 @@ async def _run(
             )
         # After the shutdown: `logs -f` clients get the last lines and the reason it ended.
         await control.close()
+        console.close()
         watchdog.cancel()
         recovery.remove_created_cgroup_parents(supervisor.plan, workspace)
         reporter.notice("all services stopped")

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import sys
 import time
+from collections import deque
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, BinaryIO, Protocol
 
 from extsvc.executor.logfiles import (
     MARKER,
@@ -28,11 +31,17 @@ from extsvc.executor.logfiles import (
     rotated_files,
     stamp,
 )
+from extsvc.executor.sinks import NonBlockingWriter, dropped_message
 
 DEFAULT_MAX_BYTES = 1024 * 1024
 DEFAULT_BACKUPS = 2
-# A follower that cannot keep up loses lines rather than growing the daemon's memory.
-FOLLOWER_QUEUE_LINES = 10_000
+# A follower that cannot keep up loses lines rather than growing the daemon's memory:
+# at most this many bytes of lines wait for one `logs -f` client.
+FOLLOWER_BUFFER_BYTES = 1024 * 1024
+# Per record on top of its line (the record object, its time and names).
+RECORD_OVERHEAD = 200
+# After a failed write (disk full), the log file is tried again this often.
+LOG_RETRY_SECONDS = 2.0
 
 
 class ConsoleKind(Enum):
@@ -44,24 +53,45 @@ class ConsoleKind(Enum):
 class Console(Protocol):
     def write(self, service_id: str, line: str) -> None: ...
 
+    def close(self) -> None: ...
+
 
 class NoConsole:
     def write(self, service_id: str, line: str) -> None:
         pass
 
+    def close(self) -> None:
+        pass
+
 
 class StdoutConsole:
-    """``ext-name: line`` on the executor's standard output."""
+    """``ext-name: line`` on the executor's standard output.
 
-    def __init__(self, stream: IO[str] | None = None) -> None:
+    Through a NonBlockingWriter: a console nobody reads (a stuck serial console, a
+    full pipe) loses console lines, counted and reported, never stops the executor.
+    """
+
+    def __init__(
+        self, stream: IO[str] | None = None, on_dropped: Callable[[str], None] | None = None
+    ) -> None:
         self._stream = stream
+        self._on_dropped = on_dropped
+        self._writer: NonBlockingWriter | None = None
 
     def write(self, service_id: str, line: str) -> None:
-        stream = self._stream or sys.stdout
-        # A closed terminal (EIO) or reader (EPIPE) loses console lines, not the service.
-        with contextlib.suppress(OSError):
-            stream.write(f"{service_id}: {line}\n")
-            stream.flush()
+        if self._stream is not None:
+            self._stream.write(f"{service_id}: {line}\n")
+            return
+        if self._writer is None:
+            # Made on the first line, on the running loop (it watches stdout there).
+            self._writer = NonBlockingWriter(
+                sys.stdout.fileno(), "console", on_dropped=self._on_dropped
+            )
+        self._writer.write(f"{service_id}: {line}\n".encode(errors="replace"))
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
 
 
 class KmsgConsole:
@@ -75,10 +105,14 @@ class KmsgConsole:
         with contextlib.suppress(OSError):
             os.write(self._fd, f"<6>{service_id}: {line}\n".encode()[:1000])
 
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
 
-def make_console(kind: ConsoleKind) -> Console:
+
+def make_console(kind: ConsoleKind, on_dropped: Callable[[str], None] | None = None) -> Console:
     if kind is ConsoleKind.STDOUT:
-        return StdoutConsole()
+        return StdoutConsole(on_dropped=on_dropped)
     if kind is ConsoleKind.KMSG:
         return KmsgConsole()
     return NoConsole()
@@ -92,18 +126,40 @@ class RotatingFile:
         self.max_bytes = max_bytes
         self.backups = backups
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = path.open("ab")
+        # Unbuffered: a failed write (disk full) leaves nothing queued to be written twice.
+        self._file: BinaryIO | None = path.open("ab", buffering=0)
         self._size = self._file.tell()
+        # A write that failed half-way left a partial line: the next one starts afresh.
+        self._partial = False
 
     def write(self, data: bytes) -> None:
+        """Append ``data``; raises OSError (ENOSPC, EIO) with the file still usable."""
+        if self._file is None:
+            self._file = self.path.open("ab", buffering=0)  # a reopen that failed before
+            self._size = self._file.tell()
         if self._size and self._size + len(data) > self.max_bytes:
             self._rotate()
-        self._file.write(data)
-        self._file.flush()
-        self._size += len(data)
+            self._file = self.path.open("ab", buffering=0)
+        if self._partial:
+            data = b"\n" + data
+        view = memoryview(data)
+        while view:
+            try:
+                written = self._file.write(view) or 0
+            except OSError:
+                # Part of this line is in the file: the next one must start a new line.
+                self._partial = self._partial or len(view) != len(data)
+                raise
+            self._size += written
+            view = view[written:]
+        self._partial = False
 
     def _rotate(self) -> None:
+        assert self._file is not None
         self._file.close()
+        self._file = None
+        self._size = 0
+        self._partial = False
         for index in range(self.backups, 0, -1):
             older = self.rotated(index)
             newer = self.rotated(index - 1)
@@ -113,18 +169,68 @@ class RotatingFile:
                 newer.rename(older)
         if self.backups == 0:
             self.path.unlink(missing_ok=True)
-        self._file = self.path.open("ab")
-        self._size = 0
 
     def rotated(self, index: int) -> Path:
         return self.path if index == 0 else self.path.with_name(f"{self.path.name}.{index}")
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
+
+
+class FollowerQueue:
+    """What waits for one `logs -f` client: at most ``max_bytes`` of records; beyond
+    that, records are dropped and counted (a client that does not read cannot grow the
+    executor's memory). The end of a log (None) is never dropped."""
+
+    def __init__(self, max_bytes: int = FOLLOWER_BUFFER_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._items: deque[LogRecord | None] = deque()
+        self._bytes = 0
+        self.dropped = 0
+        self._ready = asyncio.Event()
+
+    @staticmethod
+    def _size(record: LogRecord) -> int:
+        return len(record.line) + RECORD_OVERHEAD
+
+    def put_nowait(self, record: LogRecord | None) -> None:
+        if record is not None:
+            if self._bytes + self._size(record) > self.max_bytes:
+                self.dropped += 1
+                return
+            self._bytes += self._size(record)
+        self._items.append(record)
+        self._ready.set()
+
+    def get_nowait(self) -> LogRecord | None:
+        """The next record; raises asyncio.QueueEmpty if none waits."""
+        if not self._items:
+            raise asyncio.QueueEmpty
+        record = self._items.popleft()
+        if record is not None:
+            self._bytes -= self._size(record)
+        return record
+
+    async def get(self) -> LogRecord | None:
+        while not self._items:
+            self._ready.clear()
+            await self._ready.wait()
+        return self.get_nowait()
+
+    def take_dropped(self) -> int:
+        count, self.dropped = self.dropped, 0
+        return count
 
 
 class ServiceLog:
-    """Where one service's output goes."""
+    """Where one service's output goes.
+
+    A log file that cannot be written (disk full) never stops the service: the
+    lines are dropped and counted, ``on_problem`` says so once (with the errno),
+    the file is tried again every LOG_RETRY_SECONDS while lines come, and once it
+    takes lines again ``on_problem`` says how many were lost.
+    """
 
     def __init__(
         self,
@@ -137,8 +243,14 @@ class ServiceLog:
         self.service_id = service_id
         self._file = RotatingFile(log_dir / f"{service_id}.log", max_bytes, backups)
         self._console = console
-        self._followers: set[asyncio.Queue[LogRecord | None]] = set()
+        self._followers: set[FollowerQueue] = set()
         self.last_line = ""
+        # Told about the log file failing and recovering (the runner makes it an event).
+        self.on_problem: Callable[[str], None] | None = None
+        self._write_error: str | None = None
+        self._retry_at = 0.0
+        self.dropped_since_error = 0
+        self.dropped_total = 0
 
     def write(self, line: str, at: float | None = None) -> None:
         """A line of the container's output (its stdout and stderr share one pipe), read at
@@ -155,10 +267,45 @@ class ServiceLog:
         self._store(LogRecord(stamp(time.time()), MARKER, text, self.service_id))
 
     def _store(self, record: LogRecord) -> None:
-        self._file.write(encode(record))
+        self._write_file(encode(record))
         for queue in self._followers:
-            with contextlib.suppress(asyncio.QueueFull):
-                queue.put_nowait(record)
+            queue.put_nowait(record)
+
+    def _write_file(self, data: bytes) -> None:
+        now = time.monotonic()
+        if self._write_error is not None and now < self._retry_at:
+            self._count_dropped()
+            return
+        try:
+            self._file.write(data)
+        except OSError as error:
+            self._retry_at = now + LOG_RETRY_SECONDS
+            self._count_dropped()
+            if self._write_error is None:
+                name = errno.errorcode.get(error.errno or 0, str(error.errno))
+                self._write_error = f"{error.strerror or error} ({name})"
+                self._problem(
+                    f"Log file {self._file.path.name} cannot be written: {self._write_error}; "
+                    f"lines are dropped, writing is retried every "
+                    f"{LOG_RETRY_SECONDS:g}s"
+                )
+            return
+        if self._write_error is not None:
+            count = self.dropped_since_error
+            self._write_error = None
+            self.dropped_since_error = 0
+            self._problem(
+                f"Log file {self._file.path.name} written again: "
+                + dropped_message(count, "log file").replace(" not reading", " not writable")
+            )
+
+    def _count_dropped(self) -> None:
+        self.dropped_since_error += 1
+        self.dropped_total += 1
+
+    def _problem(self, message: str) -> None:
+        if self.on_problem is not None:
+            self.on_problem(message)
 
     def files(self) -> list[Path]:
         return rotated_files(self._file.path, self._file.backups)
@@ -166,23 +313,19 @@ class ServiceLog:
     def tail(self, count: int | None, since: str = "") -> list[LogRecord]:
         return read_service(self.files(), self.service_id, count, since)
 
-    def follow(
-        self, queue: asyncio.Queue[LogRecord | None] | None = None
-    ) -> asyncio.Queue[LogRecord | None]:
+    def follow(self, queue: FollowerQueue | None = None) -> FollowerQueue:
         """A queue (``queue``, or a new one) of every record written from now on; None marks
         the log's end. One queue may follow several logs (`extsvc logs -f` of all services)."""
         if queue is None:
-            queue = asyncio.Queue(FOLLOWER_QUEUE_LINES)
+            queue = FollowerQueue()
         self._followers.add(queue)
         return queue
 
-    def unfollow(self, queue: asyncio.Queue[LogRecord | None]) -> None:
+    def unfollow(self, queue: FollowerQueue) -> None:
         self._followers.discard(queue)
 
     def close(self) -> None:
         for queue in self._followers:
-            if queue.full():  # the end must arrive even to a follower that fell behind
-                queue.get_nowait()
-            queue.put_nowait(None)
+            queue.put_nowait(None)  # the end arrives even to a follower that fell behind
         self._followers.clear()
         self._file.close()

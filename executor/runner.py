@@ -154,6 +154,8 @@ class ServiceRunner:
         # Inside a runtime call or a readiness command: a stop cancels the lifecycle there.
         self._in_interruptible = False
         self._cancelled_by_stop = False
+        # The log file failing (disk full) and recovering: events of the current state.
+        log.on_problem = lambda message: self._transition(self.state, message)
 
     @property
     def id(self) -> str:

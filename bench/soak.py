@@ -1,0 +1,227 @@
+"""Soak (issue 11 item 8): 50 services for --minutes, the executor's health at start and end.
+
+    sudo .venv/bin/python bench/soak.py [--minutes 10] [--services 50]
+
+Needs root, runc and busybox-static; not run in CI. The plan mixes, in turn:
+crash loops (exit 1 at once, restart: always), log floods (lines as fast as the
+shell writes them, through rotation), long lines (60 KB each), console output
+(logToConsole, the executor's stdout a pipe that is read slowly), health checks
+(x-extsvc health, every 1 s, one in three failing), dependents of the above, and
+quiet services. Meanwhile a `logs -f` client that never reads stays connected,
+and `extsvc reload` runs every 30 s (the plan recompiled with one service changed).
+
+Printed over the first minute and the last minute: the executor's RSS, open fds,
+CPU (% of one core), and event-loop latency percentiles. The loop latency is
+measured from outside as the round trip of a `services` request on the control
+socket every 100 ms (it includes the request's own work, a few ms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import psutil  # noqa: E402
+
+from extsvc.executor.control import ControlClient  # noqa: E402
+from tests.executor.realrunc import remove_traces, shell_service, wait_for  # noqa: E402
+from tests.support.rootfs import make_busybox_rootfs  # noqa: E402
+
+EXTSVC = [sys.executable, "-m", "extsvc"]
+IDLE = "trap 'exit 0' TERM; while :; do sleep 1 & wait $!; done"
+KINDS = ["crash", "flood", "long", "console", "health", "dependent", "quiet"]
+
+
+def service_yaml(kind: str, name: str, index: int, previous: str | None, version: int) -> str:
+    if kind == "crash":
+        return shell_service(name, f"echo 'crash {version}'; exit 1")
+    if kind == "flood":
+        script = 'i=0; while :; do i=$((i+1)); echo "flood $i ..........................."; done'
+        return shell_service(name, script)
+    if kind == "long":
+        script = 'l=$(head -c 60000 /dev/zero | tr "\\0" x); while :; do echo "$l"; sleep .01; done'
+        return shell_service(name, script)
+    if kind == "console":
+        script = 'i=0; while :; do i=$((i+1)); echo "console $i"; sleep 0.001; done'
+        return shell_service(name, script, log_to_console=True)
+    if kind == "health":
+        check = ["/bin/sh", "-c", "exit $(( $(date +%s) % 3 == 0 ))"]
+        health = {"exec": check, "interval": "1s", "timeout": "2s", "retries": 2}
+        return shell_service(name, IDLE, extsvc={"health": {**health, "onUnhealthy": "restart"}})
+    if kind == "dependent" and previous is not None:
+        return shell_service(name, IDLE, depends=[{"service": f"ext-{previous}"}])
+    return shell_service(name, IDLE)
+
+
+def write_plan(tmp: Path, names: list[tuple[str, str]], version: int) -> Path:
+    source = tmp / "src"
+    source.mkdir(exist_ok=True)
+    base = tmp / "rootfs"
+    previous = None
+    for index, (kind, name) in enumerate(names):
+        # Each reload changes one service (round robin): reload restarts that one only.
+        changed = version if index == version % len(names) else 0
+        text = service_yaml(kind, name, index, previous, changed)
+        (source / f"{name}.yaml").write_text(text)
+        if not (base / name).exists():
+            make_busybox_rootfs(base / name)
+        previous = name
+    out = tmp / "out"
+    subprocess.run(
+        [*EXTSVC, "compile", str(source), "-o", str(out), "--rootfs-base", str(base)],
+        check=True,
+        capture_output=True,
+    )
+    return out
+
+
+class Probe:
+    """Samples the executor: RSS, fds, CPU, control round trips."""
+
+    def __init__(self, pid: int, client: ControlClient) -> None:
+        self.process = psutil.Process(pid)
+        self.client = client
+        self.samples: list[tuple[float, int, int, float]] = []  # time, rss, fds, cpu seconds
+        self.latencies: list[tuple[float, float]] = []
+        self.stop = threading.Event()
+        self.errors = 0
+
+    def run(self) -> None:
+        last_sample = 0.0
+        while not self.stop.is_set():
+            began = time.monotonic()
+            try:
+                self.client.request({"op": "services"})
+                self.latencies.append((began, time.monotonic() - began))
+            except Exception:
+                self.errors += 1
+            if began - last_sample >= 1.0:
+                last_sample = began
+                with contextlib.suppress(psutil.Error):
+                    cpu = self.process.cpu_times()
+                    self.samples.append(
+                        (
+                            began,
+                            self.process.memory_info().rss,
+                            self.process.num_fds(),
+                            cpu.user + cpu.system,
+                        )
+                    )
+            self.stop.wait(max(0.0, 0.1 - (time.monotonic() - began)))
+
+    def report(self, label: str, start: float, end: float) -> str:
+        samples = [s for s in self.samples if start <= s[0] <= end]
+        latencies = sorted(v for t, v in self.latencies if start <= t <= end)
+        if len(samples) < 2 or not latencies:
+            return f"{label}: not enough samples"
+        cpu = (samples[-1][3] - samples[0][3]) / (samples[-1][0] - samples[0][0]) * 100
+
+        def pct(p: float) -> float:
+            return latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] * 1000
+
+        return (
+            f"{label}: RSS {statistics.median(s[1] for s in samples) / 1e6:.1f} MB "
+            f"(max {max(s[1] for s in samples) / 1e6:.1f}), "
+            f"fds {statistics.median(s[2] for s in samples):.0f} "
+            f"(max {max(s[2] for s in samples)}), CPU {cpu:.1f}% of a core, "
+            f"loop latency p50 {pct(50):.1f} ms p90 {pct(90):.1f} ms "
+            f"p99 {pct(99):.1f} ms max {latencies[-1] * 1000:.1f} ms ({len(latencies)} probes)"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--services", type=int, default=50)
+    parser.add_argument("--reload-every", type=float, default=30.0, help="seconds")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("soak.py needs root (runc, mounts, cgroups)")
+    tag = os.urandom(3).hex()
+    names = [(KINDS[i % len(KINDS)], f"soak{tag}-{i:02d}") for i in range(args.services)]
+    with tempfile.TemporaryDirectory(prefix="extsvc-soak-") as temp:
+        tmp = Path(temp)
+        out = write_plan(tmp, names, 0)
+        state, logs = tmp / "state", tmp / "logs"
+        argv = [
+            *EXTSVC, "run", str(out), "--state-dir", str(state), "--log-dir", str(logs),
+            "--restart-interval", "500ms", "--stop-timeout", "2s", "-q",
+        ]  # fmt: skip
+        daemon = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        client = ControlClient(state, timeout=30)
+        # A slow console reader: 4 KiB every 100 ms.
+        assert daemon.stdout is not None
+        console = daemon.stdout
+
+        def slow_reader() -> None:
+            while console.read1(4096):  # type: ignore[attr-defined]
+                time.sleep(0.1)
+
+        threading.Thread(target=slow_reader, daemon=True).start()
+        try:
+            wait_for(lambda: (state / "control.sock").exists(), 60, "the control socket")
+            time.sleep(1)
+            stuck = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            stuck.connect(str(state / "control.sock"))
+            long_name = next(n for k, n in names if k == "long")
+            stuck.sendall(
+                json.dumps({"op": "logs", "id": f"ext-{long_name}", "follow": True}).encode()
+                + b"\n"
+            )
+            probe = Probe(daemon.pid, client)
+            threading.Thread(target=probe.run, daemon=True).start()
+            began = time.monotonic()
+            duration = args.minutes * 60
+            reloads = 0
+            next_reload = began + args.reload_every
+            while time.monotonic() - began < duration:
+                if time.monotonic() >= next_reload:
+                    reloads += 1
+                    write_plan(tmp, names, reloads)
+                    subprocess.run(
+                        [*EXTSVC, "reload", "--state-dir", str(state)],
+                        capture_output=True,
+                        timeout=120,
+                    )
+                    next_reload += args.reload_every
+                time.sleep(0.5)
+            probe.stop.set()
+            end = time.monotonic()
+            window = min(60.0, duration / 3)
+            services = client.request({"op": "services"})["services"]
+            states: dict[str, int] = {}
+            for service in services:
+                states[service["state"]] = states.get(service["state"], 0) + 1
+            print(f"soak: {args.services} services for {args.minutes:g} min, {reloads} reloads")
+            print(probe.report("first " + f"{window:.0f} s", began, began + window))
+            print(probe.report("last  " + f"{window:.0f} s", end - window, end))
+            print(f"control requests that failed: {probe.errors}")
+            print(f"states at the end: {states}")
+            log_bytes = sum(p.stat().st_size for p in logs.iterdir())
+            print(f"log dir: {log_bytes / 1e6:.1f} MB for {args.services} services")
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            try:
+                daemon.wait(120)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
+            remove_traces(state, [n for _, n in names])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,238 @@
+"""Nothing the executor writes can block it, nothing a client does grows it (issue 11
+items 1, 3, 5): non-blocking console and event output, bounded `logs -f` followers, a
+log file on a full disk, and a control socket that refuses what is out of range."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from extsvc.executor import logs
+from extsvc.executor.control import MAX_TAIL, ControlClient, check_request
+from extsvc.executor.logfiles import OUTPUT, LogRecord
+from extsvc.executor.logs import FollowerQueue, ServiceLog
+from extsvc.executor.sinks import NonBlockingWriter
+from tests.executor.test_control import with_server
+
+
+def test_a_console_nobody_reads_drops_lines_and_says_how_many() -> None:
+    async def scenario() -> tuple[int, int, list[str], bytes]:
+        read_end, write_end = os.pipe()
+        reported: list[str] = []
+        writer = NonBlockingWriter(
+            write_end, "console", capacity=64 * 1024, on_dropped=reported.append
+        )
+        line = b"x" * 99 + b"\n"
+        for _ in range(10_000):  # 1 MB into a pipe of 64 KiB that nobody reads
+            writer.write(line)
+        buffered, dropped = writer.buffered, writer.dropped
+        # The reader comes back: what waited arrives, then how much was lost.
+        os.set_blocking(read_end, False)
+        received = b""
+        for _ in range(200):
+            await asyncio.sleep(0.005)
+            try:
+                while chunk := os.read(read_end, 65536):
+                    received += chunk
+            except BlockingIOError:
+                pass
+            if b"dropped" in received:
+                break
+        writer.close()
+        os.close(read_end)
+        os.close(write_end)
+        return buffered, dropped, reported, received
+
+    buffered, dropped, reported, received = asyncio.run(scenario())
+    assert buffered <= 64 * 1024
+    assert dropped > 8_000
+    assert reported == [f"… {dropped:,} lines dropped: console not reading"]
+    assert received.endswith(f"extsvc: … {dropped:,} lines dropped: console not reading\n".encode())
+    assert received.count(b"x" * 99 + b"\n") == 10_000 - dropped
+
+
+def test_a_follower_that_does_not_read_holds_a_bounded_number_of_bytes() -> None:
+    async def scenario() -> tuple[int, int, list[LogRecord | None]]:
+        queue = FollowerQueue(max_bytes=1024 * 1024)
+        long_line = "y" * 64 * 1024
+        for _ in range(1_000):  # 64 MB of lines for a client that reads nothing
+            queue.put_nowait(LogRecord("", OUTPUT, long_line, "ext-a"))
+        queue.put_nowait(None)  # the end is never dropped
+        items = []
+        while (item := await queue.get()) is not None:
+            items.append(item)
+        return len(items), queue.take_dropped(), [item]
+
+    kept, dropped, end = asyncio.run(scenario())
+    assert kept * 64 * 1024 <= 1024 * 1024
+    assert kept + dropped == 1_000
+    assert end == [None]
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs (root only)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_drops_log_lines_says_so_once_and_resumes(
+    tiny_disk: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(logs, "LOG_RETRY_SECONDS", 0.0)  # retry at every line, not every 2 s
+    filler = tiny_disk / "filler"
+    filler.write_bytes(b"f" * 40 * 1024)
+    events: list[str] = []
+    log = ServiceLog("ext-a", tiny_disk, console=None, max_bytes=10 * 1024 * 1024)
+    log.on_problem = events.append
+    for index in range(1_000):  # ~50 KB: more than the disk has left
+        log.write(f"line {index:04d} " + "z" * 40)
+    assert len(events) == 1
+    assert events[0].startswith(
+        "Log file ext-a.log cannot be written: No space left on device (ENOSPC)"
+    )
+    assert log.dropped_since_error > 0
+    dropped = log.dropped_since_error
+    filler.unlink()  # space comes back
+    log.write("after the disk was freed")
+    assert (
+        events[1]
+        == f"Log file ext-a.log written again: … {dropped:,} lines dropped: log file not writable"
+    )
+    assert log.tail(1)[0].line == "after the disk was freed"
+    lines = [r.line for r in log.tail(None)]
+    assert "line 0000 " + "z" * 40 in lines
+    log.close()
+
+
+@pytest.mark.parametrize(
+    ("request_", "problem"),
+    [
+        ({"op": "logs", "id": "ext-a", "tail": 10**30}, '"tail" must be null or a whole number'),
+        ({"op": "logs", "id": "ext-a", "tail": -5}, '"tail"'),
+        ({"op": "logs", "id": "ext-a", "tail": True}, '"tail"'),
+        ({"op": "logs", "id": "ext-a", "tail": 1.5}, '"tail"'),
+        ({"op": "logs", "id": ["ext-a"]}, '"id" must be a service name'),
+        ({"op": "logs", "id": "x" * 300}, '"id"'),
+        ({"op": 7}, '"op" must be a string'),
+        ({"op": "logs", "id": "ext-a", "follow": "yes"}, '"follow" must be true or false'),
+        ({"op": "start", "id": "ext-a", "timeout": 1e308}, '"timeout" must be a number'),
+        ({"op": "start", "id": "ext-a", "settle": -1}, '"settle"'),
+        ({"op": "logs", "id": "ext-a", "since": 5}, '"since"'),
+    ],
+)
+def test_request_fields_are_range_checked(request_: dict[str, Any], problem: str) -> None:
+    found = check_request(request_)
+    assert found is not None and found.startswith(problem)
+
+
+def test_in_range_requests_pass() -> None:
+    assert check_request({"op": "logs", "id": "ext-a", "tail": MAX_TAIL, "follow": True}) is None
+    assert (
+        check_request({"op": "start", "id": "a", "wait": True, "timeout": 30, "settle": 1.0})
+        is None
+    )
+
+
+def raw_exchange(path: Path, payload: bytes, half_close: bool = True) -> dict[str, Any]:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+        connection.settimeout(30)
+        connection.connect(str(path))
+        try:
+            connection.sendall(payload)
+            if half_close:
+                connection.shutdown(socket.SHUT_WR)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered and closed before reading it all
+        answer = connection.makefile("rb").readline()
+    return json.loads(answer)  # type: ignore[no-any-return]
+
+
+def test_hostile_requests_get_an_error_not_a_traceback(tmp_path: Path) -> None:
+    def body(client: ControlClient) -> list[dict[str, Any]]:
+        return [
+            raw_exchange(
+                client.path, b'{"op": "logs", "id": "ext-a", "tail": 1' + b"0" * 30 + b"}\n"
+            ),
+            raw_exchange(client.path, b"{" + b" " * 10 * 1024 * 1024 + b"}\n"),
+            raw_exchange(client.path, b"[" * 50_000 + b"\n"),
+            raw_exchange(client.path, b"not json\n"),
+            raw_exchange(client.path, b'{"op": "services"}\n'),
+        ]
+
+    answers = asyncio.run(with_server(tmp_path, body))
+    assert [a["ok"] for a in answers] == [False, False, False, False, True]
+    assert answers[0]["kind"] == "invalid-request" and '"tail"' in answers[0]["error"]
+    assert answers[1]["error"] == "request longer than 64 KiB"
+    assert answers[2]["error"] == "invalid request: nested too deeply"
+
+
+def test_a_silent_client_is_timed_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from extsvc.executor import control
+
+    monkeypatch.setattr(control, "REQUEST_TIMEOUT", 0.2)
+
+    def body(client: ControlClient) -> dict[str, Any]:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+            connection.settimeout(30)
+            connection.connect(str(client.path))
+            return json.loads(connection.makefile("rb").readline())  # type: ignore[no-any-return]
+
+    answer = asyncio.run(with_server(tmp_path, body))
+    assert answer == {"ok": False, "error": "no request within 200ms", "kind": "invalid-request"}
+
+
+def test_followers_whose_clients_left_are_dropped_at_once(tmp_path: Path) -> None:
+    """200 `logs -f` clients of a quiet service disconnect: their connections are closed
+    at once, not when the service writes again; 100 concurrent clients are all served."""
+    holder: list[Any] = []
+
+    def body(client: ControlClient) -> tuple[int, int, int]:
+        supervisor = holder[0]
+        log = supervisor.runners["ext-a"].log
+        before = len(os.listdir("/proc/self/fd"))
+        connections = []
+        for _ in range(200):
+            connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            connection.connect(str(client.path))
+            connection.sendall(b'{"op": "logs", "id": "ext-a", "tail": 0, "follow": true}\n')
+            connections.append(connection)
+        deadline = time.monotonic() + 20
+        while len(log._followers) < 200 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        following = len(log._followers)
+        for connection in connections:
+            connection.close()
+        while log._followers and time.monotonic() < deadline:
+            time.sleep(0.01)
+        left = len(log._followers)
+        # 100 clients at once, each answered.
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(100) as pool:
+            answers = list(pool.map(lambda _: client.request({"op": "services"}), range(100)))
+        assert all(a["ok"] for a in answers)
+        while len(os.listdir("/proc/self/fd")) > before and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return following, left, len(os.listdir("/proc/self/fd")) - before
+
+    following, left, extra_fds = asyncio.run(with_server(tmp_path, body, holder))
+    assert following == 200
+    assert left == 0
+    assert extra_fds <= 0
