@@ -99,6 +99,7 @@ class Probe:
         self.latencies: list[tuple[float, float]] = []
         self.stop = threading.Event()
         self.errors = 0
+        self.last_error = ""
 
     def run(self) -> None:
         last_sample = 0.0
@@ -107,8 +108,9 @@ class Probe:
             try:
                 self.client.request({"op": "services"})
                 self.latencies.append((began, time.monotonic() - began))
-            except Exception:
+            except Exception as error:
                 self.errors += 1
+                self.last_error = f"{type(error).__name__}: {error}"
             if began - last_sample >= 1.0:
                 last_sample = began
                 with contextlib.suppress(psutil.Error):
@@ -210,7 +212,7 @@ def main() -> None:
             print(f"soak: {args.services} services for {args.minutes:g} min, {reloads} reloads")
             print(probe.report("first " + f"{window:.0f} s", began, began + window))
             print(probe.report("last  " + f"{window:.0f} s", end - window, end))
-            print(f"control requests that failed: {probe.errors}")
+            print(f"control requests that failed: {probe.errors} {probe.last_error}")
             print(f"states at the end: {states}")
             log_bytes = sum(p.stat().st_size for p in logs.iterdir())
             print(f"log dir: {log_bytes / 1e6:.1f} MB for {args.services} services")

@@ -34,6 +34,8 @@ from extsvc.executor.workspace import Workspace
 
 MAX_LINE_BYTES = 64 * 1024
 READ_CHUNK = 64 * 1024
+# Chunks (64 KiB) read from one container's pipe before other work gets its turn.
+READS_PER_TURN = 1
 # After the init exits, its pipe closes as soon as the last container process is gone.
 OUTPUT_DRAIN_TIMEOUT = 2.0
 RUNC_COMMAND_TIMEOUT = 30.0
@@ -270,7 +272,10 @@ async def pump_lines(read_fd: int, on_output: OutputSink) -> None:
     pending = bytearray()
 
     def readable() -> None:
-        while True:
+        # At most READS_PER_TURN chunks, then back to the loop (round robin): a container
+        # that writes as fast as we read would otherwise keep this callback, and the
+        # loop, forever.
+        for _ in range(READS_PER_TURN):
             try:
                 chunk = os.read(read_fd, READ_CHUNK)
             except BlockingIOError:
