@@ -40,20 +40,20 @@ def _median(function: object, repeat: int) -> float:
 
 
 def origins_share(source: Path) -> tuple[float, float]:
-    from extsvc.compiler import emit
     from extsvc.compiler.explain import origins_document
-    from extsvc.compiler.pipeline import CompileOptions, compile_sources
+    from extsvc.compiler.pipeline import CompileOptions, compile
+    from extsvc.compiler.render import canonical_json
     from extsvc.compiler.sources import collect_sources
 
     sources, _ = collect_sources([str(source)])
     options = CompileOptions(rootfs_base="/usr/local/lib/containers", arch="amd64")
-    result = compile_sources(sources, options)
-    whole = _median(lambda: compile_sources(sources, options), 5)
+    result = compile(sources, options)
+    whole = _median(lambda: compile(sources, options), 5)
 
     def origins_only() -> None:
         for name, built in result.built.items():
             data = result.files[f"bundles/{name}/config.json"]
-            emit.canonical_json(origins_document(built, data))
+            canonical_json(origins_document(built, data))
 
     return whole, _median(origins_only, 5)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from extsvc.compiler.build import CompileOptions, build, seccomp_profile
+from extsvc.compiler.build import CompileOptions, build
 from extsvc.compiler.check import load, model, validate
 from extsvc.compiler.format.diagnostics import Diagnostic, has_errors, sort_key
 from extsvc.compiler.inputs import configure
@@ -23,7 +23,7 @@ from extsvc.compiler.render import render
 from extsvc.compiler.resolve import resolve
 from extsvc.compiler.sources import SourceFile
 
-__all__ = ["CompileOptions", "CompileResult", "compile", "compile_sources", "seccomp_profile"]
+__all__ = ["CompileOptions", "CompileResult", "compile"]
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,3 @@ def compile(
     if bugs:
         return CompileResult(diagnostics + bugs)
     return CompileResult(diagnostics, files, output.configs)
-
-
-# The name callers used before the stages were spelt out here.
-compile_sources = compile

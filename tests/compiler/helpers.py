@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from textwrap import dedent
 
+from extsvc.compiler.build import seccomp_profile
 from extsvc.compiler.check import check_sources
 from extsvc.compiler.model import Service
 from extsvc.compiler.oci import BuildContext, build_config
-from extsvc.compiler.pipeline import seccomp_profile
 from extsvc.compiler.sources import SourceFile
 
 
