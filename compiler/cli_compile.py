@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import click
 
 from extsvc.compiler.defaults import DEFAULT_ROOTFS_BASE
-from extsvc.compiler.format.diagnostics import Diagnostic, sort_key
+from extsvc.compiler.format.diagnostics import Diagnostic, mask_entry, sort_key
 from extsvc.compiler.format.exitcodes import EXIT_INVALID_INPUT
 
 if TYPE_CHECKING:
@@ -99,6 +99,11 @@ def _check_rootfs_base(_ctx: click.Context, _param: click.Parameter, value: str)
     help="ExtensionServiceConfig documents to bake into the bundles (a file, or a directory "
     "of *.yaml; repeatable).",
 )
+@click.option(
+    "--show-values",
+    is_flag=True,
+    help="With --dry-run: print environment values (masked by default: KEY=***).",
+)
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
 @click.option(
     "--annotate",
@@ -113,12 +118,12 @@ def compile_command(
     arch: str | None,
     dry_run: bool,
     service_configs: tuple[str, ...],
+    show_values: bool,
     strict: bool,
     annotate: bool,
     output_format: str,
 ) -> None:
     """Compile service YAML files (or directories of *.yaml) into OCI bundles and a plan."""
-    from extsvc.compiler.format.extconfig import is_baked_config_file
     from extsvc.compiler.format.plan import host_arch
     from extsvc.compiler.pipeline import CompileOptions, compile
     from extsvc.compiler.sources import collect_sources
@@ -140,17 +145,12 @@ def compile_command(
     if _fails(diagnostics, strict) or not result.ok:
         click.echo(f"extsvc: nothing written: {_summary(diagnostics)}", err=True)
         sys.exit(EXIT_INVALID_INPUT)
-    services = sum(1 for name in result.files if name.endswith("/config.json"))
+    services = len(result.built)
     if dry_run:
         # As `quadlet -dryrun`: every file that would be written, under a line naming it.
         for name in sorted(result.files):
             click.echo(f"---{output / name}---")
-            if is_baked_config_file(name):
-                # A baked ExtensionServiceConfig file: its content may be a secret.
-                size = len(result.files[name])
-                click.echo(f"({size} bytes of an ExtensionServiceConfig file, not shown)")
-                continue
-            click.echo(result.files[name].decode("utf-8"), nl=False)
+            click.echo(_dry_run_text(name, result.files[name], show_values), nl=False)
     else:
         try:
             write_tree(result.files, output)
@@ -162,6 +162,27 @@ def compile_command(
         f"{'s' * (services != 1)} into {output} ({_summary(diagnostics)})",
         err=True,
     )
+
+
+def _dry_run_text(name: str, data: bytes, show_values: bool) -> str:
+    """One output file as ``--dry-run`` prints it: never a secret unless asked for.
+
+    Environment values are masked (``KEY=***``, as diagnostics mask them) unless
+    ``show_values``; a baked ExtensionServiceConfig file is never shown, only its size.
+    """
+    from extsvc.compiler.format.extconfig import is_baked_config_file
+    from extsvc.compiler.format.plan import CONFIG_FILE
+    from extsvc.compiler.render import canonical_json
+
+    if is_baked_config_file(name):
+        return f"({len(data)} bytes of an ExtensionServiceConfig file, not shown)\n"
+    if show_values or not name.endswith(f"/{CONFIG_FILE}"):
+        return data.decode("utf-8")
+    config = json.loads(data)
+    process = config.get("process", {})
+    if process.get("env"):
+        process["env"] = [mask_entry(entry) for entry in process["env"]]
+    return canonical_json(config).decode("utf-8")
 
 
 @click.command("validate")

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from extsvc.compiler.diff import MASKED, syscall_fates
+from extsvc.compiler.format.diagnostics import mask_entry
 from extsvc.compiler.format.plan import PLAN_API_VERSION
 from extsvc.compiler.oci import BuiltConfig, Origin
 
@@ -159,7 +160,7 @@ def _section(
         value = section[key]
         if path == "process.env":
             for index, entry in enumerate(value):
-                shown = entry if show_values else entry.partition("=")[0] + "=" + MASKED
+                shown = entry if show_values else mask_entry(entry, MASKED)
                 yield f"{path}[{index}]", shown, _one_line(shown, 80)
         elif path == "process.capabilities":
             yield path, value, _capability_words(value)

@@ -128,6 +128,11 @@ def short_repr(text: str, width: int = 60) -> str:
 SECRET_MASK = "***"
 
 
+def mask_entry(entry: str, mask: str = SECRET_MASK) -> str:
+    """An environment entry with its value masked and its key kept: ``KEY=***``."""
+    return entry.partition("=")[0] + "=" + mask
+
+
 def hide_value(diagnostic: Diagnostic, keep: int = 0, blank_from: int | None = None) -> Diagnostic:
     """``diagnostic`` with its source line cut ``keep`` characters after the column and
     the rest replaced by ``***``: for values that may be secrets (environment entries).

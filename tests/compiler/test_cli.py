@@ -53,11 +53,13 @@ def test_dry_run_prints_every_file_a_real_compile_writes_and_writes_nothing(
     tmp_path: Path,
 ) -> None:
     """As `quadlet -dryrun`: each file under a ---PATH--- line, the exact bytes a real
-    compile writes (same code path), and nothing on disk."""
+    compile writes (same code path; --show-values: environment values too), and nothing
+    on disk."""
     out, real = tmp_path / "out", tmp_path / "real"
     assert run("compile", str(ENV), "-o", str(real), "--arch", "amd64")[0] == 0
     result = CliRunner().invoke(
-        cli, ["compile", str(ENV), "-o", str(out), "--dry-run", "--arch", "amd64"]
+        cli,
+        ["compile", str(ENV), "-o", str(out), "--dry-run", "--show-values", "--arch", "amd64"],
     )
 
     assert result.exit_code == 0, result.output
@@ -75,6 +77,34 @@ def test_dry_run_prints_every_file_a_real_compile_writes_and_writes_nothing(
         f"would compile 2 services into {out} (0 errors, 2 warnings)"
     )
     assert not out.exists()
+
+
+def test_dry_run_masks_environment_values_unless_show_values(tmp_path: Path) -> None:
+    """Secrets are never printed (DESIGN): each entry's key is kept, its value is ***;
+    everything else is what a real compile writes."""
+    real = tmp_path / "real"
+    assert run("compile", str(ENV), "-o", str(real), "--arch", "amd64")[0] == 0
+    written = json.loads((real / "bundles/env/config.json").read_text())
+    assert len(written["process"]["env"]) > 1
+
+    result = CliRunner().invoke(
+        cli, ["compile", str(ENV), "-o", str(tmp_path / "out"), "--dry-run", "--arch", "amd64"]
+    )
+
+    assert result.exit_code == 0, result.output
+    printed = re.search(
+        r"^---.*/bundles/env/config\.json---\n(.*?)^---", result.stdout, re.M | re.S
+    )
+    assert printed is not None
+    shown = json.loads(printed.group(1))
+    assert shown["process"]["env"] == [
+        entry.partition("=")[0] + "=***" for entry in written["process"]["env"]
+    ]
+    shown["process"]["env"] = written["process"]["env"]
+    assert shown == written
+    for entry in written["process"]["env"]:
+        if not entry.endswith("="):
+            assert f'"{entry}"' not in result.stdout
 
 
 def test_validate_passes_a_good_set_with_warnings_unless_strict() -> None:
