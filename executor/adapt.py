@@ -13,7 +13,6 @@ a restricted host; ``HostFacts.probe`` reads the running process once.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,14 +56,19 @@ class Adaptation:
 def adapt_spec(spec: dict[str, Any], host: HostFacts) -> tuple[dict[str, Any], list[Adaptation]]:
     """Return a copy of ``spec`` the host can run, and what was changed.
 
-    The input is not modified: the compiled bundle stays what Talos asks for.
+    The input is not modified: the compiled bundle stays what Talos asks for. Only
+    what may change is copied (the spec, its ``process`` and ``capabilities``); the
+    rest (mounts, seccomp: most of the spec) is shared with the input, read-only.
     """
-    adapted = copy.deepcopy(spec)
+    adapted = dict(spec)
     changes: list[Adaptation] = []
-    process = adapted.get("process", {})
+    process: dict[str, Any] = {}
+    if isinstance(spec.get("process"), dict):
+        process = adapted["process"] = dict(spec["process"])
 
     capabilities = process.get("capabilities")
     if isinstance(capabilities, dict):
+        capabilities = process["capabilities"] = dict(capabilities)
         dropped: set[str] = set()
         for set_name in CAPABILITY_SETS:
             requested = capabilities.get(set_name)

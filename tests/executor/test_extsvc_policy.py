@@ -321,3 +321,5 @@ def test_host_adaptation_only_removes_from_a_narrowed_capability_list() -> None:
     ]
     # What the block left out is not given back, even though the host could grant it.
     assert "CAP_SYS_ADMIN" not in adapted["process"]["capabilities"]["bounding"]
+    # The compiled spec is left as Talos asks for it.
+    assert spec["process"]["capabilities"]["effective"] == ["CAP_NET_ADMIN", "CAP_SYS_RESOURCE"]
