@@ -23,15 +23,6 @@ class ServiceState(Enum):
     FAILED = "Failed"
     SKIPPED = "Skipped"
 
-    @property
-    def is_final(self) -> bool:
-        """No lifecycle is active: only `start`/`restart` leaves this state."""
-        return self in FINAL_STATES
-
-
-FINAL_STATES = frozenset(
-    {ServiceState.INITIALIZED, ServiceState.FINISHED, ServiceState.FAILED, ServiceState.SKIPPED}
-)
 
 # Every allowed transition; ServiceRunner._transition asserts against this table.
 # Staying in a state (a new event with the same state) is always allowed.
