@@ -9,6 +9,8 @@ parents we created ourselves.
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 from pathlib import Path
 
 from extsvc.executor.errors import LaunchError
@@ -42,6 +44,25 @@ def processes(cgroups_path: str, root: Path = CGROUP_ROOT) -> set[int]:
             with contextlib.suppress(OSError, ValueError):
                 pids.update(int(pid) for pid in procs.read_text().split())
     return pids
+
+
+def kill(
+    cgroups_path: str,
+    signum: int = signal.SIGKILL,
+    spare: int | None = None,
+    root: Path = CGROUP_ROOT,
+) -> int:
+    """Send ``signum`` to every process in the cgroup but ``spare``; how many got it.
+
+    By PID: a process may end (and its PID be reused) between the listing and the
+    signal, a window a cgroup without cgroup.kill cannot close.
+    """
+    sent = 0
+    for pid in processes(cgroups_path, root) - {spare}:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signum)
+            sent += 1
+    return sent
 
 
 def remove(cgroups_path: str, root: Path = CGROUP_ROOT) -> list[Path]:

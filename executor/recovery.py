@@ -96,9 +96,7 @@ async def clean_leftovers(plan: Plan, runtime: RuncRuntime) -> list[str]:
         workspace.unmount_rootfs(name)
         workspace.remove_bundle(name)
     for path in sorted(own_cgroup_paths(plan, names)):
-        for pid in cgroups.processes(path):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, 9)
+        cgroups.kill(path)
         if any(d.exists() for d in cgroups.cgroup_dirs(path)):
             cgroups.remove(path)
             cleaned.append(f"cgroup {path}")
@@ -107,13 +105,7 @@ async def clean_leftovers(plan: Plan, runtime: RuncRuntime) -> list[str]:
 
 def kill_service_processes(plan: Plan) -> int:
     """SIGKILL every process in a service cgroup (a shutdown that could not finish)."""
-    killed = 0
-    for path in cgroup_paths(plan, set()):
-        for pid in cgroups.processes(path):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, 9)
-                killed += 1
-    return killed
+    return sum(cgroups.kill(path) for path in cgroup_paths(plan, set()))
 
 
 def record_cgroup_parents(plan: Plan, workspace: Workspace) -> None:

@@ -59,19 +59,13 @@ class RuncContainer:
     def exited(self) -> bool:
         return self._init.exited.done()
 
-    def process_ids(self) -> set[int]:
-        """The init's descendants as its cgroup lists them (the init is signalled by pidfd)."""
-        if not self._cgroups_path:
-            return set()
-        return cgroups.processes(self._cgroups_path) - {self.pid}
-
     def signal(self, signum: int) -> None:
         if self.exited:
             return
+        # The init through its pidfd; its descendants as its cgroup lists them.
         self._init.send_signal(signum)
-        for pid in self.process_ids():
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signum)
+        if self._cgroups_path:
+            cgroups.kill(self._cgroups_path, signum, spare=self.pid)
 
     async def wait(self) -> int | None:
         try:
@@ -206,9 +200,8 @@ class RuncRuntime:
             except LaunchError as error:
                 # runc could not kill what is left: its cgroup says what that is.
                 hung = error
-                for pid in cgroups.processes(cgroups_path) if cgroups_path else ():
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        os.kill(pid, signal.SIGKILL)
+                if cgroups_path:
+                    cgroups.kill(cgroups_path)
         self.workspace.unmount_rootfs(service.name)
         self.workspace.remove_bundle(service.name)
         if cgroups_path:

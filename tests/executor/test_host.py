@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -322,6 +324,24 @@ def test_cgroup_dirs_are_found_and_removed_in_every_hierarchy(tmp_path: Path) ->
     assert cgroups.remove("/system/extensions/a", tmp_path) == []
     assert not (tmp_path / "memory" / "system" / "extensions" / "a").exists()
     assert (tmp_path / "memory" / "system" / "extensions").exists()
+
+
+def test_a_cgroup_kill_signals_every_member_but_the_spared_one(tmp_path: Path) -> None:
+    members = [subprocess.Popen(["sleep", "60"]) for _ in range(3)]
+    try:
+        nested = tmp_path / "system" / "extensions" / "a" / "child"
+        nested.mkdir(parents=True)
+        (tmp_path / "cgroup.controllers").write_text("pids\n")  # cgroup v2: one hierarchy
+        (nested.parent / "cgroup.procs").write_text(f"{members[0].pid}\n{members[1].pid}\n")
+        (nested / "cgroup.procs").write_text(f"{members[2].pid}\n")
+        sent = cgroups.kill("/system/extensions/a", signal.SIGTERM, members[0].pid, tmp_path)
+        assert sent == 2
+        assert [m.wait(10) for m in members[1:]] == [-signal.SIGTERM] * 2
+        assert members[0].poll() is None
+    finally:
+        for member in members:
+            member.kill()
+            member.wait()
 
 
 def test_mountinfo_escapes_are_decoded(tmp_path: Path) -> None:
