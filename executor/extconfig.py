@@ -18,7 +18,8 @@ the service that waits for it keeps waiting, saying why. When a service starts,
 ``compiler.format.extconfig.configure_spec`` (the compiler's own function) adds
 its environment file's variables, its document's files (written under the state
 dir, 0600, named after the mountPath as Talos does) and environment. A document
-that changes while its service runs restarts that service.
+that changes while its service runs restarts that service: the directory is
+watched with inotify (executor.inotify), so the change is seen as it is made.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from extsvc.compiler.format.extconfig import (
 )
 from extsvc.compiler.format.plan import ServicePlan, service_id
 from extsvc.executor.errors import LaunchError
+from extsvc.executor.inotify import DirectoryWatch
 
 if TYPE_CHECKING:
     from extsvc.compiler.format.diagnostics import Diagnostic
@@ -50,6 +52,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ConfigDirectory", "source_name"]
 
+# Without inotify (no instance left), the directory is looked at this often instead.
 WATCH_INTERVAL = 1.0
 
 # A file's (mtime, size): it is parsed again only when this changes.
@@ -172,19 +175,41 @@ class ConfigDirectory:
         return [name for name, digest in self._applied.items() if current.get(name) != digest]
 
     async def watch(self, supervisor: Supervisor, stop: asyncio.Event) -> None:
-        """Restart a running service whose configuration changed (checked each second)."""
+        """Restart a running service whose configuration changed, as soon as it changes
+        (inotify); services waiting for their document look again at once too."""
         if self.directory is None:
             return
+        changed = asyncio.Event()
+        changed.set()  # a change made before the watch began is seen too
+        try:
+            watch: DirectoryWatch | None = DirectoryWatch(self.directory, changed.set)
+        except OSError as error:
+            watch = None
+            if self._on_problem is not None:
+                self._on_problem(
+                    f"cannot watch {self.directory} ({error.strerror}): "
+                    f"checking it every {WATCH_INTERVAL:g}s instead"
+                )
         restarts: set[asyncio.Task[None]] = set()
-        while not stop.is_set():
-            await asyncio.sleep(WATCH_INTERVAL)
-            for name in self.changed_services():
-                runner = supervisor.runners.get(service_id(name))
-                self._applied.pop(name, None)
-                if runner is not None and runner.active:
-                    task = asyncio.create_task(runner.restart())
-                    restarts.add(task)
-                    task.add_done_callback(restarts.discard)
+        try:
+            while not stop.is_set():
+                if watch is None:
+                    await asyncio.sleep(WATCH_INTERVAL)
+                else:
+                    await changed.wait()
+                    changed.clear()
+                for name in self.changed_services():
+                    runner = supervisor.runners.get(service_id(name))
+                    self._applied.pop(name, None)
+                    if runner is not None and runner.active:
+                        task = asyncio.create_task(runner.restart())
+                        restarts.add(task)
+                        task.add_done_callback(restarts.discard)
+                if watch is not None:
+                    supervisor.board.notify()
+        finally:
+            if watch is not None:
+                watch.close()
 
 
 def _write_private(path: Path, config_file: ConfigFile) -> str:

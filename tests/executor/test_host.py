@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ from extsvc.executor.durations import format_duration
 from extsvc.executor.errors import EnvironmentMissingError, InvalidInputError
 from extsvc.executor.extconfig import ConfigDirectory, source_name
 from extsvc.executor.hostservices import ReadinessRule, load_host_services
+from extsvc.executor.inotify import DirectoryWatch
 from extsvc.executor.render import service_detail, services_table
 from tests.executor.fakes import make_service
 
@@ -312,6 +315,49 @@ def test_two_documents_for_one_service_are_both_refused(tmp_path: Path) -> None:
         f"ExtensionServiceConfig ignored: {config_dir / 'b.yaml'}:3:7: error: name: "
         f"a second ExtensionServiceConfig for 'hello' (the first is {config_dir / 'a.yaml'}:3:7)"
     ]
+
+
+def test_the_config_dir_watch_wakes_on_each_change_and_never_on_a_half_written_file(
+    tmp_path: Path,
+) -> None:
+    directory = tmp_path / "config.d"
+
+    async def scenario() -> list[str]:
+        seen: list[str] = []
+        woken = asyncio.Event()
+        watch = DirectoryWatch(directory, woken.set)
+
+        async def after(step: str, change: Callable[[], object]) -> None:
+            woken.clear()
+            change()
+            await asyncio.wait_for(woken.wait(), 10)
+            seen.append(step)
+
+        try:
+            await after("made", directory.mkdir)  # it did not exist when the watch began
+            document = directory / "a.yaml"
+            woken.clear()
+            with document.open("w") as stream:
+                stream.write("name: a\n")
+                stream.flush()
+                await asyncio.sleep(0.2)
+                assert not woken.is_set()  # open, not yet complete: nothing to read yet
+            await asyncio.wait_for(woken.wait(), 10)
+            seen.append("written")
+            await after("renamed in", lambda: (tmp_path / "b.yaml").rename(directory / "b.yaml"))
+            await after("removed", document.unlink)
+            await after("directory removed", lambda: shutil.rmtree(directory))
+            await after("made again", directory.mkdir)
+            await after("written again", lambda: document.write_text("name: a\n"))
+        finally:
+            watch.close()
+        return seen
+
+    (tmp_path / "b.yaml").write_text("name: b\n")
+    assert asyncio.run(scenario()) == [
+        "made", "written", "renamed in", "removed", "directory removed", "made again",
+        "written again",
+    ]  # fmt: skip
 
 
 def test_cgroup_dirs_are_found_and_removed_in_every_hierarchy(tmp_path: Path) -> None:
