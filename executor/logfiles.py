@@ -20,6 +20,7 @@ This module is imported by `extsvc logs`, whose start-up time is a budget
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import os
 import re
@@ -124,11 +125,8 @@ def services_in(log_dir: Path) -> list[str]:
 
 def _lines_backwards(path: Path) -> Iterator[bytes]:
     """The lines of ``path``, last first, reading only as many blocks as are consumed."""
-    try:
-        handle = path.open("rb")
-    except FileNotFoundError:
-        return
-    with handle:
+    # A file rotated away or never written has no lines.
+    with contextlib.suppress(FileNotFoundError), path.open("rb") as handle:
         position = handle.seek(0, os.SEEK_END)
         rest = b""
         while position > 0:
@@ -146,11 +144,7 @@ def _lines_backwards(path: Path) -> Iterator[bytes]:
 
 
 def _lines_forwards(path: Path) -> Iterator[bytes]:
-    try:
-        handle = path.open("rb")
-    except FileNotFoundError:
-        return
-    with handle:
+    with contextlib.suppress(FileNotFoundError), path.open("rb") as handle:
         for raw in handle:
             if raw.strip(b"\n"):
                 yield raw

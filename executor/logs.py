@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import itertools
 import os
 import sys
 import time
@@ -27,6 +28,7 @@ from extsvc.executor.logfiles import (
     OUTPUT,
     LogRecord,
     encode,
+    log_path,
     read_service,
     rotated_files,
     stamp,
@@ -160,18 +162,12 @@ class RotatingFile:
         self._file = None
         self._size = 0
         self._partial = False
-        for index in range(self.backups, 0, -1):
-            older = self.rotated(index)
-            newer = self.rotated(index - 1)
+        files = rotated_files(self.path, self.backups)  # oldest first, ``x.log`` last
+        for older, newer in itertools.pairwise(files):
             if newer.exists():
-                if index == self.backups:
-                    older.unlink(missing_ok=True)
-                newer.rename(older)
+                newer.rename(older)  # replacing the oldest
         if self.backups == 0:
             self.path.unlink(missing_ok=True)
-
-    def rotated(self, index: int) -> Path:
-        return self.path if index == 0 else self.path.with_name(f"{self.path.name}.{index}")
 
     def close(self) -> None:
         if self._file is not None:
@@ -241,7 +237,7 @@ class ServiceLog:
         backups: int = DEFAULT_BACKUPS,
     ) -> None:
         self.service_id = service_id
-        self._file = RotatingFile(log_dir / f"{service_id}.log", max_bytes, backups)
+        self._file = RotatingFile(log_path(log_dir, service_id), max_bytes, backups)
         self._console = console
         self._followers: set[FollowerQueue] = set()
         self.last_line = ""
@@ -296,7 +292,7 @@ class ServiceLog:
             self.dropped_since_error = 0
             self._problem(
                 f"Log file {self._file.path.name} written again: "
-                + dropped_message(count, "log file").replace(" not reading", " not writable")
+                + dropped_message(count, "log file", "not writable")
             )
 
     def _count_dropped(self) -> None:

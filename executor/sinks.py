@@ -28,8 +28,8 @@ BUFFER_BYTES = 256 * 1024
 FINAL_DRAIN_SECONDS = 1.0
 
 
-def dropped_message(count: int, what: str) -> str:
-    return f"… {count:,} line{'s' if count != 1 else ''} dropped: {what} not reading"
+def dropped_message(count: int, what: str, why: str = "not reading") -> str:
+    return f"… {count:,} line{'s' if count != 1 else ''} dropped: {what} {why}"
 
 
 def _nonblocking_fd(fd: int) -> tuple[int, bool]:
