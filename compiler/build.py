@@ -7,7 +7,6 @@ bytes, so configs are serialised here, once; ``compiler.render`` reuses those by
 
 from __future__ import annotations
 
-import hashlib
 import posixpath
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,7 +14,7 @@ from functools import cache
 from typing import Any
 
 from extsvc.compiler.format.extconfig import ServiceConfig, bundle_source, configure_spec
-from extsvc.compiler.format.plan import bundle_dir, service_id
+from extsvc.compiler.format.plan import bundle_dir, service_id, sha256_digest
 from extsvc.compiler.model import Service
 from extsvc.compiler.oci import BuildContext, BuiltConfig, Origin, build_config
 from extsvc.compiler.packagedata import SECCOMP_DIR, read_json
@@ -47,7 +46,7 @@ def _annotate(built: BuiltConfig, service: Service, data: bytes) -> None:
     """Name the service file (base name, as plan.json does) and its sha256 in the spec."""
     built.config["annotations"] = {
         ANNOTATION_SOURCE: posixpath.basename(service.file.replace("\\", "/")),
-        ANNOTATION_SOURCE_DIGEST: "sha256:" + hashlib.sha256(data).hexdigest(),
+        ANNOTATION_SOURCE_DIGEST: sha256_digest(data),
     }
     built.origins["annotations"] = Origin("extsvc compile --annotate (service file and digest)")
 
@@ -110,7 +109,7 @@ def build(
         for service in table.services.values():
             _annotate(configs[service.name], service, source_bytes[service.file])
     config_bytes = {name: canonical_json(built.config) for name, built in configs.items()}
-    digests = {name: hashlib.sha256(data).hexdigest() for name, data in config_bytes.items()}
+    digests = {name: sha256_digest(data) for name, data in config_bytes.items()}
     plan = build_plan(table, digests, rootfs_base=options.rootfs_base, arch=options.arch)
     for name in baked:
         # Baked into the bundle: there is nothing left to wait for at boot.

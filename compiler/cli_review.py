@@ -159,7 +159,13 @@ def explain_command(out: str, service: str, output: str, show_values: bool) -> N
     SERVICE is an id (ext-NAME) or a name.
     """
     from extsvc.compiler import explain
-    from extsvc.compiler.format.plan import CONFIG_FILE, host_arch, service_id
+    from extsvc.compiler.format.plan import (
+        CONFIG_FILE,
+        ORIGINS_FILE,
+        host_arch,
+        service_id,
+        sha256_digest,
+    )
     from extsvc.compiler.outputs import (
         ReviewInputError,
         compile_directory,
@@ -184,16 +190,16 @@ def explain_command(out: str, service: str, output: str, show_values: bool) -> N
         known = ", ".join(loaded.service_ids()) or "none"
         _fail(f"{out}: no service {wanted} (services: {known})")
     config_bytes = loaded.files[f"{entry['bundle']}/{CONFIG_FILE}"]
-    digest = explain.config_digest(config_bytes)
+    digest = sha256_digest(config_bytes)
     origins = loaded.origins.get(wanted)
     if origins is None:
         _fail(
-            f"{out}: {entry['bundle']}/{explain.ORIGINS_FILE} is missing "
+            f"{out}: {entry['bundle']}/{ORIGINS_FILE} is missing "
             "(compiled by an older extsvc?): compile again to explain it"
         )
     if origins.get("config") != digest:
         _fail(
-            f"{out}: {entry['bundle']}/{explain.ORIGINS_FILE} describes another config.json "
+            f"{out}: {entry['bundle']}/{ORIGINS_FILE} describes another config.json "
             f"({origins.get('config')}, not {digest}): compile again"
         )
     rows = explain.explain_config(loaded.configs[wanted], origins, show_values=show_values)

@@ -16,7 +16,6 @@ the plan's levels list, which repeats each service's ``level``) are left out.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from enum import Enum
 from typing import Any
 
 from extsvc.compiler.defaults import DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS
+from extsvc.compiler.format.plan import CONFIG_FILE, ORIGINS_FILE, sha256_digest
 
 MASKED = "<masked>"
 
@@ -243,14 +243,14 @@ def _service(
 
 
 # Files of a bundle the comparers above already read.
-READ_BUNDLE_FILES = ("config.json", "origins.json")
+READ_BUNDLE_FILES = (CONFIG_FILE, ORIGINS_FILE)
 
 
 def _bundle_file_digests(output: CompiledOutput, service_id: str) -> dict[str, str]:
     bundle = str(output.plan_entry(service_id).get("bundle", ""))
     prefix = bundle + "/"
     return {
-        name.removeprefix(prefix): hashlib.sha256(data).hexdigest()
+        name.removeprefix(prefix): sha256_digest(data)
         for name, data in output.files.items()
         if name.startswith(prefix) and name.removeprefix(prefix) not in READ_BUNDLE_FILES
     }
@@ -277,8 +277,8 @@ def _bundle_files(service: str, old: CompiledOutput, new: CompiledOutput) -> Ite
             _kind(was, now),
             Privilege.NEUTRAL,
             words,
-            None if was is None else f"sha256:{was}",
-            None if now is None else f"sha256:{now}",
+            was,
+            now,
         )
 
 

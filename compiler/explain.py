@@ -19,17 +19,15 @@ the same bytes wherever it is compiled from. Pure: no I/O here.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from extsvc.compiler.diff import MASKED, syscall_fates
 from extsvc.compiler.format.diagnostics import mask_entry
-from extsvc.compiler.format.plan import PLAN_API_VERSION
+from extsvc.compiler.format.plan import PLAN_API_VERSION, sha256_digest
 from extsvc.compiler.oci import BuiltConfig, Origin
 
-ORIGINS_FILE = "origins.json"
 # The order a reader expects (the runtime-spec's), rather than the file's sorted keys.
 SECTION_ORDER = ("ociVersion", "process", "root", "mounts", "linux")
 
@@ -78,7 +76,7 @@ def origins_document(built: BuiltConfig, config_bytes: bytes) -> dict[str, Any]:
     return {
         "apiVersion": PLAN_API_VERSION,
         "kind": "Origins",
-        "config": "sha256:" + hashlib.sha256(config_bytes).hexdigest(),
+        "config": sha256_digest(config_bytes),
         "fields": fields,
     }
 
@@ -199,10 +197,6 @@ def explain_config(
         if path not in seen and not any(s.startswith((path + ".", path + "[")) for s in seen):
             rows.append(Row(path, None, ABSENT_WORDS.get(path, "absent"), fields[path]))
     return rows
-
-
-def config_digest(config_bytes: bytes) -> str:
-    return "sha256:" + hashlib.sha256(config_bytes).hexdigest()
 
 
 def render_text(service_id: str, source: str, rows: list[Row]) -> str:

@@ -26,10 +26,8 @@ from typing import Any
 
 from extsvc.compiler.diff import CompiledOutput
 from extsvc.compiler.format.diagnostics import Diagnostic, has_errors
-from extsvc.compiler.format.plan import CONFIG_FILE, PLAN_FILE
+from extsvc.compiler.format.plan import CONFIG_FILE, ORIGINS_FILE, PLAN_FILE
 from extsvc.compiler.format.schemas import validator
-
-ORIGINS_FILE = "origins.json"
 
 
 class ReviewInputError(Exception):

@@ -58,7 +58,7 @@ def _depends(service: Service) -> dict[str, Any]:
 def build_plan(
     table: ServiceTable, digests: Mapping[str, str], *, rootfs_base: str, arch: str
 ) -> dict[str, Any]:
-    """The plan for every service in ``table``; ``digests`` maps a name to sha256 hex."""
+    """The plan for every service in ``table``; ``digests``: name -> config.json digest."""
     services = {
         service_id: _service_entry(table, service_id, service, digests, rootfs_base)
         for service_id, service in table.services.items()
@@ -85,7 +85,7 @@ def _service_entry(
         "name": service.name,
         "source": posixpath.basename(service.file.replace("\\", "/")),
         "bundle": bundle_dir(service.name),
-        "digest": "sha256:" + digests[service.name],
+        "digest": digests[service.name],
         "rootfs": rootfs_path(rootfs_base, service.name),
         "restart": service.restart.value,
         "logToConsole": service.log_to_console,

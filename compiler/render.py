@@ -14,10 +14,10 @@ from collections.abc import Iterator, Mapping
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from extsvc.compiler.explain import ORIGINS_FILE, origins_document
+from extsvc.compiler.explain import origins_document
 from extsvc.compiler.format.diagnostics import Diagnostic
 from extsvc.compiler.format.load import format_path
-from extsvc.compiler.format.plan import PLAN_FILE, bundle_dir
+from extsvc.compiler.format.plan import CONFIG_FILE, ORIGINS_FILE, PLAN_FILE, bundle_dir
 from extsvc.compiler.format.schemacheck import SchemaError, Validator, compile_schema
 from extsvc.compiler.format.schemas import validator
 from extsvc.compiler.model import Service
@@ -73,9 +73,9 @@ def render(output: BuiltOutput) -> tuple[dict[str, bytes], tuple[Diagnostic, ...
         built = output.configs[service.name]
         errors = list(oci_config_errors(built.config))
         if errors:
-            bugs.append(_schema_bug(service, "config.json", errors))
+            bugs.append(_schema_bug(service, CONFIG_FILE, errors))
         data = output.config_bytes[service.name]
-        files[f"{bundle_dir(service.name)}/config.json"] = data
+        files[f"{bundle_dir(service.name)}/{CONFIG_FILE}"] = data
         # Where each field came from, for `extsvc explain` (never read by the runtime).
         origins = origins_document(built, data)
         files[f"{bundle_dir(service.name)}/{ORIGINS_FILE}"] = canonical_json(origins)

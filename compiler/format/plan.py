@@ -24,6 +24,9 @@ PLAN_FILE = "plan.json"
 PLAN_API_VERSION = "extsvc/v1"
 BUNDLES_DIR = "bundles"
 CONFIG_FILE = "config.json"
+# Beside config.json: where each of its fields came from (`extsvc explain`); the
+# executor never reads it.
+ORIGINS_FILE = "origins.json"
 # A service's id is its name behind this prefix (Talos: "ext-" + name).
 EXTENSION_ID_PREFIX = "ext-"
 # Talos constants.CgroupExtensions: each service's cgroup is <parent>/<name>.
@@ -57,6 +60,12 @@ def creatable_mount_source(path: str) -> bool:
 
 class PlanError(Exception):
     """plan.json is missing, malformed, fails its schema, or its bundles changed."""
+
+
+def sha256_digest(data: bytes) -> str:
+    """``sha256:<hex>``: how the plan pins a config.json, and origins.json and
+    ``compile --annotate`` name the bytes they describe."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def service_id(name: str) -> str:
@@ -219,7 +228,7 @@ def _load_service(plan_path: Path, service_id: str, entry: dict[str, Any]) -> Se
         raise PlanError(
             f"{plan_path}: {service_id}: cannot read {config_path}: {error.strerror}"
         ) from None
-    actual = "sha256:" + hashlib.sha256(config_bytes).hexdigest()
+    actual = sha256_digest(config_bytes)
     if actual != entry["digest"]:
         raise PlanError(
             f"{config_path}: digest {actual} differs from the plan's {entry['digest']}: "

@@ -25,6 +25,7 @@ from typing import Any
 
 from extsvc.compiler import diffreport, explain
 from extsvc.compiler.diff import CompiledOutput, diff_outputs
+from extsvc.compiler.format.plan import sha256_digest
 from extsvc.compiler.outputs import compile_directory
 
 ROOT = Path(__file__).parent
@@ -87,7 +88,7 @@ def explain_case(case: Path) -> dict[str, bytes]:
         entry = output.plan_entry(service_id)
         config_bytes = output.files[f"{entry['bundle']}/config.json"]
         rows = explain.explain_config(output.configs[service_id], output.origins[service_id])
-        digest = explain.config_digest(config_bytes)
+        digest = sha256_digest(config_bytes)
         document = explain.to_json(service_id, entry["source"], digest, rows)
         files[f"{service_id}.txt"] = explain.render_text(service_id, entry["source"], rows).encode()
         files[f"{service_id}.json"] = (
