@@ -7,14 +7,13 @@ bytes, so configs are serialised here, once; ``compiler.render`` reuses those by
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
 from extsvc.compiler.format.extconfig import ServiceConfig, bundle_source, configure_spec
-from extsvc.compiler.format.plan import bundle_dir, service_id, sha256_digest
+from extsvc.compiler.format.plan import bundle_dir, service_id, sha256_digest, source_basename
 from extsvc.compiler.model import Service
 from extsvc.compiler.oci import BuildContext, BuiltConfig, Origin, build_config
 from extsvc.compiler.packagedata import SECCOMP_DIR, read_json
@@ -45,7 +44,7 @@ ANNOTATION_SOURCE_DIGEST = "io.extsvc.source.digest"
 def _annotate(built: BuiltConfig, service: Service, data: bytes) -> None:
     """Name the service file (base name, as plan.json does) and its sha256 in the spec."""
     built.config["annotations"] = {
-        ANNOTATION_SOURCE: posixpath.basename(service.file.replace("\\", "/")),
+        ANNOTATION_SOURCE: source_basename(service.file),
         ANNOTATION_SOURCE_DIGEST: sha256_digest(data),
     }
     built.origins["annotations"] = Origin("extsvc compile --annotate (service file and digest)")

@@ -25,7 +25,7 @@ from typing import Any
 
 from extsvc.compiler.diff import MASKED, syscall_fates
 from extsvc.compiler.format.diagnostics import mask_entry
-from extsvc.compiler.format.plan import PLAN_API_VERSION, sha256_digest
+from extsvc.compiler.format.plan import PLAN_API_VERSION, sha256_digest, source_basename
 from extsvc.compiler.oci import BuiltConfig, Origin
 
 # The order a reader expects (the runtime-spec's), rather than the file's sorted keys.
@@ -59,17 +59,13 @@ def _origin_kind(origin: Origin) -> str:
     return "extsvc"
 
 
-def _basename(name: str) -> str:
-    return name.replace("\\", "/").rsplit("/", 1)[-1]
-
-
 def origins_document(built: BuiltConfig, config_bytes: bytes) -> dict[str, Any]:
     """What compile writes to ``bundles/<name>/origins.json`` (canonical JSON)."""
     fields: dict[str, Any] = {}
     for path, origin in sorted(built.origins.items()):
         entry: dict[str, Any] = {"origin": _origin_kind(origin), "description": origin.description}
         if origin.file is not None and origin.position is not None:
-            entry["file"] = _basename(origin.file)
+            entry["file"] = source_basename(origin.file)
             entry["line"] = origin.position.line
             entry["col"] = origin.position.col
         fields[path] = entry

@@ -6,7 +6,6 @@ bytes, which only exist after emission has rendered them.
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,6 +16,7 @@ from extsvc.compiler.format.plan import (
     bundle_dir,
     creatable_mount_source,
     policy_to_plan,
+    source_basename,
 )
 from extsvc.compiler.model import DependencyKind, Service
 from extsvc.compiler.oci import rootfs_path
@@ -83,7 +83,7 @@ def _service_entry(
 ) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "name": service.name,
-        "source": posixpath.basename(service.file.replace("\\", "/")),
+        "source": source_basename(service.file),
         "bundle": bundle_dir(service.name),
         "digest": digests[service.name],
         "rootfs": rootfs_path(rootfs_base, service.name),

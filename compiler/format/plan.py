@@ -68,6 +68,12 @@ def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+def source_basename(file: str) -> str:
+    """How the plan, origins.json and ``--annotate`` name a source file: its base name
+    (``/`` or ``\\`` separated), so OUT is the same bytes wherever it is compiled from."""
+    return file.replace("\\", "/").rsplit("/", 1)[-1]
+
+
 def service_id(name: str) -> str:
     return EXTENSION_ID_PREFIX + name
 
