@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import subprocess
 import tarfile
 import tempfile
@@ -26,8 +25,14 @@ from typing import Any
 
 from extsvc.compiler.diff import CompiledOutput
 from extsvc.compiler.format.diagnostics import Diagnostic, has_errors
-from extsvc.compiler.format.plan import CONFIG_FILE, ORIGINS_FILE, PLAN_FILE
-from extsvc.compiler.format.schemas import validator
+from extsvc.compiler.format.plan import (
+    CONFIG_FILE,
+    ORIGINS_FILE,
+    PLAN_FILE,
+    PlanError,
+    check_plan_schema,
+    parse_json,
+)
 
 
 class ReviewInputError(Exception):
@@ -42,61 +47,64 @@ def is_output_dir(path: Path) -> bool:
     return (path / PLAN_FILE).is_file()
 
 
-def _parse(data: bytes, where: str) -> Any:
+def _parse(data: bytes, where: str, what: str) -> Any:
     try:
-        return json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ReviewInputError(f"{where}: invalid JSON: {error}") from None
+        return parse_json(data, where, what)
+    except PlanError as error:
+        raise ReviewInputError(str(error)) from None
+
+
+def _checked_plan(data: bytes, where: str) -> Any:
+    """plan.json parsed and checked against its schema (errors at their line:col)."""
+    plan = _parse(data, where, "plan")
+    try:
+        check_plan_schema(plan, data, where)
+    except PlanError as error:
+        raise ReviewInputError(str(error)) from None
+    return plan
 
 
 def output_from_files(files: Mapping[str, bytes], label: str) -> CompiledOutput:
     """Parse what compile writes (plan.json, bundles/*/config.json, origins.json)."""
     if PLAN_FILE not in files:
         raise ReviewInputError(f"{label}: no {PLAN_FILE}")
-    plan = _parse(files[PLAN_FILE], f"{label}/{PLAN_FILE}")
-    errors = list(validator("plan").iter_errors(plan))
-    if errors:
-        first = errors[0]
-        where = ".".join(str(p) for p in first.path) or "(top level)"
-        raise ReviewInputError(
-            f"{label}/{PLAN_FILE}: not an extsvc plan ({where}: {first.message})"
-        )
+    return _output(_checked_plan(files[PLAN_FILE], f"{label}/{PLAN_FILE}"), files, label)
+
+
+def _output(plan: Any, files: Mapping[str, bytes], label: str) -> CompiledOutput:
+    """The output of ``files`` with ``plan`` (already parsed and checked)."""
     configs: dict[str, Any] = {}
     origins: dict[str, Any] = {}
     for service_id, entry in plan["services"].items():
         config_name = f"{entry['bundle']}/{CONFIG_FILE}"
         if config_name not in files:
             raise ReviewInputError(f"{label}: {service_id}: no {config_name}")
-        configs[service_id] = _parse(files[config_name], f"{label}/{config_name}")
+        configs[service_id] = _parse(files[config_name], f"{label}/{config_name}", "config")
         origins_name = f"{entry['bundle']}/{ORIGINS_FILE}"
         if origins_name in files:
-            origins[service_id] = _parse(files[origins_name], f"{label}/{origins_name}")
+            origins[service_id] = _parse(files[origins_name], f"{label}/{origins_name}", "origins")
     return CompiledOutput(plan=plan, configs=configs, label=label, origins=origins, files=files)
 
 
-def read_output_dir(path: Path) -> dict[str, bytes]:
-    """The files of a compiled OUT that the review tools read (relative path -> bytes)."""
-    files: dict[str, bytes] = {}
+def load_output_dir(path: Path, label: str | None = None) -> CompiledOutput:
+    """A compiled OUT as the review tools read it: plan.json (read and parsed once) and
+    the files of each bundle it names."""
+    label = label or str(path)
     try:
-        files[PLAN_FILE] = (path / PLAN_FILE).read_bytes()
-        plan = _parse(files[PLAN_FILE], str(path / PLAN_FILE))
-        services = plan.get("services") if isinstance(plan, dict) else None
-        for entry in (services or {}).values():
-            bundle = entry.get("bundle") if isinstance(entry, dict) else None
-            if not isinstance(bundle, str):
-                continue  # the schema check reports it
-            root = path / bundle
+        data = (path / PLAN_FILE).read_bytes()
+        plan = _checked_plan(data, f"{label}/{PLAN_FILE}")
+        files = {PLAN_FILE: data}
+        for entry in plan["services"].values():
+            root = path / entry["bundle"]
             # config.json, origins.json and what else compile put there (configuration files).
             for file in sorted(root.rglob("*")) if root.is_dir() else ():
                 if file.is_file() and not file.is_symlink():
-                    files[f"{bundle}/{file.relative_to(root).as_posix()}"] = file.read_bytes()
+                    files[f"{entry['bundle']}/{file.relative_to(root).as_posix()}"] = (
+                        file.read_bytes()
+                    )
     except OSError as error:
         raise ReviewInputError(f"{path}: cannot read: {error.strerror or error}") from None
-    return files
-
-
-def load_output_dir(path: Path, label: str | None = None) -> CompiledOutput:
-    return output_from_files(read_output_dir(path), label or str(path))
+    return _output(plan, files, label)
 
 
 def compile_directory(

@@ -199,10 +199,8 @@ def load_plan(location: Path, machine: str | None = None) -> Plan:
     """Read OUT/plan.json (``location`` is OUT or the plan file itself) and its bundles."""
     plan_path = location / PLAN_FILE if location.is_dir() else location
     data = _read_bytes(plan_path, what="plan")
-    raw = _parse_json(data, plan_path, what="plan")
-    errors = sorted(validator("plan").iter_errors(raw), key=lambda e: [str(p) for p in e.path])
-    if errors:
-        raise PlanError(_schema_report(plan_path, data, errors))
+    raw = parse_json(data, plan_path, what="plan")
+    check_plan_schema(raw, data, plan_path)
     arch = host_arch(machine)
     if arch is not None and raw["arch"] != arch:
         raise PlanError(
@@ -240,7 +238,7 @@ def _load_service(plan_path: Path, service_id: str, entry: dict[str, Any]) -> Se
             f"{config_path}: digest {actual} differs from the plan's {entry['digest']}: "
             "the bundle changed after compilation (recompile with `extsvc compile`)"
         )
-    spec = _parse_json(config_bytes, config_path, what="bundle config")
+    spec = parse_json(config_bytes, config_path, what="bundle config")
     depends = entry["depends"]
     return ServicePlan(
         id=service_id,
@@ -334,27 +332,31 @@ def _check_consistency(
         raise PlanError(f"{plan_path}: inconsistent plan: " + "; ".join(problems))
 
 
-def _schema_report(plan_path: Path, data: bytes, errors: list[Any]) -> str:
-    """Every schema problem of the plan as a diagnostic (``file:line:col``, caret), the
-    same rendering as every other input.
+def check_plan_schema(raw: Any, data: bytes, plan_path: str | Path) -> None:
+    """Raise PlanError when ``raw`` (``data`` parsed) breaks the plan schema, with every
+    problem as a diagnostic (``file:line:col``, caret), the same rendering as every
+    other input.
 
     JSON is YAML 1.2, so the loader finds where each field is; it runs only here,
     on the error path, never on a good plan.
     """
+    errors = sorted(validator("plan").iter_errors(raw), key=lambda e: [str(p) for p in e.path])
+    if not errors:
+        return
     # The YAML loader costs ~30 ms to import: only a broken plan pays for it.
-    from extsvc.compiler.format.load import iter_documents
+    from extsvc.compiler.format.load import format_path, iter_documents
     from extsvc.compiler.format.schemadiag import reword
 
     documents = list(iter_documents(str(plan_path), data))
     document = documents[0][0] if documents else None
     lines = [f"{plan_path}: does not match the plan schema (extsvc schema --kind plan):"]
-    tree = json.loads(data)
     for error in errors:
         if document is None:
-            lines.append(f"{plan_path}: {_json_path(tuple(error.path))}: {error.message}")
+            where = format_path(tuple(error.path)) or "(top level)"
+            lines.append(f"{plan_path}: {where}: {error.message}")
         else:
-            lines.append(reword("plan", error, tree, document.source_map).render())
-    return "\n".join(lines)
+            lines.append(reword("plan", error, raw, document.source_map).render())
+    raise PlanError("\n".join(lines))
 
 
 def _read_bytes(path: Path, what: str) -> bytes:
@@ -368,14 +370,10 @@ def _read_bytes(path: Path, what: str) -> bytes:
     return data
 
 
-def _parse_json(data: bytes, path: Path, what: str) -> Any:
+def parse_json(data: bytes, path: str | Path, what: str) -> Any:
+    """``data`` as JSON, or PlanError naming ``path``, the line and the column."""
     try:
         return json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         where = f"{error.lineno}:{error.colno}: " if isinstance(error, json.JSONDecodeError) else ""
         raise PlanError(f"{path}:{where}invalid {what} JSON: {error}") from None
-
-
-def _json_path(parts: Any) -> str:
-    text = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
-    return text.lstrip(".") or "(top level)"

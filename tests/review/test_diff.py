@@ -168,6 +168,25 @@ def test_cli_usage_and_input_errors_exit_2(tmp_path: Path) -> None:
     assert "app.yaml:2:" in err and "Traceback" not in err
 
 
+def test_a_broken_compiled_output_is_reported_at_its_line_and_column(tmp_path: Path) -> None:
+    """plan.json and config.json problems read as every other input's: file:line:col."""
+    case = HERE / "diff" / "args"
+    out = tmp_path / "out"
+    assert CliRunner().invoke(cli, ["compile", str(case / "old"), "-o", str(out)]).exit_code == 0
+    plan = (out / "plan.json").read_text()
+    (out / "plan.json").write_text(plan.replace('"arch": "amd64"', '"arch": 5', 1))
+    code, _, err = _invoke(str(case / "old"), str(out))
+    assert code == 2
+    line = next(n for n, text in enumerate(plan.splitlines(), 1) if '"arch"' in text)
+    assert f"{out}/plan.json:{line}:11: error: arch: 5 is not one of" in err
+    (out / "plan.json").write_text(plan)
+    config = next(out.glob("bundles/*/config.json"))
+    config.write_text("{\n  oops\n")
+    code, _, err = _invoke(str(case / "old"), str(out))
+    assert code == 2
+    assert f"{config}:2:3: invalid config JSON" in err and "Traceback" not in err
+
+
 def test_cli_compares_a_compiled_output_with_sources(tmp_path: Path) -> None:
     case = HERE / "diff" / "environment"
     out = tmp_path / "out"
