@@ -6,7 +6,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -274,15 +274,18 @@ def _check_set(
     ``context`` (whose own problems are not reported)."""
     from extsvc.compiler.check import check_sources
     from extsvc.compiler.hazards import HazardContext, host_service_ids
-    from extsvc.compiler.inputs import CONFIG, HOST_SERVICES, check_configs, input_kind
+    from extsvc.compiler.inputs import CONFIG, HOST_SERVICES, check_configs, first_tree, kind_of
 
     reported = {f.name for f in (*files, *host_services_files)}
-    by_kind: dict[str, list[SourceFile]] = {}
+    # Each file's first document, loaded once: it tells the file's kind and a service's name.
+    by_kind: dict[str, list[tuple[SourceFile, Any]]] = {}
     for source in (*files, *context):
-        by_kind.setdefault(input_kind(source), []).append(source)
-    hosts = [*host_services_files, *by_kind.pop(HOST_SERVICES, [])]
-    configs = by_kind.pop(CONFIG, [])
-    services = [source for sources in by_kind.values() for source in sources]
+        tree = first_tree(source)
+        by_kind.setdefault(kind_of(tree), []).append((source, tree))
+    hosts = [*host_services_files, *(source for source, _ in by_kind.pop(HOST_SERVICES, []))]
+    configs = [source for source, _ in by_kind.pop(CONFIG, [])]
+    service_trees = [pair for pairs in by_kind.values() for pair in pairs]
+    services = [source for source, _ in service_trees]
     diagnostics: list[Diagnostic] = []
     ids: frozenset[str] | None = None
     for host_file in hosts:
@@ -290,11 +293,13 @@ def _check_set(
         diagnostics.extend(problems)
         if found is not None:
             ids = found | (ids or frozenset())
-    names = _service_names(services)
-    config_set = check_configs(configs, names) if services else check_configs(configs, ())
-    diagnostics.extend(
-        d for d in config_set.diagnostics if services or not d.message.startswith("no service")
-    )
+    names = {
+        tree["name"]
+        for _, tree in service_trees
+        if isinstance(tree, dict) and isinstance(tree.get("name"), str)
+    }
+    config_set = check_configs(configs, names if services else None)
+    diagnostics.extend(config_set.diagnostics)
     if services:
         hazards = HazardContext(
             host_services=ids,
@@ -303,19 +308,6 @@ def _check_set(
         )
         diagnostics.extend(check_sources(services, hazards).diagnostics)
     return [d for d in diagnostics if d.file in reported]
-
-
-def _service_names(sources: Sequence[SourceFile]) -> set[str]:
-    from extsvc.compiler.format.load import iter_documents
-
-    names: set[str] = set()
-    for source in sources:
-        for document, _ in iter_documents(source.name, source.data):
-            tree = document.tree if document is not None else None
-            if isinstance(tree, dict) and isinstance(tree.get("name"), str):
-                names.add(tree["name"])
-            break
-    return names
 
 
 def _check_env_file(source: SourceFile) -> list[Diagnostic]:

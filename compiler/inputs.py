@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from extsvc.compiler.format.diagnostics import Diagnostic, Severity, did_you_mean
 from extsvc.compiler.format.load import iter_documents
@@ -31,21 +31,30 @@ CONFIG_KIND = "ExtensionServiceConfig"
 _SERVICE_KEYS = frozenset({"name", "container", "restart", "depends", "logToConsole"})
 
 
+def first_tree(source: SourceFile) -> Any:
+    """The file's first document as a plain tree (None when it has none or cannot load)."""
+    for document, _ in iter_documents(source.name, source.data):
+        return document.tree if document is not None else None
+    return None
+
+
+def kind_of(tree: Any) -> str:
+    """SERVICE, CONFIG or HOST_SERVICES, from a file's first document (``first_tree``)."""
+    if isinstance(tree, dict) and (tree.get("kind") == CONFIG_KIND or "apiVersion" in tree):
+        return CONFIG
+    if (
+        isinstance(tree, dict)
+        and tree
+        and not _SERVICE_KEYS & set(tree)
+        and all(isinstance(rule, dict) for rule in tree.values())
+    ):
+        return HOST_SERVICES
+    return SERVICE
+
+
 def input_kind(source: SourceFile) -> str:
     """SERVICE, CONFIG or HOST_SERVICES, from the file's first document."""
-    for document, _ in iter_documents(source.name, source.data):
-        tree = document.tree if document is not None else None
-        if isinstance(tree, dict) and (tree.get("kind") == CONFIG_KIND or "apiVersion" in tree):
-            return CONFIG
-        if (
-            isinstance(tree, dict)
-            and tree
-            and not _SERVICE_KEYS & set(tree)
-            and all(isinstance(rule, dict) for rule in tree.values())
-        ):
-            return HOST_SERVICES
-        break
-    return SERVICE
+    return kind_of(first_tree(source))
 
 
 @dataclass(frozen=True)
@@ -66,9 +75,11 @@ def configure(
     return checked.configs, checked.diagnostics
 
 
-def check_configs(sources: Sequence[SourceFile], services: Collection[str]) -> ConfigSet:
+def check_configs(sources: Sequence[SourceFile], services: Collection[str] | None) -> ConfigSet:
     """Every document of ``sources``, checked alone and as a set against ``services``:
-    two documents for one service are an error; one naming no service a warning."""
+    two documents for one service are an error; one naming no service a warning.
+    ``services`` None: the set's services are not known (documents validated alone),
+    so names are not checked and every document without an error is usable."""
     if not sources:
         return ConfigSet({}, ())
     from extsvc.compiler.format.extconfig import duplicate_problems, load_configs
@@ -82,7 +93,7 @@ def check_configs(sources: Sequence[SourceFile], services: Collection[str]) -> C
     duplicates = duplicate_problems(configs)
     diagnostics.extend(d for _, d in duplicates)
     for config in configs:
-        if config.name not in services:
+        if services is not None and config.name not in services:
             hint = did_you_mean(config.name, sorted(services))
             diagnostics.append(
                 config.source_map.diagnostic(
@@ -93,5 +104,9 @@ def check_configs(sources: Sequence[SourceFile], services: Collection[str]) -> C
                 )
             )
     refused = {name for name, _ in duplicates}
-    usable = {c.name: c for c in configs if c.name not in refused and c.name in services}
+    usable = {
+        c.name: c
+        for c in configs
+        if c.name not in refused and (services is None or c.name in services)
+    }
     return ConfigSet(usable, tuple(diagnostics))
