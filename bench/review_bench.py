@@ -40,9 +40,8 @@ def _median(function: object, repeat: int) -> float:
 
 
 def origins_share(source: Path) -> tuple[float, float]:
-    from extsvc.compiler.explain import origins_document
     from extsvc.compiler.pipeline import CompileOptions, compile
-    from extsvc.compiler.render import canonical_json
+    from extsvc.compiler.render import canonical_json, origins_document
     from extsvc.compiler.sources import collect_sources
 
     sources, _ = collect_sources([str(source)])

@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from extsvc.compiler.format.extconfig import ServiceConfig, bundle_source, configure_spec
 from extsvc.compiler.format.plan import bundle_dir, service_id, sha256_digest, source_basename
 from extsvc.compiler.model import Service
 from extsvc.compiler.oci import BuildContext, BuiltConfig, Origin, build_config
@@ -21,6 +20,10 @@ from extsvc.compiler.plan import build_plan
 from extsvc.compiler.render import canonical_json
 from extsvc.compiler.resolve import ServiceTable
 from extsvc.compiler.sources import SourceFile
+
+if TYPE_CHECKING:
+    # Imported when there are documents to bake in (--service-config), not before.
+    from extsvc.compiler.format.extconfig import ServiceConfig
 
 
 @cache
@@ -50,9 +53,12 @@ def _annotate(built: BuiltConfig, service: Service, data: bytes) -> None:
     built.origins["annotations"] = Origin("extsvc compile --annotate (service file and digest)")
 
 
-def _with_config(built: BuiltConfig, config: ServiceConfig) -> BuiltConfig:
+def _with_config(built: BuiltConfig, config: ServiceConfig) -> tuple[BuiltConfig, dict[str, bytes]]:
     """The built config with an ExtensionServiceConfig baked in: its files bind-mounted
-    from the bundle (``config/<flattened mountPath>``, relative: OUT stays relocatable)."""
+    from the bundle (``config/<flattened mountPath>``, relative: OUT stays relocatable);
+    and those files (relative output path -> content)."""
+    from extsvc.compiler.format.extconfig import bundle_source, configure_spec
+
     spec = configure_spec(built.config, config=config, source_for=bundle_source)
     origins = dict(built.origins)
     first = len(built.config.get("mounts", []))
@@ -73,7 +79,11 @@ def _with_config(built: BuiltConfig, config: ServiceConfig) -> BuiltConfig:
                 config.source_map.value_position(("environment", index)),
             )
             position += 1
-    return BuiltConfig(spec, origins)
+    files = {
+        f"{bundle_dir(config.name)}/{bundle_source(config_file)}": config_file.content.encode()
+        for config_file in config.files
+    }
+    return BuiltConfig(spec, origins), files
 
 
 @dataclass(frozen=True)
@@ -99,10 +109,8 @@ def build(
     baked = service_configs or {}
     config_files: dict[str, bytes] = {}
     for name, config in baked.items():
-        configs[name] = _with_config(configs[name], config)
-        for config_file in config.files:
-            path = f"{bundle_dir(name)}/{bundle_source(config_file)}"
-            config_files[path] = config_file.content.encode("utf-8")
+        configs[name], files = _with_config(configs[name], config)
+        config_files.update(files)
     if options.annotate:
         source_bytes = {source.name: source.data for source in sources}
         for service in table.services.values():

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from extsvc.compiler import policy, rules
 from extsvc.compiler.format.diagnostics import Diagnostic, Position, Severity, has_errors, sort_key
 from extsvc.compiler.format.load import LoadedDocument, SourceMap, format_path, iter_documents
-from extsvc.compiler.hazards import HazardContext, boot_hazards
 from extsvc.compiler.model import Service, service_from_tree
 from extsvc.compiler.resolve import ServiceTable, resolve
 from extsvc.compiler.sources import SourceFile
 from extsvc.compiler.validate import validate_document
+
+if TYPE_CHECKING:
+    # Imported by check_sources when asked for: compile never checks hazards.
+    from extsvc.compiler.hazards import HazardContext
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,8 @@ def check_sources(
     table, resolved = resolve(services)
     diagnostics = [*loaded, *validated, *resolved]
     if hazards is not None and not has_errors(diagnostics):
+        from extsvc.compiler.hazards import boot_hazards
+
         diagnostics.extend(boot_hazards(table, hazards))
     ordered = tuple(sorted(diagnostics, key=sort_key))
     return CheckResult(ordered, None if has_errors(ordered) else table)

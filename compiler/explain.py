@@ -2,8 +2,9 @@
 
 The origins are the ones ``compiler.oci`` records while it builds each field
 (``BuiltConfig.origins``), never reconstructed afterwards. ``compile`` writes
-them beside each bundle as ``bundles/<name>/origins.json``, which is why
-``extsvc explain OUT ext-x`` needs nothing but OUT:
+them (``compiler.render.origins_document``) beside each bundle as
+``bundles/<name>/origins.json``, which is why ``extsvc explain OUT ext-x`` needs
+nothing but OUT:
 
 * the sources are often not there when a spec is reviewed (a CI artifact, an
   image being inspected), and the plan keeps only each source's file name;
@@ -25,8 +26,7 @@ from typing import Any
 
 from extsvc.compiler.diff import MASKED, syscall_fates
 from extsvc.compiler.format.diagnostics import mask_entry
-from extsvc.compiler.format.plan import PLAN_API_VERSION, sha256_digest, source_basename
-from extsvc.compiler.oci import BuiltConfig, Origin
+from extsvc.compiler.format.plan import PLAN_API_VERSION
 
 # The order a reader expects (the runtime-spec's), rather than the file's sorted keys.
 SECTION_ORDER = ("ociVersion", "process", "root", "mounts", "linux")
@@ -47,34 +47,6 @@ HOST_ADAPTATIONS = {
     "the OOM score (no CAP_SYS_RESOURCE)",
     "root.path": "host adaptation (executor): runs on an ephemeral overlay of this directory",
 }
-
-
-def _origin_kind(origin: Origin) -> str:
-    if origin.file is not None:
-        return "file"
-    if origin.description.startswith("containerd"):
-        return "containerd"
-    if origin.description.startswith("Talos"):
-        return "talos"
-    return "extsvc"
-
-
-def origins_document(built: BuiltConfig, config_bytes: bytes) -> dict[str, Any]:
-    """What compile writes to ``bundles/<name>/origins.json`` (canonical JSON)."""
-    fields: dict[str, Any] = {}
-    for path, origin in sorted(built.origins.items()):
-        entry: dict[str, Any] = {"origin": _origin_kind(origin), "description": origin.description}
-        if origin.file is not None and origin.position is not None:
-            entry["file"] = source_basename(origin.file)
-            entry["line"] = origin.position.line
-            entry["col"] = origin.position.col
-        fields[path] = entry
-    return {
-        "apiVersion": PLAN_API_VERSION,
-        "kind": "Origins",
-        "config": sha256_digest(config_bytes),
-        "fields": fields,
-    }
 
 
 @dataclass(frozen=True)

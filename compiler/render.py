@@ -14,13 +14,21 @@ from collections.abc import Iterator, Mapping
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from extsvc.compiler.explain import origins_document
 from extsvc.compiler.format.diagnostics import Diagnostic
 from extsvc.compiler.format.load import format_path
-from extsvc.compiler.format.plan import CONFIG_FILE, ORIGINS_FILE, PLAN_FILE, bundle_dir
+from extsvc.compiler.format.plan import (
+    CONFIG_FILE,
+    ORIGINS_FILE,
+    PLAN_API_VERSION,
+    PLAN_FILE,
+    bundle_dir,
+    sha256_digest,
+    source_basename,
+)
 from extsvc.compiler.format.schemacheck import SchemaError, Validator, compile_schema
 from extsvc.compiler.format.schemas import validator
 from extsvc.compiler.model import Service
+from extsvc.compiler.oci import BuiltConfig, Origin
 from extsvc.compiler.packagedata import oci_schemas_dir, read_json
 
 if TYPE_CHECKING:
@@ -54,6 +62,34 @@ def oci_config_errors(config: Mapping[str, Any]) -> Iterator[SchemaError]:
 
 def plan_errors(plan: Mapping[str, Any]) -> Iterator[SchemaError]:
     return validator("plan").iter_errors(plan)
+
+
+def _origin_kind(origin: Origin) -> str:
+    if origin.file is not None:
+        return "file"
+    if origin.description.startswith("containerd"):
+        return "containerd"
+    if origin.description.startswith("Talos"):
+        return "talos"
+    return "extsvc"
+
+
+def origins_document(built: BuiltConfig, config_bytes: bytes) -> dict[str, Any]:
+    """What compile writes to ``bundles/<name>/origins.json`` (canonical JSON)."""
+    fields: dict[str, Any] = {}
+    for path, origin in sorted(built.origins.items()):
+        entry: dict[str, Any] = {"origin": _origin_kind(origin), "description": origin.description}
+        if origin.file is not None and origin.position is not None:
+            entry["file"] = source_basename(origin.file)
+            entry["line"] = origin.position.line
+            entry["col"] = origin.position.col
+        fields[path] = entry
+    return {
+        "apiVersion": PLAN_API_VERSION,
+        "kind": "Origins",
+        "config": sha256_digest(config_bytes),
+        "fields": fields,
+    }
 
 
 def _schema_bug(service: Service, what: str, errors: list[SchemaError]) -> Diagnostic:

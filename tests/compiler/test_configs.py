@@ -147,16 +147,48 @@ def test_format_github_prints_workflow_annotations(tmp_path: Path) -> None:
     ]
 
 
-def test_validate_of_service_files_does_not_import_lark() -> None:
-    """lark is imported for environment files only: validate keeps its start-up budget."""
+def _imported_by(*args: str) -> set[str]:
+    """The modules ``extsvc ARGS...`` imports (in a fresh interpreter)."""
     code = (
         "import sys\nfrom extsvc.cli import main\n"
-        "try:\n    main(['validate', 'tests/golden/hello-world/input'])\n"
+        f"try:\n    main({list(args)!r})\n"
         "except SystemExit:\n    pass\n"
-        "assert 'lark' not in sys.modules, 'lark was imported'\n"
+        "print(' '.join(sys.modules))\n"
     )
     root = Path(__file__).parents[2]
-    subprocess.run([sys.executable, "-c", code], cwd=root, check=True, capture_output=True)
+    ran = subprocess.run([sys.executable, "-c", code], cwd=root, check=True, capture_output=True)
+    return set(ran.stdout.decode().split())
+
+
+def test_validate_of_service_files_does_not_import_lark() -> None:
+    """lark is imported for environment files only, the configuration documents' module
+    for documents only, the review tools never: validate keeps its start-up budget."""
+    imported = _imported_by("validate", "tests/golden/hello-world/input")
+    assert "lark" not in imported, "lark was imported"
+    unneeded = {
+        "jsonschema",
+        "extsvc.compiler.format.extconfig",
+        "extsvc.compiler.diff",
+        "extsvc.compiler.explain",
+    }
+    assert imported & unneeded == set()
+
+
+def test_compile_of_service_files_imports_no_review_hazard_or_document_module(
+    tmp_path: Path,
+) -> None:
+    out = str(tmp_path / "out")
+    imported = _imported_by("compile", "tests/golden/hello-world/input", "-o", out)
+    assert (tmp_path / "out" / "plan.json").is_file()
+    unneeded = {
+        "lark",
+        "jsonschema",
+        "extsvc.compiler.format.extconfig",
+        "extsvc.compiler.hazards",
+        "extsvc.compiler.diff",
+        "extsvc.compiler.explain",
+    }
+    assert imported & unneeded == set()
 
 
 def test_pre_commit_hooks_run_extsvc_validate(tmp_path: Path) -> None:
