@@ -20,7 +20,7 @@ from typing import Any
 
 from extsvc.compiler.format.capabilities import ALL_CAPABILITIES, NOT_GRANTED
 from extsvc.compiler.format.diagnostics import Diagnostic, Severity, did_you_mean
-from extsvc.compiler.format.load import FieldPath, SourceMap
+from extsvc.compiler.format.load import FieldPath, SourceMap, value_at
 from extsvc.compiler.format.plan import HealthCheck, OnUnhealthy, RestartLimit, ServicePolicy
 from extsvc.compiler.format.quantities import parse_duration, parse_size
 
@@ -62,21 +62,13 @@ class Block:
     capabilities: tuple[str, ...] | None  # sorted, without duplicates
 
 
-def _get(tree: Any, path: FieldPath) -> Any:
-    for key in path:
-        if not isinstance(tree, dict):
-            return None
-        tree = tree.get(key)
-    return tree
-
-
 def cpu_quota(cpus: float) -> int:
     return round(cpus * CPU_PERIOD_US)
 
 
 def check_block(tree: Any, source_map: SourceMap) -> Iterator[Diagnostic]:
     """Every value problem of the block, each at its place; types are the schema's job."""
-    block = _get(tree, (BLOCK,))
+    block = value_at(tree, (BLOCK,))
     if not isinstance(block, dict):
         return
 
@@ -84,13 +76,13 @@ def check_block(tree: Any, source_map: SourceMap) -> Iterator[Diagnostic]:
         return source_map.diagnostic((BLOCK, *path), message, **extra)
 
     for path, zero_ok in _DURATIONS:
-        duration = _get(block, path)
+        duration = value_at(block, path)
         if isinstance(duration, str):
             yield from _check_value(duration, path, parse_duration, zero_ok, at)
-    memory = _get(block, ("resources", "memory"))
+    memory = value_at(block, ("resources", "memory"))
     if isinstance(memory, str | int) and not isinstance(memory, bool):
         yield from _check_value(memory, ("resources", "memory"), parse_size, False, at)
-    cpus = _get(block, ("resources", "cpus"))
+    cpus = value_at(block, ("resources", "cpus"))
     if (
         isinstance(cpus, int | float)
         and not isinstance(cpus, bool)
@@ -100,10 +92,10 @@ def check_block(tree: Any, source_map: SourceMap) -> Iterator[Diagnostic]:
         yield at(
             ("resources", "cpus"), f"cpus {cpus} is below the kernel's smallest CPU quota (0.01)"
         )
-    command = _get(block, ("health", "exec"))
+    command = value_at(block, ("health", "exec"))
     if isinstance(command, list) and command and command[0] == "":
         yield at(("health", "exec", 0), "the health-check command is empty")
-    yield from _check_capabilities(_get(block, ("capabilities",)), at)
+    yield from _check_capabilities(value_at(block, ("capabilities",)), at)
     if tree.get("restart") == "never" and isinstance(block.get("restartLimit"), dict):
         yield at(
             ("restartLimit",),
@@ -157,7 +149,7 @@ def _check_capabilities(names: Any, at: Callable[..., Diagnostic]) -> Iterator[D
 
 
 def _duration(block: dict[str, Any], path: FieldPath, default: str | None = None) -> float | None:
-    value = _get(block, path)
+    value = value_at(block, path)
     if value is None:
         value = default
     return None if value is None else parse_duration(value)

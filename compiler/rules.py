@@ -20,25 +20,17 @@ from extsvc.compiler.format.diagnostics import (
     hide_value,
     short_repr,
 )
-from extsvc.compiler.format.load import FieldPath, SourceMap
-
-
-def _field(tree: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(tree, dict):
-            return None
-        tree = tree.get(key)
-    return tree
+from extsvc.compiler.format.load import FieldPath, SourceMap, value_at
 
 
 def check_tree(tree: Any, source_map: SourceMap) -> Iterator[Diagnostic]:
-    yield from _environment(_field(tree, "container", "environment"), source_map)
+    yield from _environment(value_at(tree, ("container", "environment")), source_map)
     for pattern, kind in _TEXT_FIELDS:
         for path, value in _matches(tree, pattern, ()):
             problem = _text_problem(value, kind)
             if problem is not None:
                 yield source_map.diagnostic(path, problem)
-    if isinstance(_field(tree, "container", "environmentFile"), str):
+    if isinstance(value_at(tree, ("container", "environmentFile")), str):
         yield source_map.diagnostic(
             ("container", "environmentFile"),
             "environmentFile is deprecated; the service waits for the file and reads it at "
@@ -47,7 +39,7 @@ def check_tree(tree: Any, source_map: SourceMap) -> Iterator[Diagnostic]:
             hint="use an ExtensionServiceConfig document with 'environment' instead",
             at_key=True,
         )
-    propagation = _field(tree, "container", "security", "rootfsPropagation")
+    propagation = value_at(tree, ("container", "security", "rootfsPropagation"))
     if propagation in ("unbindable", "runbindable"):
         # runc bind-mounts the rootfs onto itself while preparing it; an
         # unbindable parent makes that mount fail (EINVAL, seen with runc 1.1.5).

@@ -78,6 +78,16 @@ def format_path(path: FieldPath) -> str:
     return text
 
 
+def value_at(tree: Any, path: FieldPath) -> Any:
+    """The value at ``path`` in a loaded tree, or None where the path leads nowhere (a
+    missing key, or something else than a mapping on the way)."""
+    for key in path:
+        if not isinstance(tree, dict):
+            return None
+        tree = tree.get(key)
+    return tree
+
+
 @dataclass(frozen=True)
 class SourceMap:
     """Where each field of one document came from, for diagnostics and provenance."""
