@@ -20,6 +20,7 @@ import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import partial
 from typing import Any
 
 from extsvc.compiler.defaults import DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS
@@ -288,12 +289,9 @@ def _bundle_files(service: str, old: CompiledOutput, new: CompiledOutput) -> Ite
 def _config(
     service: str, old: Mapping[str, Any], new: Mapping[str, Any], show_values: bool
 ) -> Iterator[Change]:
-    def process(s: str, o: Any, n: Any) -> Iterator[Change]:
-        return _process(s, o, n, show_values)
-
     table: dict[str, Comparer] = {
         "root": _root,
-        "process": process,
+        "process": partial(_process, show_values=show_values),
         "mounts": _mounts,
         "linux": _linux,
     }
@@ -320,12 +318,9 @@ def _root(service: str, old: Any, new: Any) -> Iterator[Change]:
 
 
 def _process(service: str, old: Any, new: Any, show_values: bool) -> Iterator[Change]:
-    def env(s: str, o: Any, n: Any) -> Iterator[Change]:
-        return _environment(s, o, n, show_values)
-
     table: dict[str, Comparer] = {
         "args": _args,
-        "env": env,
+        "env": partial(_environment, show_values=show_values),
         "capabilities": _capabilities,
         "noNewPrivileges": _no_new_privileges,
         "user": _user,
