@@ -236,7 +236,8 @@ def validate_command(
     extra: list[SourceFile] = []
     if host_services is not None:
         extra.append(_read_option_file(host_services, "--host-services"))
-    context_files, _ = collect_sources(context)
+    # The changed files are usually in the --with folder too: read and checked once.
+    context_files, _ = collect_sources(context, already=[*files, *extra])
     diagnostics = [*read_problems, *_check_set(files, extra, context_files)]
     for env_file in env_files:
         diagnostics.extend(_check_env_file(_read_option_file(env_file, "--env-file")))

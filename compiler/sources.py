@@ -63,11 +63,14 @@ def _read(path: Path) -> SourceFile | Diagnostic:
     return SourceFile(name, data)
 
 
-def collect_sources(paths: Sequence[str]) -> tuple[list[SourceFile], list[Diagnostic]]:
-    """Read every file named or found in a named directory, in a stable order."""
+def collect_sources(
+    paths: Sequence[str], already: Sequence[SourceFile] = ()
+) -> tuple[list[SourceFile], list[Diagnostic]]:
+    """Read every file named or found in a named directory, in a stable order, each once:
+    a file named twice, or one of ``already`` (read by an earlier call), is skipped."""
     sources: list[SourceFile] = []
     problems: list[Diagnostic] = []
-    seen: set[str] = set()
+    seen = {os.path.realpath(source.name) for source in already}
     for argument in paths:
         path = Path(argument)
         if path.is_dir():

@@ -122,6 +122,15 @@ def test_validate_with_reports_only_the_named_files(tmp_path: Path) -> None:
     assert "warning: name: no service named 'c' in the set" in err
 
 
+def test_validate_with_the_folder_that_holds_the_named_file(tmp_path: Path) -> None:
+    """pre-commit's usual call: the changed file is in the --with folder; it is one
+    service, not two with the same name."""
+    (tmp_path / "services").mkdir()
+    (tmp_path / "services" / "a.yaml").write_text(SERVICE.format(name="a"))
+    code, _, err = run(tmp_path, "validate", "services/a.yaml", "--with", "services")
+    assert (code, err) == (0, "1 file ok: 0 errors, 0 warnings\n")
+
+
 def test_validate_env_file_alone(tmp_path: Path) -> None:
     (tmp_path / "app.env").write_text("GOOD=1\nbad-key=2\n")
     code, _, err = run(tmp_path, "validate", "--env-file", "app.env")
