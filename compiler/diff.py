@@ -123,12 +123,15 @@ def exit_status(changes: list[Change], fail_on: str) -> int:
 # ----- helpers
 
 
-def short(value: Any, limit: int = 60) -> str:
-    """A compact one-line JSON rendering, cut at ``limit`` characters."""
-    if value is None:
-        return "absent"
+def one_line(value: Any, limit: int = 60) -> str:
+    """A compact one-line JSON rendering (a string as it is), cut at ``limit`` characters."""
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def short(value: Any, limit: int = 60) -> str:
+    """``one_line``, or "absent" for a field one side does not have (None)."""
+    return "absent" if value is None else one_line(value, limit)
 
 
 def _list_words(items: list[str] | set[str], limit: int = 8) -> str:

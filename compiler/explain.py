@@ -24,7 +24,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from extsvc.compiler.diff import MASKED, syscall_fates
+from extsvc.compiler.diff import MASKED, one_line, syscall_fates
 from extsvc.compiler.format.diagnostics import mask_entry
 from extsvc.compiler.format.plan import PLAN_API_VERSION
 
@@ -72,13 +72,6 @@ class Row:
         return "extsvc"
 
 
-def _one_line(value: Any, limit: int = 60) -> str:
-    import json
-
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def _mount_words(mount: Mapping[str, Any]) -> str:
     options = ",".join(mount.get("options") or ())
     words = f"{mount.get('destination')} {mount.get('type', '-')} {mount.get('source', '-')}"
@@ -115,7 +108,7 @@ def _values(config: Mapping[str, Any], show_values: bool) -> Iterator[tuple[str,
         elif isinstance(value, dict):
             yield from _section(key, value, show_values)
         else:
-            yield key, value, _one_line(value)
+            yield key, value, one_line(value)
 
 
 def _section(
@@ -127,7 +120,7 @@ def _section(
         if path == "process.env":
             for index, entry in enumerate(value):
                 shown = entry if show_values else mask_entry(entry, MASKED)
-                yield f"{path}[{index}]", shown, _one_line(shown, 80)
+                yield f"{path}[{index}]", shown, one_line(shown, 80)
         elif path == "process.capabilities":
             yield path, value, _capability_words(value)
         elif path == "linux.seccomp":
@@ -135,7 +128,7 @@ def _section(
         elif isinstance(value, dict) and path != "process.user":
             yield from _section(path, value, show_values)
         else:
-            yield path, value, _one_line(value)
+            yield path, value, one_line(value)
 
 
 def _lookup(path: str, fields: Mapping[str, Any]) -> Mapping[str, Any] | None:
