@@ -169,15 +169,13 @@ def _generic(service: str, path: str, old: Any, new: Any) -> Iterator[Change]:
                 service, f"{path}.{key}" if path else key, old.get(key), new.get(key)
             )
         return
-    yield Change(
-        service,
-        path,
-        _kind(old, new),
-        Privilege.NEUTRAL,
-        f"{short(old)} → {short(new)}",
-        old,
-        new,
-    )
+    yield _neutral(service, path, old, new)
+
+
+def _neutral(service: str, path: str, old: Any, new: Any, limit: int = 60) -> Change:
+    """A neutral change of a whole value, in words 'old → new'."""
+    words = f"{short(old, limit)} → {short(new, limit)}"
+    return Change(service, path, _kind(old, new), Privilege.NEUTRAL, words, old, new)
 
 
 Comparer = Callable[[str, Any, Any], Iterator[Change]]
@@ -332,15 +330,7 @@ def _process(service: str, old: Any, new: Any, show_values: bool) -> Iterator[Ch
 
 
 def _args(service: str, old: Any, new: Any) -> Iterator[Change]:
-    yield Change(
-        service,
-        "process.args",
-        _kind(old, new),
-        Privilege.NEUTRAL,
-        f"{short(old, 80)} → {short(new, 80)}",
-        old,
-        new,
-    )
+    yield _neutral(service, "process.args", old, new, limit=80)
 
 
 def _env_pairs(entries: Any) -> list[tuple[str, str]]:
@@ -937,15 +927,7 @@ def _ignore(service: str, old: Any, new: Any) -> Iterator[Change]:
 
 def _neutral_value(path: str) -> Comparer:
     def compare(service: str, old: Any, new: Any) -> Iterator[Change]:
-        yield Change(
-            service,
-            path,
-            _kind(old, new),
-            Privilege.NEUTRAL,
-            f"{short(old)} → {short(new)}",
-            old,
-            new,
-        )
+        yield _neutral(service, path, old, new)
 
     return compare
 
