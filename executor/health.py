@@ -26,6 +26,7 @@ from enum import Enum
 from extsvc.compiler.format.plan import HealthCheck
 from extsvc.executor.clock import Clock
 from extsvc.executor.durations import format_duration
+from extsvc.executor.processes import last_line
 from extsvc.executor.runtime import ExecResult
 
 # How much of a check's output the last health message keeps.
@@ -97,7 +98,7 @@ class HealthMonitor:
             return CheckResult(False, f"timed out after {format_duration(timeout)}")
         except OSError as error:
             return CheckResult(False, f"cannot run the check: {error.strerror or error}")
-        output = _last_line(result.output)
+        output = _shortened(last_line(result.output))
         if result.exit_code == 0:
             return CheckResult(True, output)
         if self._clock.now() - began >= timeout:
@@ -121,7 +122,5 @@ class HealthMonitor:
             self._on_change(self)
 
 
-def _last_line(output: str) -> str:
-    lines = [line for line in output.strip().splitlines() if line.strip()]
-    text = lines[-1].strip() if lines else ""
+def _shortened(text: str) -> str:
     return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 3] + "..."

@@ -27,8 +27,13 @@ class Completed:
 
     @property
     def last_line(self) -> str:
-        lines = [line for line in self.output.splitlines() if line.strip()]
-        return lines[-1] if lines else ""
+        return last_line(self.output)
+
+
+def last_line(output: str) -> str:
+    """The last line of ``output`` with text on it, stripped: what a failure says last."""
+    lines = [line for line in output.splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""
 
 
 async def run_process(
