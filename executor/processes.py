@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from extsvc.executor import reaper
@@ -77,17 +77,33 @@ async def run_process(
 async def _read_all(read_fd: int, write_fd: int) -> bytes:
     """Everything written to the pipe until its last writer closes it."""
     os.close(write_fd)  # the child holds its own copy
-    os.set_blocking(read_fd, False)
-    loop = asyncio.get_running_loop()
     chunks: list[bytes] = []
+    await read_pipe(read_fd, chunks.append)
+    return b"".join(chunks)
+
+
+async def read_pipe(read_fd: int, on_chunk: Callable[[bytes], None]) -> None:
+    """Pass what the pipe gives to ``on_chunk`` until every writer has closed it; closes it.
+
+    One read per readiness of the fd, as asyncio's own transports read: a writer as
+    fast as the executor reads (a container flooding its output) then gets one chunk
+    per turn of the loop, and the control socket and the other pipes get theirs.
+    """
+    loop = asyncio.get_running_loop()
+    os.set_blocking(read_fd, False)
     done: asyncio.Future[None] = loop.create_future()
 
     def readable() -> None:
         try:
-            while chunk := os.read(read_fd, READ_CHUNK):
-                chunks.append(chunk)
+            chunk = os.read(read_fd, READ_CHUNK)
         except BlockingIOError:
             return
+        except OSError:
+            chunk = b""
+        if chunk:
+            on_chunk(chunk)
+            return
+        loop.remove_reader(read_fd)
         if not done.done():
             done.set_result(None)
 
@@ -98,4 +114,3 @@ async def _read_all(read_fd: int, write_fd: int) -> bytes:
         loop.remove_reader(read_fd)
         with contextlib.suppress(OSError):
             os.close(read_fd)
-    return b"".join(chunks)

@@ -28,14 +28,11 @@ from extsvc.compiler.format.plan import ServicePlan, creatable_mount_source, ser
 from extsvc.executor import cgroups, reaper
 from extsvc.executor.durations import format_duration
 from extsvc.executor.errors import LaunchError
-from extsvc.executor.processes import TIMED_OUT, Completed, run_process
+from extsvc.executor.processes import TIMED_OUT, Completed, read_pipe, run_process
 from extsvc.executor.runtime import Container, ExecResult, OutputSink
 from extsvc.executor.workspace import Workspace
 
 MAX_LINE_BYTES = 64 * 1024
-READ_CHUNK = 64 * 1024
-# Chunks (64 KiB) read from one container's pipe before other work gets its turn.
-READS_PER_TURN = 1
 # After the init exits, its pipe closes as soon as the last container process is gone.
 OUTPUT_DRAIN_TIMEOUT = 2.0
 RUNC_COMMAND_TIMEOUT = 30.0
@@ -151,7 +148,6 @@ class RuncRuntime:
             await _settle(output_done)  # runc said why on the pipe: the log's last line
             await self.cleanup(service)
             raise LaunchError(f"runc create exited with code {code} before the task started")
-        cgroups_path = spec.get("linux", {}).get("cgroupsPath")
         return RuncContainer(service.id, init, cgroups_path, output_done)
 
     async def _forget(self, service: ServicePlan, output_done: asyncio.Future[None]) -> None:
@@ -259,47 +255,23 @@ async def pump_lines(read_fd: int, on_output: OutputSink) -> None:
     An over-long line is passed on in MAX_LINE_BYTES pieces rather than dropped; a
     last line without a newline is passed on at the end.
     """
-    loop = asyncio.get_running_loop()
-    os.set_blocking(read_fd, False)
-    done: asyncio.Future[None] = loop.create_future()
     pending = bytearray()
 
-    def readable() -> None:
-        # At most READS_PER_TURN chunks, then back to the loop (round robin): a container
-        # that writes as fast as we read would otherwise keep this callback, and the
-        # loop, forever.
-        for _ in range(READS_PER_TURN):
-            try:
-                chunk = os.read(read_fd, READ_CHUNK)
-            except BlockingIOError:
-                return
-            except OSError:
-                chunk = b""
-            now = time.time()
-            if not chunk:
-                if pending:
-                    on_output(_strip_cr(bytes(pending)), now)
-                    pending.clear()
-                loop.remove_reader(read_fd)
-                if not done.done():
-                    done.set_result(None)
-                return
-            pending.extend(chunk)
-            start = 0
-            while (end := pending.find(b"\n", start)) >= 0:
-                on_output(_strip_cr(bytes(pending[start:end])), now)
-                start = end + 1
-            del pending[:start]
-            while len(pending) >= MAX_LINE_BYTES:
-                on_output(bytes(pending[:MAX_LINE_BYTES]), now)
-                del pending[:MAX_LINE_BYTES]
+    def on_chunk(chunk: bytes) -> None:
+        now = time.time()
+        pending.extend(chunk)
+        start = 0
+        while (end := pending.find(b"\n", start)) >= 0:
+            on_output(_strip_cr(bytes(pending[start:end])), now)
+            start = end + 1
+        del pending[:start]
+        while len(pending) >= MAX_LINE_BYTES:
+            on_output(bytes(pending[:MAX_LINE_BYTES]), now)
+            del pending[:MAX_LINE_BYTES]
 
-    loop.add_reader(read_fd, readable)
-    try:
-        await done
-    finally:
-        loop.remove_reader(read_fd)
-        os.close(read_fd)
+    await read_pipe(read_fd, on_chunk)
+    if pending:
+        on_output(_strip_cr(bytes(pending)), time.time())
 
 
 def _strip_cr(line: bytes) -> bytes:
