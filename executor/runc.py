@@ -28,7 +28,7 @@ from extsvc.compiler.format.plan import ServicePlan, creatable_mount_source, ser
 from extsvc.executor import cgroups, reaper
 from extsvc.executor.durations import format_duration
 from extsvc.executor.errors import LaunchError
-from extsvc.executor.processes import TIMED_OUT, Completed, read_pipe, run_process
+from extsvc.executor.processes import Completed, read_pipe, run_process
 from extsvc.executor.runtime import Container, ExecResult, OutputSink
 from extsvc.executor.workspace import Workspace
 
@@ -181,7 +181,7 @@ class RuncRuntime:
             self._runc("exec", "--pid-file", str(pid_file), container.id, *argv),
             timeout=timeout,
         )
-        if done.returncode == TIMED_OUT:
+        if done.timed_out:
             with contextlib.suppress(OSError, ValueError):
                 os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
         return ExecResult(done.returncode, done.output)

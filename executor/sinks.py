@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import os
 import select
 import stat
@@ -115,11 +114,10 @@ class NonBlockingWriter:
                 written = os.write(self._fd, chunk)
             except BlockingIOError:
                 break
-            except OSError as error:
+            except OSError:
                 # The reader is gone for good (EPIPE, EIO of a hung-up terminal) or the
                 # file system is full: what waits is lost, later lines are tried again.
-                if error.errno in (errno.EINTR,):
-                    continue
+                # (EINTR never gets here: os.write retries it, PEP 475.)
                 self.dropped += len(self._pending)
                 self.dropped_total += len(self._pending)
                 self._pending.clear()
