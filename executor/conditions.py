@@ -4,7 +4,8 @@ A condition answers ``satisfied()`` and says what it waits for in Talos's words
 (``service "cri" to be "up"``, ``path "/dev/zfs"``, ``network``). Conditions on
 other services of the plan change only when a service changes state, so they are
 re-evaluated on that event; host conditions (paths, network, time, host services)
-are ``polled``: re-checked on a timer, once a second like Talos.
+are ``polled``: re-checked on a timer, once a second like Talos. A configuration
+document is an event too where its directory is watched (``extsvc run``).
 """
 
 from __future__ import annotations
@@ -172,9 +173,12 @@ class TimeSynchronised:
 
 
 class ConfigurationPresent:
-    """An ExtensionServiceConfig named after the service is available."""
+    """An ExtensionServiceConfig named after the service is available.
 
-    polled = True
+    Polled unless its directory is ``watched``: the executor's watch (inotify) then
+    wakes the waiting services when a document changes.
+    """
+
     affects_spec = True
 
     def __init__(
@@ -182,8 +186,10 @@ class ConfigurationPresent:
         name: str,
         is_present: Callable[[str], bool],
         problem: Callable[[str], str | None] = lambda name: None,
+        watched: bool = False,
     ) -> None:
         self.name = name
+        self.polled = not watched
         self._is_present = is_present
         self._problem = problem
 
@@ -205,6 +211,7 @@ def conditions_for(
     configuration_problem: Callable[[str], str | None] = lambda name: None,
     probes: HostProbes | None = None,
     has_health_check: Callable[[str], bool] = lambda service_id: False,
+    configuration_watched: bool = False,
 ) -> list[Condition]:
     """The service's dependencies, in the order Talos lists them in its message."""
     probes = probes or HostProbes()
@@ -226,6 +233,8 @@ def conditions_for(
         conditions.append(TimeSynchronised(probes.clock_synchronised))
     if depends.configuration:
         conditions.append(
-            ConfigurationPresent(service.name, has_configuration, configuration_problem)
+            ConfigurationPresent(
+                service.name, has_configuration, configuration_problem, configuration_watched
+            )
         )
     return conditions

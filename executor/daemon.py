@@ -210,6 +210,7 @@ async def _run(
             host_services=host_services,
             has_configuration=configs.has,
             configuration_problem=configs.problem,
+            configuration_watched=True,  # configs.watch wakes the waiting services
             prepare_spec=configs.apply,
             on_event=reporter.on_event,
         )

@@ -176,7 +176,8 @@ class ConfigDirectory:
 
     async def watch(self, supervisor: Supervisor, stop: asyncio.Event) -> None:
         """Restart a running service whose configuration changed, as soon as it changes
-        (inotify); services waiting for their document look again at once too."""
+        (inotify); services waiting for their document look again at once too. Until
+        ``stop``, or cancelled; the daemon runs it for as long as its services run."""
         if self.directory is None:
             return
         changed = asyncio.Event()
@@ -191,6 +192,7 @@ class ConfigDirectory:
                     f"checking it every {WATCH_INTERVAL:g}s instead"
                 )
         restarts: set[asyncio.Task[None]] = set()
+        seen: object = None
         try:
             while not stop.is_set():
                 if watch is None:
@@ -205,7 +207,11 @@ class ConfigDirectory:
                         task = asyncio.create_task(runner.restart())
                         restarts.add(task)
                         task.add_done_callback(restarts.discard)
-                if watch is not None:
+                # Services waiting for a document look again when what they see changed
+                # (their condition is not polled: supervisor's configuration_watched).
+                documents = {name: _digest(doc) for name, doc in self.documents().items()}
+                if (documents, self._refused) != seen:
+                    seen = (documents, dict(self._refused))
                     supervisor.board.notify()
         finally:
             if watch is not None:

@@ -83,6 +83,8 @@ class Supervisor:
         host_services: dict[str, ReadinessRule] | None = None,
         has_configuration: Callable[[str], bool] = lambda name: False,
         configuration_problem: Callable[[str], str | None] = lambda name: None,
+        # Configuration changes wake the board (ConfigDirectory.watch): no polling for them.
+        configuration_watched: bool = False,
         probes: HostProbes | None = None,
         prepare_spec: Callable[[ServicePlan], dict[str, Any]] | None = None,
         on_event: Callable[[str, Event], None] | None = None,
@@ -100,6 +102,7 @@ class Supervisor:
         self._host_services = host_services or {}
         self._has_configuration = has_configuration
         self._configuration_problem = configuration_problem
+        self._configuration_watched = configuration_watched
         self._probes = probes
 
         def make_runner(service: ServicePlan) -> ServiceRunner:
@@ -130,6 +133,7 @@ class Supervisor:
             self._configuration_problem,
             self._probes,
             has_health_check=lambda dep: self.plan.services[dep].policy.health is not None,
+            configuration_watched=self._configuration_watched,
         )
 
     def _gave_up_for(self, service_id: str) -> str | None:
