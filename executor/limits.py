@@ -36,5 +36,6 @@ class RestartBudget:
 def short_duration(seconds: float) -> str:
     """Like the user wrote it: 1m, not 1m0s (zero parts dropped)."""
     text = format_duration(seconds)
-    # "1h0m0s" -> "1h", "1m0s" -> "1m"; "10m" and "500ms" stay as they are.
-    return re.sub(r"(?<=[hm])0[ms]", "", re.sub(r"(?<=[hm])0[ms]", "", text))
+    # "1h0m0s" -> "1h", "1m0s" -> "1m" in one pass (the look-behind sees the text as
+    # it was); "10m" and "500ms" stay as they are.
+    return re.sub(r"(?<=[hm])0[ms]", "", text)

@@ -20,6 +20,7 @@ from extsvc.executor.errors import EnvironmentMissingError, InvalidInputError
 from extsvc.executor.extconfig import ConfigDirectory, source_name
 from extsvc.executor.hostservices import ReadinessRule, load_host_services
 from extsvc.executor.inotify import DirectoryWatch
+from extsvc.executor.limits import short_duration
 from extsvc.executor.render import service_detail, services_table
 from tests.executor.fakes import make_service
 
@@ -31,6 +32,12 @@ def test_format_duration_like_talos_ages() -> None:
         "2m47s",
         "1h2m5s",
     ]
+
+
+def test_a_restart_limit_window_reads_as_written() -> None:
+    assert [short_duration(s) for s in (3600, 60, 7210, 4200, 600, 0.5)] == [
+        "1h", "1m", "2h10s", "1h10m", "10m", "500ms",
+    ]  # fmt: skip
 
 
 def test_host_services_file(tmp_path: Path) -> None:
