@@ -32,7 +32,6 @@ from extsvc.compiler.format.plan import PLAN_FILE
 FILE_MODE = 0o600
 DIR_MODE = 0o700
 RENAME_EXCHANGE = 2
-AT_FDCWD = -100
 # renameat2(2) has no wrapper in Python's os module; its number per architecture.
 _SYS_RENAMEAT2 = {"x86_64": 316, "aarch64": 276}
 

@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from extsvc.compiler.format.load import LoadedDocument, SourceMap
 
 KIND = "ExtensionServiceConfig"
-API_VERSION = "v1alpha1"
 
 
 @dataclass(frozen=True)
@@ -91,10 +90,6 @@ def anchor_sources(spec: dict[str, Any], bundle: str) -> dict[str, Any]:
         for m in mounts
     ]
     return {**spec, "mounts": anchored}
-
-
-def is_config_document(tree: Any) -> bool:
-    return isinstance(tree, dict) and tree.get("kind") == KIND
 
 
 def check_config(document: LoadedDocument) -> tuple[ServiceConfig | None, list[Diagnostic]]:

@@ -31,7 +31,6 @@ ORIGINS_FILE = "origins.json"
 EXTENSION_ID_PREFIX = "ext-"
 # Talos constants.CgroupExtensions: each service's cgroup is <parent>/<name>.
 CGROUP_PARENT = "/system/extensions"
-ARCHITECTURES = ("amd64", "arm64")
 # os.uname().machine (the platform module costs ~3 ms of import) -> the plan's arch
 # names (Go's GOARCH, as Talos uses).
 MACHINE_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
