@@ -50,11 +50,11 @@ def _fails(diagnostics: Sequence[Diagnostic], strict: bool) -> bool:
     return any(d.is_error or strict for d in diagnostics)
 
 
-def _require_sources(found: int, diagnostics: Sequence[Diagnostic]) -> None:
+def _require_sources(found: int, diagnostics: Sequence[Diagnostic], output_format: str) -> None:
     # An empty set is almost always a wrong path; compiling it would replace a
     # previous OUT with an empty plan.
     if found == 0:
-        _print_diagnostics(diagnostics)
+        _print_diagnostics(diagnostics, output_format)
         click.echo("extsvc: no service files found; nothing done", err=True)
         sys.exit(EXIT_INVALID_INPUT)
 
@@ -135,7 +135,7 @@ def compile_command(
             "cannot tell the target architecture from this host: pass --arch amd64|arm64"
         )
     files, read_problems = collect_sources(sources)
-    _require_sources(len(files), read_problems)
+    _require_sources(len(files), read_problems, output_format)
     config_files, config_problems = collect_sources(service_configs)
     read_problems.extend(config_problems)
     options = CompileOptions(rootfs_base=rootfs_base, arch=target_arch, annotate=annotate)
@@ -232,7 +232,7 @@ def validate_command(
         raise click.UsageError("nothing to check: give SRC... or --env-file FILE")
     files, read_problems = collect_sources(sources)
     if sources:
-        _require_sources(len(files), read_problems)
+        _require_sources(len(files), read_problems, output_format)
     extra: list[SourceFile] = []
     if host_services is not None:
         extra.append(_read_option_file(host_services, "--host-services"))

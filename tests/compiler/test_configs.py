@@ -141,6 +141,15 @@ def test_validate_env_file_alone(tmp_path: Path) -> None:
     assert run(tmp_path, "validate")[0] == 2
 
 
+def test_format_github_annotates_a_missing_file_too(tmp_path: Path) -> None:
+    code, out, err = run(tmp_path, "validate", "--format", "github", "missing.yaml")
+    assert code == 1
+    assert out == (
+        "::error file=missing.yaml,line=1,col=1,title=extsvc::no such file or directory\n"
+    )
+    assert err == "extsvc: no service files found; nothing done\n"
+
+
 def test_format_github_prints_workflow_annotations(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text(
         "name: a\ncontainer:\n  entrypoint: ./x\n  writableRootfs: true\nrestart: Always\n"
