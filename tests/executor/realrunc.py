@@ -27,6 +27,11 @@ from tests.support.rootfs import make_busybox_rootfs
 
 EXTSVC = [sys.executable, "-m", "extsvc"]
 FAST_OPTIONS = ("--restart-interval", "200ms", "--stop-timeout", "1s", "--check-interval", "200ms")
+# A container that idles until stopped. `sleep & wait` lets a trap run at once; as PID 1,
+# sh ignores a SIGTERM it does not trap, so a stop of SLEEP_LOOP alone ends with SIGKILL
+# after --stop-timeout, and IDLE exits 0 at the SIGTERM.
+SLEEP_LOOP = "while :; do sleep 1 & wait $!; done"
+IDLE = f"trap 'exit 0' TERM; {SLEEP_LOOP}"
 
 
 def unique(name: str) -> str:

@@ -17,6 +17,7 @@ from extsvc.executor import cgroups, mounts
 from tests.executor.faults import FaultyRuntime
 from tests.executor.realrunc import (
     EXTSVC,
+    IDLE,
     compile_plan,
     running_daemon,
     shell_service,
@@ -27,7 +28,6 @@ from tests.executor.realrunc import (
 
 pytestmark = pytest.mark.runc
 
-IDLE = "trap 'exit 0' TERM; while :; do sleep 1 & wait $!; done"
 # Short enough for a test, long enough for a real runc on a busy CI machine.
 RUNTIME_TIMEOUT = ("--runtime-timeout", "3s")
 DAG_CYCLES = int(os.environ.get("DAG_CYCLES", "4"))

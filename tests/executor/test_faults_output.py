@@ -14,11 +14,18 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.executor.realrunc import Daemon, compile_plan, shell_service, traces, unique, wait_for
+from tests.executor.realrunc import (
+    IDLE,
+    Daemon,
+    compile_plan,
+    shell_service,
+    traces,
+    unique,
+    wait_for,
+)
 
 pytestmark = pytest.mark.runc
 
-IDLE = "trap 'exit 0' TERM; while :; do sleep 1 & wait $!; done"
 FLOOD = 'i=0; while :; do i=$((i+1)); echo "flood line $i ..............................."; done'
 # Lines of 60,000 bytes, as fast as the shell can.
 LONG_LINES = 'l=$(head -c 60000 /dev/zero | tr "\\0" x); while :; do echo "$l"; done'

@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 from tests.executor.realrunc import (
+    IDLE,
     Daemon,
     compile_plan,
     running_daemon,
@@ -25,8 +26,6 @@ from tests.executor.realrunc import (
 )
 
 pytestmark = pytest.mark.runc
-
-IDLE = "trap 'exit 0' TERM; while :; do sleep 1 & wait $!; done"
 
 
 def runc_state(state_dir: Path, container_id: str) -> str:

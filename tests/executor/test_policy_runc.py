@@ -10,11 +10,16 @@ import pytest
 
 from extsvc.compiler.format.capabilities import names_from_mask
 from extsvc.executor import cgroups
-from tests.executor.realrunc import compile_plan, running_daemon, shell_service, unique, wait_for
+from tests.executor.realrunc import (
+    IDLE,
+    compile_plan,
+    running_daemon,
+    shell_service,
+    unique,
+    wait_for,
+)
 
 pytestmark = pytest.mark.runc
-
-IDLE = "trap 'exit 0' TERM; while :; do sleep 1 & wait $!; done"
 
 
 def test_resource_limits_reach_the_container_cgroup(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ import pytest
 
 from tests.executor.realrunc import (
     EXTSVC,
+    IDLE,
     Daemon,
     bind,
     compile_plan,
@@ -28,8 +29,6 @@ from tests.executor.realrunc import (
 
 pytestmark = pytest.mark.runc
 
-# sh as PID 1 ignores SIGTERM unless it traps it; `sleep & wait` lets the trap run at once.
-IDLE = "trap 'exit 0' TERM; while :; do sleep 1 & wait $!; done"
 COUNT_RUN = (
     'n=$(( $(cat /data/count 2>/dev/null || echo 0) + 1 )); echo $n > /data/count; echo "run $n"'
 )

@@ -18,6 +18,7 @@ import pytest
 
 from tests.executor.realrunc import (
     EXTSVC,
+    SLEEP_LOOP,
     Daemon,
     bind,
     compile_plan,
@@ -31,12 +32,11 @@ from tests.executor.realrunc import (
 
 pytestmark = pytest.mark.runc
 
-IDLE = "while :; do sleep 1 & wait $!; done"
 # Records each signal it gets in /data/signals; exits on TERM.
 SIGNAL_RECORDER = (
     "trap 'echo INT >> /data/signals' INT; "
     "trap 'echo TERM >> /data/signals; exit 0' TERM; "
-    f"echo up; {IDLE}"
+    f"echo up; {SLEEP_LOOP}"
 )
 STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 STATUS_SCHEMA = json.loads(
@@ -56,7 +56,7 @@ def _pid(daemon: Daemon, service_id: str) -> int:
 
 def test_sighup_reloads_and_never_kills(tmp_path: Path) -> None:
     name = unique("hup")
-    out, _ = compile_plan(tmp_path, {name: shell_service(name, IDLE)})
+    out, _ = compile_plan(tmp_path, {name: shell_service(name, SLEEP_LOOP)})
     with running_daemon(tmp_path, out, [name]) as daemon:
         pid = _pid(daemon, f"ext-{name}")
         assert daemon.process is not None
@@ -96,8 +96,8 @@ def test_a_second_executor_never_touches_the_first_ones_service(tmp_path: Path) 
     first_dir, second_dir = tmp_path / "first", tmp_path / "second"
     first_dir.mkdir()
     second_dir.mkdir()
-    out1, _ = compile_plan(first_dir, {name: shell_service(name, IDLE)})
-    out2, _ = compile_plan(second_dir, {name: shell_service(name, IDLE, restart="never")})
+    out1, _ = compile_plan(first_dir, {name: shell_service(name, SLEEP_LOOP)})
+    out2, _ = compile_plan(second_dir, {name: shell_service(name, SLEEP_LOOP, restart="never")})
     with running_daemon(first_dir, out1, [name]) as first:
         pid = _pid(first, f"ext-{name}")
         # No names to clean up for the second: its teardown must not empty the shared cgroup.
@@ -152,7 +152,7 @@ def test_logs_stand_on_their_own_after_the_daemon_is_gone(tmp_path: Path) -> Non
 
 def test_logs_follow_drains_the_last_lines_and_says_why_it_ended(tmp_path: Path) -> None:
     name = unique("follow")
-    script = f"trap 'echo last words; exit 0' TERM; echo hello; {IDLE}"
+    script = f"trap 'echo last words; exit 0' TERM; echo hello; {SLEEP_LOOP}"
     out, _ = compile_plan(tmp_path, {name: shell_service(name, script)})
     with running_daemon(tmp_path, out, [name]) as daemon:
         wait_for(lambda: "hello" in daemon.logs(f"ext-{name}"), 10, "hello")
@@ -179,12 +179,12 @@ def test_restart_of_a_failing_service_exits_1_with_the_failure(tmp_path: Path) -
     data = tmp_path / "data"
     data.mkdir()
     # Runs fine until /data/broken exists; then it dies a second and a half after starting.
-    script = f"if [ -e /data/broken ]; then sleep 1.5; echo no config; exit 1; fi; {IDLE}"
+    script = f"if [ -e /data/broken ]; then sleep 1.5; echo no config; exit 1; fi; {SLEEP_LOOP}"
     out, _ = compile_plan(
         tmp_path,
         {
             name: shell_service(name, script, mounts=[bind(data, "/data")]),
-            good: shell_service(good, IDLE),
+            good: shell_service(good, SLEEP_LOOP),
         },
     )
     with running_daemon(tmp_path, out, [name, good]) as daemon:
@@ -215,11 +215,14 @@ def test_reload_restarts_only_the_changed_service(tmp_path: Path) -> None:
     changed, same = unique("changed"), unique("same")
     out, _ = compile_plan(
         tmp_path,
-        {changed: shell_service(changed, f"echo v1; {IDLE}"), same: shell_service(same, IDLE)},
+        {
+            changed: shell_service(changed, f"echo v1; {SLEEP_LOOP}"),
+            same: shell_service(same, SLEEP_LOOP),
+        },
     )
     with running_daemon(tmp_path, out, [changed, same]) as daemon:
         before = {n: _pid(daemon, f"ext-{n}") for n in (changed, same)}
-        recompile(tmp_path, changed, shell_service(changed, f"echo v2; {IDLE}"))
+        recompile(tmp_path, changed, shell_service(changed, f"echo v2; {SLEEP_LOOP}"))
         listed = daemon.extsvc("service")
         assert "changed on disk since it was loaded; run `extsvc reload`" in listed.stderr
         reloaded = daemon.extsvc("reload")
@@ -243,7 +246,7 @@ def test_reload_restarts_only_the_changed_service(tmp_path: Path) -> None:
 
 def test_sd_notify_messages_reach_the_notify_socket(tmp_path: Path) -> None:
     name = unique("notify")
-    out, _ = compile_plan(tmp_path, {name: shell_service(name, IDLE)})
+    out, _ = compile_plan(tmp_path, {name: shell_service(name, SLEEP_LOOP)})
     receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     receiver.bind(str(tmp_path / "notify.sock"))
     receiver.settimeout(0.5)
@@ -306,7 +309,7 @@ def test_without_root_control_commands_say_so_in_one_line(tmp_path: Path) -> Non
 def test_a_vanished_terminal_neither_kills_nor_stalls_the_executor(tmp_path: Path) -> None:
     # An SSH session that closes: SIGHUP, then every write to the terminal fails.
     name = unique("hangup")
-    script = f"while :; do echo tick; sleep 0.2 & wait $!; done & {IDLE}"
+    script = f"while :; do echo tick; sleep 0.2 & wait $!; done & {SLEEP_LOOP}"
     out, _ = compile_plan(tmp_path, {name: shell_service(name, script, log_to_console=True)})
     daemon = Daemon(tmp_path, out, [name])
     try:

@@ -18,6 +18,7 @@ import pytest
 
 from tests.executor.realrunc import (
     EXTSVC,
+    IDLE,
     compile_plan,
     running_daemon,
     shell_service,
@@ -25,7 +26,6 @@ from tests.executor.realrunc import (
     unique,
     wait_for,
 )
-from tests.executor.test_runc import IDLE
 
 pytestmark = pytest.mark.runc
 

@@ -11,6 +11,7 @@ from extsvc.compiler.format.plan import load_plan
 from extsvc.executor.facts import facts_from_tree
 from extsvc.executor.simulate import simulate
 from tests.executor.realrunc import (
+    IDLE,
     bind,
     compile_plan,
     running_daemon,
@@ -20,7 +21,6 @@ from tests.executor.realrunc import (
 
 pytestmark = pytest.mark.runc
 
-IDLE = "trap 'exit 0' TERM; while :; do sleep 1 & wait $!; done"
 # Runs 3 s, failing the first time and succeeding the second (the count survives in a
 # host dir). While it runs it is "up" (as in Talos), so its dependents start then; 3 s
 # leaves them time to start on a loaded machine before its second run.
