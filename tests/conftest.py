@@ -1,6 +1,7 @@
 """Shared pytest setup.
 
-Tests marked ``runc`` need root, a real runc and busybox-static. On a developer
+Tests marked ``runc`` need root, a real runc and busybox-static; tests marked
+``root`` (and those using ``tiny_log_dir``) need root alone. On a developer
 machine without them they skip with the reason; under ``CI=true`` a missing
 piece is a failure, because CI must prove the containers really run.
 """
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,18 +31,44 @@ def runc_missing_reason() -> str | None:
     return None
 
 
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    if item.get_closest_marker("runc") is None:
-        return
-    reason = runc_missing_reason()
-    if reason is None:
-        return
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "root: needs root (no runc); fails instead of skipping when CI=true"
+    )
+
+
+def cannot_run(reason: str, what: str = "this test") -> None:
+    """Skip on a developer machine; fail under CI=true."""
     if IN_CI:
-        pytest.fail(f"CI=true but this runc test cannot run: {reason}", pytrace=False)
+        pytest.fail(f"CI=true but {what} cannot run: {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("runc") is not None:
+        reason = runc_missing_reason()
+        if reason is not None:
+            cannot_run(reason, "this runc test")
+    if item.get_closest_marker("root") is not None and os.geteuid() != 0:
+        cannot_run("needs root")
 
 
 @pytest.fixture
 def busybox_rootfs(tmp_path: Path) -> Path:
     """A fresh busybox rootfs directory for one test."""
     return make_busybox_rootfs(tmp_path / "rootfs")
+
+
+@pytest.fixture
+def tiny_log_dir(tmp_path: Path) -> Iterator[Path]:
+    """``tmp_path / "logs"`` (a daemon's --log-dir in realrunc) as a 64 KiB tmpfs: a
+    disk that fills. Needs root."""
+    if os.geteuid() != 0:
+        cannot_run("mounting a tmpfs needs root")
+    mount = tmp_path / "logs"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)

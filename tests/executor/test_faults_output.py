@@ -124,17 +124,6 @@ def test_a_follower_that_never_reads_does_not_grow_the_executor(tmp_path: Path) 
         daemon.force_cleanup()
 
 
-@pytest.fixture
-def tiny_log_dir(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "logs"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], check=True)
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
 def test_a_full_log_disk_keeps_the_service_running_and_resumes(
     tmp_path: Path, tiny_log_dir: Path
 ) -> None:

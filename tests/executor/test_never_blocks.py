@@ -8,9 +8,7 @@ import asyncio
 import json
 import os
 import socket
-import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -78,28 +76,14 @@ def test_a_follower_that_does_not_read_holds_a_bounded_number_of_bytes() -> None
     assert end == [None]
 
 
-@pytest.fixture
-def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 64 KiB tmpfs (root only)."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], check=True)
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
 def test_a_full_disk_drops_log_lines_says_so_once_and_resumes(
-    tiny_disk: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_log_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(logs, "LOG_RETRY_SECONDS", 0.0)  # retry at every line, not every 2 s
-    filler = tiny_disk / "filler"
+    filler = tiny_log_dir / "filler"
     filler.write_bytes(b"f" * 40 * 1024)
     events: list[str] = []
-    log = ServiceLog("ext-a", tiny_disk, console=None, max_bytes=10 * 1024 * 1024)
+    log = ServiceLog("ext-a", tiny_log_dir, console=None, max_bytes=10 * 1024 * 1024)
     log.on_problem = events.append
     for index in range(1_000):  # ~50 KB: more than the disk has left
         log.write(f"line {index:04d} " + "z" * 40)
