@@ -18,6 +18,7 @@ from tests.executor.realrunc import (
     IDLE,
     Daemon,
     compile_plan,
+    running_daemon,
     shell_service,
     traces,
     unique,
@@ -96,9 +97,7 @@ def test_console_and_events_into_a_pipe_nobody_reads_never_block(
 def test_a_follower_that_never_reads_does_not_grow_the_executor(tmp_path: Path) -> None:
     name = unique("long-lines")
     out, _ = compile_plan(tmp_path, {name: shell_service(name, LONG_LINES)})
-    daemon = Daemon(tmp_path, out, [name])
-    try:
-        daemon.start()
+    with running_daemon(tmp_path, out, [name]) as daemon:
         daemon.wait_state(f"ext-{name}", "Running")
         assert daemon.process is not None
         executor = psutil.Process(daemon.process.pid)
@@ -120,8 +119,6 @@ def test_a_follower_that_never_reads_does_not_grow_the_executor(tmp_path: Path) 
         assert daemon.service(f"ext-{name}")["state"] == "Running"
         stuck.close()
         assert daemon.stop() == 0
-    finally:
-        daemon.force_cleanup()
 
 
 def test_a_full_log_disk_keeps_the_service_running_and_resumes(
@@ -132,9 +129,7 @@ def test_a_full_log_disk_keeps_the_service_running_and_resumes(
     out, _ = compile_plan(tmp_path, {name: shell_service(name, script)})
     filler = tiny_log_dir / "filler"
     filler.write_bytes(b"f" * 48 * 1024)
-    daemon = Daemon(tmp_path, out, [name])
-    try:
-        daemon.start()
+    with running_daemon(tmp_path, out, [name]) as daemon:
         service_id = f"ext-{name}"
 
         def events() -> list[str]:
@@ -150,6 +145,4 @@ def test_a_full_log_disk_keeps_the_service_running_and_resumes(
         last = daemon.logs(service_id)[-1]
         wait_for(lambda: daemon.logs(service_id)[-1] != last, 10, "new lines in the log")
         assert daemon.stop() == 0
-    finally:
-        daemon.force_cleanup()
     assert traces(tmp_path / "state", [name]) == []

@@ -38,6 +38,13 @@ def runc_state(state_dir: Path, container_id: str) -> str:
     return str(json.loads(listed.stdout)["status"])
 
 
+def compile_gated(tmp: Path, name: str, script: str = IDLE) -> tuple[Path, Path]:
+    """One service that waits for a file (absent until the test creates it): (OUT, file)."""
+    flag = tmp / "flag"
+    out, _ = compile_plan(tmp, {name: shell_service(name, script, depends=[{"path": str(flag)}])})
+    return out, flag
+
+
 def runc_processes_below(pid: int) -> list[str]:
     try:
         below = psutil.Process(pid).children(recursive=True)
@@ -87,11 +94,7 @@ def test_a_waiting_service_is_created_and_starts_when_its_dependency_is_met(
     tmp_path: Path,
 ) -> None:
     name = unique("gated")
-    flag = tmp_path / "flag"
-    out, _ = compile_plan(
-        tmp_path,
-        {name: shell_service(name, f"echo started; {IDLE}", depends=[{"path": str(flag)}])},
-    )
+    out, flag = compile_gated(tmp_path, name, f"echo started; {IDLE}")
     with running_daemon(tmp_path, out, [name]) as daemon:
         daemon.wait_state(f"ext-{name}", "Waiting")
         # Created while waiting: a stopped init, nothing of the service runs yet.
@@ -109,10 +112,7 @@ def test_a_waiting_service_is_created_and_starts_when_its_dependency_is_met(
 
 def test_stopping_a_created_never_started_service_leaves_nothing(tmp_path: Path) -> None:
     name = unique("neverstarted")
-    flag = tmp_path / "never"
-    out, _ = compile_plan(
-        tmp_path, {name: shell_service(name, IDLE, depends=[{"path": str(flag)}])}
-    )
+    out, _never_created = compile_gated(tmp_path, name)
     with running_daemon(tmp_path, out, [name]) as daemon:
         pid_file = daemon.state_dir / "bundles" / name / "init.pid"
         wait_for(lambda: runc_state(daemon.state_dir, f"ext-{name}") == "created", 10, "created")
@@ -131,22 +131,16 @@ def test_a_created_container_left_by_a_sigkilled_executor_is_cleaned_up(
     tmp_path: Path,
 ) -> None:
     name = unique("createdorphan")
-    flag = tmp_path / "never"
-    out, _ = compile_plan(
-        tmp_path, {name: shell_service(name, IDLE, depends=[{"path": str(flag)}])}
-    )
+    out, _never_created = compile_gated(tmp_path, name)
     first = Daemon(tmp_path, out, [name])
     try:
         first.start()
         wait_for(lambda: runc_state(first.state_dir, f"ext-{name}") == "created", 10, "created")
         first.kill()
         assert runc_state(first.state_dir, f"ext-{name}") == "created"
-        second = Daemon(tmp_path, out, [name]).start()
-        try:
+        with running_daemon(tmp_path, out, [name]) as second:
             wait_for(lambda: f"container ext-{name} (created)" in second.stderr(), 10, "recovery")
             assert second.stop() == 0
-        finally:
-            second.force_cleanup()
         assert traces(tmp_path / "state", [name]) == []
     finally:
         first.force_cleanup()
