@@ -12,7 +12,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import psutil
+from tests.executor.realrunc import alive
 
 SCRIPT = """#!/bin/sh
 dir=$(dirname "$0")
@@ -54,14 +54,7 @@ class FaultyRuntime:
             pids = [int(p) for p in (self.dir / "hung.pids").read_text().split()]
         except FileNotFoundError:
             return []
-        alive = []
-        for pid in pids:
-            try:
-                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                    alive.append(pid)
-            except psutil.NoSuchProcess:
-                continue
-        return alive
+        return [pid for pid in pids if alive(pid)]
 
     def hangs_seen(self) -> int:
         try:

@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from extsvc.executor import cgroups, mounts
 from extsvc.executor.control import ControlClient
 from extsvc.executor.errors import DaemonUnreachableError
@@ -242,6 +244,14 @@ def traces(state_dir: Path, names: list[str]) -> list[str]:
             f"cgroup {d}" for d in cgroups.cgroup_dirs(f"/system/extensions/{name}") if d.exists()
         ]
     return found
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie is dead: its parent, the executor, may just have exited)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:

@@ -18,6 +18,7 @@ from tests.executor.faults import FaultyRuntime
 from tests.executor.realrunc import (
     EXTSVC,
     IDLE,
+    alive,
     compile_plan,
     running_daemon,
     shell_service,
@@ -31,14 +32,6 @@ pytestmark = pytest.mark.runc
 # Short enough for a test, long enough for a real runc on a busy CI machine.
 RUNTIME_TIMEOUT = ("--runtime-timeout", "3s")
 DAG_CYCLES = int(os.environ.get("DAG_CYCLES", "4"))
-
-
-def alive(pid: int) -> bool:
-    """Running (a zombie is dead: its parent, the executor, may just have exited)."""
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
 
 
 def messages(service: dict[str, object]) -> list[str]:

@@ -18,6 +18,7 @@ from tests.executor.realrunc import (
     EXTSVC,
     IDLE,
     Daemon,
+    alive,
     bind,
     compile_plan,
     running_daemon,
@@ -243,9 +244,7 @@ def test_sigkilled_executor_leaves_nothing_after_the_next_one(tmp_path: Path) ->
         with running_daemon(tmp_path, out, [name]) as second:
             new_pid = second.wait_state(f"ext-{name}", "Running")["pid"]
             assert new_pid != pid
-            assert (
-                not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-            )
+            assert not alive(pid)
             assert "cleaned up after a previous executor: container" in second.stderr()
             assert second.stop() == 0
         assert traces(tmp_path / "state", [name]) == []
