@@ -179,7 +179,8 @@ def test_reload_restarts_only_what_changed(tmp_path: Path) -> None:
         assert after["ext-a"] != before["ext-a"]
         assert "ext-d" in after and "ext-x" not in runners
         assert runners["ext-a"].service.digest == "sha256:" + "1" * 64
-        assert any(m.startswith("Reloaded: plan entry changed") for m in world.messages("ext-a"))
+        reloaded = "Reloaded: plan entry changed (bundle sha256:111111111111…)"
+        assert world.messages("ext-a").count(reloaded) == 1
         await world.supervisor.shutdown()
 
     scenario()

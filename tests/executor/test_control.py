@@ -191,7 +191,11 @@ def test_following_every_service_ends_with_the_reason_when_the_executor_stops(
     received = asyncio.run(scenario())
     lines = [(m["service"], m["line"]) for m in received if "line" in m]
     assert ("ext-a", "first") in lines and ("ext-a", "second") in lines
-    assert any(service == "ext-b" for service, _ in lines)
+    # The other service, which exited at once, is followed too: its run, then its exit.
+    assert [line for service, line in lines if service == "ext-b"] == [
+        "-- ext-b run 1 started --",
+        "-- exited with code 0 --",
+    ]
     # The stopped service's last marker (SIGTERM: 128+15) arrives before the end, which
     # says why.
     assert ("ext-a", "-- stopped, exited with code 143 --") in lines

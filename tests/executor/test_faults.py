@@ -13,6 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from extsvc.compiler.format.exitcodes import EXIT_ENVIRONMENT
 from extsvc.executor import cgroups, mounts
 from tests.executor.faults import FaultyRuntime
 from tests.executor.realrunc import (
@@ -134,8 +135,11 @@ def test_runtime_binary_missing_is_one_clear_error(tmp_path: Path) -> None:
          "--log-dir", str(tmp_path / "logs"), "--runtime", str(tmp_path / "no-such-runc")],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
-    assert run.returncode != 0
-    assert "container runtime" in run.stderr and "not found" in run.stderr
+    assert run.returncode == EXIT_ENVIRONMENT
+    assert run.stderr == (
+        f"extsvc: error: container runtime '{tmp_path / 'no-such-runc'}' not found: "
+        "install runc (apt-get install runc) or pass --runtime PATH\n"
+    )
     assert "Traceback" not in run.stderr
 
 
