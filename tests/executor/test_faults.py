@@ -8,6 +8,7 @@ import json
 import os
 import random
 import subprocess
+import time
 from pathlib import Path
 
 import psutil
@@ -15,6 +16,7 @@ import pytest
 
 from extsvc.compiler.format.exitcodes import EXIT_ENVIRONMENT
 from extsvc.executor import cgroups, mounts
+from extsvc.executor.conditions import READINESS_COMMAND_TIMEOUT as READINESS_TIMEOUT
 from tests.executor.faults import FaultyRuntime
 from tests.executor.realrunc import (
     EXTSVC,
@@ -108,8 +110,11 @@ def test_sigterm_while_a_readiness_command_hangs_exits_promptly(tmp_path: Path) 
     with running_daemon(tmp_path, out, [name], "--host-services", str(hosts)) as daemon:
         wait_for(marker.exists, 20, "the readiness command to run")
         readiness_pid = int(marker.read_text())
-        # Default readiness timeout is 10 s: the exit must not wait for it.
-        assert daemon.stop(timeout=5) == 0
+        # The only sign that a shutdown waited for the readiness command is that it ended
+        # no sooner than the command's timeout (fixed at 10 s, not an option): the
+        # deadline is that moment, not a guess at how fast a shutdown is.
+        killed_by_timeout = psutil.Process(readiness_pid).create_time() + READINESS_TIMEOUT
+        assert daemon.stop(timeout=killed_by_timeout - time.time()) == 0
         assert not alive(readiness_pid)
     assert traces(tmp_path / "state", [name]) == []
 

@@ -81,7 +81,8 @@ def test_no_runc_process_stays_while_services_run(tmp_path: Path) -> None:
         for name in names:
             daemon.wait_state(f"ext-{name}", "Running")
         assert daemon.process is not None
-        wait_for(lambda: runc_processes_below(daemon.process.pid) == [], 5, "no runc process")
+        # A resident runc never goes: the deadline only has to outlast a busy machine.
+        wait_for(lambda: runc_processes_below(daemon.process.pid) == [], 30, "no runc process")
         # Each container's init is the executor's own child (re-parented to the subreaper).
         for name in names:
             init = psutil.Process(daemon.service(f"ext-{name}")["pid"])
