@@ -12,6 +12,7 @@ from extsvc.compiler.format.capabilities import names_from_mask
 from extsvc.executor import cgroups
 from tests.executor.realrunc import (
     IDLE,
+    bind,
     compile_plan,
     running_daemon,
     shell_service,
@@ -76,19 +77,29 @@ def test_a_failing_health_check_makes_the_service_unhealthy_then_restarted(
     tmp_path: Path,
 ) -> None:
     name = unique("flaky")
-    # Healthy for about a second, then the file goes and the check starts failing.
-    script = f"touch /run/ok; sleep 1; rm /run/ok; {IDLE}"
-    block = {"health": check("/run/ok", retries=2, onUnhealthy="restart")}
-    out, _ = compile_plan(tmp_path, {name: shell_service(name, script, extsvc=block)})
+    # Healthy while the host's file exists; the test removes it once a check passed (a
+    # timed `sleep; rm` in the container lost the race with the first check on a busy host).
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "ok").touch()
+    block = {"health": check("/data/ok", retries=2, onUnhealthy="restart")}
+    yaml = shell_service(name, IDLE, mounts=[bind(data, "/data")], extsvc=block)
+    out, _ = compile_plan(tmp_path, {name: yaml})
     with running_daemon(tmp_path, out, [name]) as daemon:
         service_id = f"ext-{name}"
-        wait_for(lambda: daemon.service(service_id)["runs"] >= 2, 20, "a restart")
+        wait_for(
+            lambda: "Health check successful" in messages(daemon.service(service_id)),
+            30,
+            "a passing check",
+        )
+        (data / "ok").unlink()
+        wait_for(lambda: daemon.service(service_id)["runs"] >= 2, 30, "a restart")
         seen = messages(daemon.service(service_id))
         healthy = seen.index("Health check successful")
-        failed = seen.index("Health check failed: exit code 1: missing /run/ok", healthy)
+        failed = seen.index("Health check failed: exit code 1: missing /data/ok", healthy)
         assert seen[failed + 2].startswith(
             f'task "{service_id}" unhealthy: health check failed 2 times in a row '
-            "(exit code 1: missing /run/ok); restarting forever in"
+            "(exit code 1: missing /data/ok); restarting forever in"
         )
         assert daemon.stop() == 0
 
