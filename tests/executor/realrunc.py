@@ -264,9 +264,18 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 @contextlib.contextmanager
-def running_daemon(tmp: Path, out: Path, names: list[str], *extra: str) -> Iterator[Daemon]:
+def running_daemon(
+    tmp: Path,
+    out: Path,
+    names: list[str],
+    *extra: str,
+    env: dict[str, str] | None = None,
+    new_session: bool = False,
+) -> Iterator[Daemon]:
+    """A started daemon (see ``Daemon.start``), cleaned up whatever happened: stopped or
+    killed if still running, and every trace it left removed."""
     daemon = Daemon(tmp, out, names, *extra)
     try:
-        yield daemon.start()
+        yield daemon.start(env=env, new_session=new_session)
     finally:
         daemon.force_cleanup()

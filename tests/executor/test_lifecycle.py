@@ -16,7 +16,6 @@ import pytest
 
 from tests.executor.realrunc import (
     IDLE,
-    Daemon,
     compile_plan,
     running_daemon,
     shell_service,
@@ -133,9 +132,7 @@ def test_a_created_container_left_by_a_sigkilled_executor_is_cleaned_up(
 ) -> None:
     name = unique("createdorphan")
     out, _never_created = compile_gated(tmp_path, name)
-    first = Daemon(tmp_path, out, [name])
-    try:
-        first.start()
+    with running_daemon(tmp_path, out, [name]) as first:
         wait_for(lambda: runc_state(first.state_dir, f"ext-{name}") == "created", 10, "created")
         first.kill()
         assert runc_state(first.state_dir, f"ext-{name}") == "created"
@@ -143,8 +140,6 @@ def test_a_created_container_left_by_a_sigkilled_executor_is_cleaned_up(
             wait_for(lambda: f"container ext-{name} (created)" in second.stderr(), 10, "recovery")
             assert second.stop() == 0
         assert traces(tmp_path / "state", [name]) == []
-    finally:
-        first.force_cleanup()
 
 
 def test_twenty_one_shots_exiting_0_all_finish(tmp_path: Path) -> None:

@@ -17,7 +17,6 @@ import pytest
 from tests.executor.realrunc import (
     EXTSVC,
     IDLE,
-    Daemon,
     alive,
     bind,
     compile_plan,
@@ -234,9 +233,7 @@ def test_writeable_rootfs_writes_are_gone_after_a_restart(tmp_path: Path) -> Non
 def test_sigkilled_executor_leaves_nothing_after_the_next_one(tmp_path: Path) -> None:
     name = unique("orphan")
     out, _ = compile_plan(tmp_path, {name: shell_service(name, IDLE)})
-    first = Daemon(tmp_path, out, [name])
-    try:
-        first.start()
+    with running_daemon(tmp_path, out, [name]) as first:
         pid = first.wait_state(f"ext-{name}", "Running")["pid"]
         first.kill()
         assert psutil.pid_exists(pid), "the container outlives a SIGKILLed executor"
@@ -248,8 +245,6 @@ def test_sigkilled_executor_leaves_nothing_after_the_next_one(tmp_path: Path) ->
             assert "cleaned up after a previous executor: container" in second.stderr()
             assert second.stop() == 0
         assert traces(tmp_path / "state", [name]) == []
-    finally:
-        first.force_cleanup()
 
 
 def test_log_to_console_lines_reach_the_console(tmp_path: Path) -> None:

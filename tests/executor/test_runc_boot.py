@@ -74,10 +74,8 @@ def test_ctrl_c_reaches_only_the_executor_which_stops_gracefully(tmp_path: Path)
     out, _ = compile_plan(
         tmp_path, {name: shell_service(name, SIGNAL_RECORDER, mounts=[bind(data, "/data")])}
     )
-    daemon = Daemon(tmp_path, out, [name])
-    try:
-        # As a terminal runs a foreground job: its own process group, which Ctrl-C signals.
-        daemon.start(new_session=True)
+    # As a terminal runs a foreground job: its own process group, which Ctrl-C signals.
+    with running_daemon(tmp_path, out, [name], new_session=True) as daemon:
         pid = _pid(daemon, f"ext-{name}")
         assert daemon.process is not None
         assert os.getsid(pid) != os.getsid(daemon.process.pid)
@@ -86,8 +84,6 @@ def test_ctrl_c_reaches_only_the_executor_which_stops_gracefully(tmp_path: Path)
         # The container saw no SIGINT, and its TERM handler ran (the graceful stop).
         assert (data / "signals").read_text() == "TERM\n"
         assert "Sending SIGKILL" not in daemon.stderr()
-    finally:
-        daemon.force_cleanup()
     assert traces(tmp_path / "state", [name]) == []
 
 
@@ -118,9 +114,7 @@ def test_logs_stand_on_their_own_after_the_daemon_is_gone(tmp_path: Path) -> Non
     name = unique("logs")
     script = "echo starting; echo to stderr >&2; sleep 0.2; exit 3"
     out, _ = compile_plan(tmp_path, {name: shell_service(name, script, restart="untilSuccess")})
-    daemon = Daemon(tmp_path, out, [name])
-    try:
-        daemon.start()
+    with running_daemon(tmp_path, out, [name]) as daemon:
         wait_for(lambda: daemon.logs(f"ext-{name}").count("starting") >= 2, 15, "two runs")
         daemon.kill()  # no clean stop: a crash
         # Only --state-dir: the log dir is what that daemon recorded.
@@ -146,8 +140,6 @@ def test_logs_stand_on_their_own_after_the_daemon_is_gone(tmp_path: Path) -> Non
         unknown = daemon.extsvc("logs", name[:-1])
         assert unknown.returncode == 1
         assert f"did you mean 'ext-{name}'" in unknown.stderr
-    finally:
-        daemon.force_cleanup()
 
 
 def test_logs_follow_drains_the_last_lines_and_says_why_it_ended(tmp_path: Path) -> None:
@@ -272,24 +264,22 @@ def test_sd_notify_messages_reach_the_notify_socket(tmp_path: Path) -> None:
         wait_for(arrived, 30, f"{prefix} on the notify socket: {messages}")
         return found[0]
 
-    daemon = Daemon(tmp_path, out, [name])
+    env = {"NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "400000"}
     try:
-        env = {"NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "400000"}
-        daemon.start(env=env)
-        ready = seen("READY=1")
-        assert "STATUS=running 1 service(s)" in messages[ready]
-        # READY=1 came after every service began its first attempt.
-        assert daemon.state(f"ext-{name}") != "Initialized"
-        seen("WATCHDOG=1", ready)
-        assert daemon.process is not None
-        daemon.process.send_signal(signal.SIGHUP)
-        reloading = seen("RELOADING=1", ready)
-        seen("READY=1", reloading)
-        assert daemon.stop() == 0
-        seen("STOPPING=1", reloading)
+        with running_daemon(tmp_path, out, [name], env=env) as daemon:
+            ready = seen("READY=1")
+            assert "STATUS=running 1 service(s)" in messages[ready]
+            # READY=1 came after every service began its first attempt.
+            assert daemon.state(f"ext-{name}") != "Initialized"
+            seen("WATCHDOG=1", ready)
+            assert daemon.process is not None
+            daemon.process.send_signal(signal.SIGHUP)
+            reloading = seen("RELOADING=1", ready)
+            seen("READY=1", reloading)
+            assert daemon.stop() == 0
+            seen("STOPPING=1", reloading)
     finally:
         done.set()
-        daemon.force_cleanup()
         reader.join(5)
         receiver.close()
 
