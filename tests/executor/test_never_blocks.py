@@ -105,25 +105,29 @@ def test_a_full_disk_drops_log_lines_says_so_once_and_resumes(
     log.close()
 
 
+TAIL_RANGE = '"tail" must be null or a whole number from 0 to 10,000,000'
+ID_RANGE = '"id" must be a service name (at most 256 characters)'
+SECONDS_RANGE = "must be a number of seconds from 0 to 604800"
+
+
 @pytest.mark.parametrize(
     ("request_", "problem"),
     [
-        ({"op": "logs", "id": "ext-a", "tail": 10**30}, '"tail" must be null or a whole number'),
-        ({"op": "logs", "id": "ext-a", "tail": -5}, '"tail"'),
-        ({"op": "logs", "id": "ext-a", "tail": True}, '"tail"'),
-        ({"op": "logs", "id": "ext-a", "tail": 1.5}, '"tail"'),
-        ({"op": "logs", "id": ["ext-a"]}, '"id" must be a service name'),
-        ({"op": "logs", "id": "x" * 300}, '"id"'),
+        ({"op": "logs", "id": "ext-a", "tail": 10**30}, TAIL_RANGE),
+        ({"op": "logs", "id": "ext-a", "tail": -5}, TAIL_RANGE),
+        ({"op": "logs", "id": "ext-a", "tail": True}, TAIL_RANGE),
+        ({"op": "logs", "id": "ext-a", "tail": 1.5}, TAIL_RANGE),
+        ({"op": "logs", "id": ["ext-a"]}, ID_RANGE),
+        ({"op": "logs", "id": "x" * 300}, ID_RANGE),
         ({"op": 7}, '"op" must be a string'),
         ({"op": "logs", "id": "ext-a", "follow": "yes"}, '"follow" must be true or false'),
-        ({"op": "start", "id": "ext-a", "timeout": 1e308}, '"timeout" must be a number'),
-        ({"op": "start", "id": "ext-a", "settle": -1}, '"settle"'),
-        ({"op": "logs", "id": "ext-a", "since": 5}, '"since"'),
+        ({"op": "start", "id": "ext-a", "timeout": 1e308}, f'"timeout" {SECONDS_RANGE}'),
+        ({"op": "start", "id": "ext-a", "settle": -1}, f'"settle" {SECONDS_RANGE}'),
+        ({"op": "logs", "id": "ext-a", "since": 5}, '"since" must be an RFC 3339 time'),
     ],
 )
 def test_request_fields_are_range_checked(request_: dict[str, Any], problem: str) -> None:
-    found = check_request(request_)
-    assert found is not None and found.startswith(problem)
+    assert check_request(request_) == problem
 
 
 def test_in_range_requests_pass() -> None:
@@ -162,7 +166,7 @@ def test_hostile_requests_get_an_error_not_a_traceback(tmp_path: Path) -> None:
 
     answers = asyncio.run(with_server(tmp_path, body))
     assert [a["ok"] for a in answers] == [False, False, False, False, True]
-    assert answers[0]["kind"] == "invalid-request" and '"tail"' in answers[0]["error"]
+    assert answers[0] == {"ok": False, "error": TAIL_RANGE, "kind": "invalid-request"}
     assert answers[1]["error"] == "request longer than 64 KiB"
     assert answers[2]["error"] == "invalid request: nested too deeply"
 
