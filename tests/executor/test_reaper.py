@@ -65,7 +65,7 @@ def test_an_orphan_is_a_stray_reaped_but_an_owned_child_is_never_stolen() -> Non
 
 
 def test_strays_wait_while_a_child_is_being_adopted() -> None:
-    async def scenario() -> tuple[list[int], list[int]]:
+    async def scenario() -> tuple[list[int], list[int], int]:
         children = reaper.children()
         stray = os.fork()
         if stray == 0:
@@ -74,10 +74,10 @@ def test_strays_wait_while_a_child_is_being_adopted() -> None:
             time.sleep(0.01)
         with children.holding_strays():
             held = children.reap_strays()
-        return held, children.reap_strays()
+        return held, children.reap_strays(), stray
 
-    held, after = asyncio.run(scenario())
-    assert held == [] and len(after) == 1
+    held, after, stray = asyncio.run(scenario())
+    assert held == [] and after == [stray]
 
 
 def test_500_children_ending_together_each_report_their_own_status() -> None:
