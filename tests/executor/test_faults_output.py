@@ -4,6 +4,7 @@ Needs root."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import threading
@@ -30,6 +31,31 @@ pytestmark = pytest.mark.runc
 FLOOD = 'i=0; while :; do i=$((i+1)); echo "flood line $i ..............................."; done'
 # Lines of 60,000 bytes, as fast as the shell can.
 LONG_LINES = 'l=$(head -c 60000 /dev/zero | tr "\\0" x); while :; do echo "$l"; done'
+
+
+def log_position(log_file: Path) -> tuple[int, int]:
+    """(inode, size) of a service's live log file. Rotation renames it, then opens a new
+    one: for a moment there is none (a plain stat() failed so under CI=true make test)."""
+    found: list[tuple[int, int]] = []
+
+    def present() -> bool:
+        with contextlib.suppress(FileNotFoundError):
+            status = log_file.stat()
+            found.append((status.st_ino, status.st_size))
+        return bool(found)
+
+    wait_for(present, 10, f"{log_file.name} to exist")
+    return found[0]
+
+
+def log_size(log_file: Path) -> int:
+    return log_position(log_file)[1]
+
+
+def grew(log_file: Path, since: tuple[int, int], by: int) -> bool:
+    """Written to since ``since`` (a log_position): ``by`` bytes more, or rotated."""
+    inode, size = log_position(log_file)
+    return inode != since[0] or size > since[1] + by
 
 
 class PipedDaemon(Daemon):
@@ -77,13 +103,13 @@ def test_console_and_events_into_a_pipe_nobody_reads_never_block(
     daemon.wait_state(f"ext-{flood}", "Running")
     log_file = tmp_path / "logs" / f"ext-{flood}.log"
     # Far more console output than a pipe holds (64 KiB) has been produced by now.
-    wait_for(lambda: log_file.stat().st_size > 512 * 1024, 30, "the flood to fill its log")
+    wait_for(lambda: log_size(log_file) > 512 * 1024, 30, "the flood to fill its log")
     # The control socket answers, another service stops and starts, the log keeps growing.
     assert daemon.control("stop", f"ext-{other}")["ok"]
     assert daemon.state(f"ext-{other}") == "Finished"
     assert daemon.control("start", f"ext-{other}")["ok"]
-    size = log_file.stat().st_size
-    wait_for(lambda: log_file.stat().st_size > size + 64 * 1024, 30, "the log to keep growing")
+    before = log_position(log_file)
+    wait_for(lambda: grew(log_file, before, 64 * 1024), 30, "the log to keep growing")
     received = daemon.drain()
     wait_for(
         lambda: any(b"lines dropped: console not reading" in line for line in received),
@@ -110,10 +136,10 @@ def test_a_follower_that_never_reads_does_not_grow_the_executor(tmp_path: Path) 
         time.sleep(2)  # the executor's own memory settles (imports, first lines)
         baseline = executor.memory_info().rss
         log_file = tmp_path / "logs" / f"ext-{name}.log"
-        size = log_file.stat().st_size
+        size = log_size(log_file)
         # Lines keep going by the client that reads nothing (was: +574 MB in ~10 s).
         time.sleep(10)
-        assert log_file.stat().st_size != size or log_file.with_name(log_file.name + ".1").exists()
+        assert log_size(log_file) != size or log_file.with_name(log_file.name + ".1").exists()
         growth = executor.memory_info().rss - baseline
         assert growth < 64 * 1024 * 1024, f"RSS grew by {growth / 1e6:.0f} MB"
         assert daemon.service(f"ext-{name}")["state"] == "Running"
