@@ -7,11 +7,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from extsvc.cli import cli
 from extsvc.executor.bootunit import STOP_MARGIN_SECONDS
+from tests.conftest import cannot_run
 
 
 def _unit(*args: str) -> dict[str, str]:
@@ -43,8 +43,9 @@ def test_the_unit_is_notify_with_reload_and_a_graceful_stop(tmp_path: Path) -> N
     assert int(unit["WatchdogSec"]) > 0
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
 def test_systemd_accepts_the_unit(tmp_path: Path) -> None:
+    if shutil.which("systemd-analyze") is None:
+        cannot_run("no systemd-analyze (apt-get install systemd)")
     result = CliRunner().invoke(cli, ["systemd-unit", str(tmp_path / "out")])
     unit = tmp_path / "extsvc.service"
     unit.write_text(result.output)
