@@ -317,6 +317,11 @@ def decode_text(file: str, data: bytes) -> tuple[str | None, list[Diagnostic]]:
     return text.removeprefix("\ufeff"), []
 
 
+# libyaml 0.2.6 (in PyYAML 6.0.4's wheels) stops at 1,000 levels with this problem, and
+# it can do so while scanning ahead, before the events of level 65 are handed out.
+_LIBYAML_NESTING_LIMIT = "exceeded maximum nesting depth"
+
+
 def _check_depth(text: str) -> tuple[str, Position] | None:
     """The first place nested deeper than MAX_DEPTH, found on the event stream.
 
@@ -324,6 +329,24 @@ def _check_depth(text: str) -> tuple[str, Position] | None:
     C: a 100 kB file of '[' would overflow the stack and kill the process. So
     the depth is checked on events, before anything is composed.
     """
+    try:
+        return _first_too_deep(text)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark
+        if error.problem != _LIBYAML_NESTING_LIMIT or mark is None:
+            raise
+        # Level 65 comes before where libyaml gave up: look again in the text up to there
+        # (a different error there, or none, leaves libyaml's own).
+        try:
+            found = _first_too_deep(text[: mark.index])
+        except yaml.YAMLError:
+            found = None
+        if found is None:
+            raise
+        return found
+
+
+def _first_too_deep(text: str) -> tuple[str, Position] | None:
     depth = -1  # the document's root collection is not nested in anything
     for event in yaml.parse(text, Loader=_Loader):
         if isinstance(event, yaml.CollectionStartEvent):
