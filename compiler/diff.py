@@ -24,9 +24,8 @@ from functools import partial
 from typing import Any
 
 from extsvc.compiler.defaults import DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS
+from extsvc.compiler.format.diagnostics import SECRET_MASK
 from extsvc.compiler.format.plan import CONFIG_FILE, ORIGINS_FILE, sha256_digest
-
-MASKED = "<masked>"
 
 
 class Privilege(Enum):
@@ -352,7 +351,7 @@ def _environment(service: str, old: Any, new: Any, show_values: bool) -> Iterato
             return None
         if show_values:
             return values[0] if len(values) == 1 else values
-        return MASKED
+        return SECRET_MASK
 
     # Keys in the order the new environment lists them, then the removed ones.
     keys = list(dict.fromkeys([k for k, _ in new_pairs] + [k for k, _ in old_pairs]))

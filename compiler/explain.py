@@ -24,7 +24,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from extsvc.compiler.diff import MASKED, one_line, syscall_fates
+from extsvc.compiler.diff import one_line, syscall_fates
 from extsvc.compiler.format.diagnostics import mask_entry
 from extsvc.compiler.format.plan import PLAN_API_VERSION
 
@@ -119,7 +119,7 @@ def _section(
         value = section[key]
         if path == "process.env":
             for index, entry in enumerate(value):
-                shown = entry if show_values else mask_entry(entry, MASKED)
+                shown = entry if show_values else mask_entry(entry)
                 yield f"{path}[{index}]", shown, one_line(shown, 80)
         elif path == "process.capabilities":
             yield path, value, _capability_words(value)

@@ -125,12 +125,14 @@ def short_repr(text: str, width: int = 60) -> str:
     return repr(text if len(text) <= width else text[: width - 3] + "...")
 
 
+# What stands for a value that may be a secret, wherever one is left out: a diagnostic's
+# source line, ``compile --dry-run``, ``diff`` and ``explain`` (one spelling everywhere).
 SECRET_MASK = "***"
 
 
-def mask_entry(entry: str, mask: str = SECRET_MASK) -> str:
+def mask_entry(entry: str) -> str:
     """An environment entry with its value masked and its key kept: ``KEY=***``."""
-    return entry.partition("=")[0] + "=" + mask
+    return entry.partition("=")[0] + "=" + SECRET_MASK
 
 
 def hide_value(diagnostic: Diagnostic, keep: int = 0, blank_from: int | None = None) -> Diagnostic:

@@ -86,6 +86,7 @@ def test_environment_values_are_masked_unless_asked_for() -> None:
     old = _output({"ext-a": {"process": {"env": ["TOKEN=old-secret"]}}})
     new = _output({"ext-a": {"process": {"env": ["TOKEN=new-secret"]}}})
     (masked,) = diff_outputs(old, new)
+    assert (masked.old, masked.new) == ("***", "***")
     assert "secret" not in repr(masked)
     (shown,) = diff_outputs(old, new, show_values=True)
     assert (shown.old, shown.new) == ("old-secret", "new-secret")
