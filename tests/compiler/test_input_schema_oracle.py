@@ -14,7 +14,8 @@ import jsonschema
 import pytest
 
 from extsvc.compiler.format.load import iter_documents
-from extsvc.compiler.validate import drop_nulls, iter_schema_errors, service_schema
+from extsvc.compiler.format.schemadiag import drop_nulls, iter_schema_errors
+from extsvc.compiler.format.schemas import schema
 from tests.support import oracle as oracles
 
 TESTS = Path(__file__).parents[1]
@@ -62,12 +63,12 @@ def trees() -> list[tuple[str, Any]]:
 
 
 def test_the_input_schema_is_a_valid_draft_2020_12_schema() -> None:
-    jsonschema.Draft202012Validator.check_schema(service_schema())
+    jsonschema.Draft202012Validator.check_schema(schema("service"))
 
 
 @pytest.mark.parametrize(("name", "tree"), trees(), ids=[name for name, _ in trees()])
 def test_same_verdict_and_error_locations_as_jsonschema(name: str, tree: Any) -> None:
-    oracle = oracles.Draft202012(service_schema())
+    oracle = oracles.Draft202012(schema("service"))
     expected = sorted({tuple(error.absolute_path) for error in oracle.iter_errors(tree)}, key=repr)
-    actual = sorted({error.path for error in iter_schema_errors(tree)}, key=repr)
+    actual = sorted({error.path for error in iter_schema_errors("service", tree)}, key=repr)
     assert actual == expected
