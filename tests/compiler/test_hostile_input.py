@@ -128,11 +128,25 @@ def test_a_file_name_with_control_characters_is_escaped(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "value", ["!!int 0xZZ", "!!int 0o9", "!!int ''", "!!int 12abc", "!!float 1.2.3", "!!int 1e5"]
+    ("value", "shown", "complaint"),
+    [
+        ("!!int 0xZZ", "'0xZZ'", "is not an integer"),
+        ("!!int 0o9", "'0o9'", "is not an integer"),
+        ("!!int ''", "''", "is not an integer"),
+        ("!!int 12abc", "'12abc'", "is not an integer"),
+        ("!!float 1.2.3", "'1.2.3'", "is not a number"),
+        ("!!int 1e5", "'1e5'", "is not an integer"),
+    ],
 )
-def test_a_tagged_value_that_is_not_a_number_is_a_diagnostic(value: str) -> None:
-    found = headlines(f"name: a\ncontainer:\n  entrypoint: ./a\nrestart: {value}\n")
-    assert any("is not an integer" in line or "is not a number" in line for line in found)
+def test_a_tagged_value_that_is_not_a_number_is_a_diagnostic(
+    value: str, shown: str, complaint: str
+) -> None:
+    """The tag's complaint, and the schema's about the string the value stays."""
+    tag = value.split()[0]
+    assert headlines(f"name: a\ncontainer:\n  entrypoint: ./a\nrestart: {value}\n") == [
+        f"f.yaml:4:10: error: restart: {shown} is not one of 'always', 'never', 'untilSuccess'",
+        f"f.yaml:4:10: error: restart: value tagged {tag} {complaint}",
+    ]
 
 
 def test_a_mapping_merged_into_itself_is_a_diagnostic() -> None:
@@ -142,7 +156,13 @@ def test_a_mapping_merged_into_itself_is_a_diagnostic() -> None:
 
 def test_a_mapping_merged_into_its_own_child_is_a_diagnostic() -> None:
     text = "name: a\ncontainer: &c\n  entrypoint: ./a\n  security: {<<: *c}\nrestart: always\n"
-    assert any("merges a mapping into itself" in line for line in headlines(text))
+    # The merge stops where it would recurse; what it did bring in is then checked.
+    assert headlines(text) == [
+        "f.yaml:2:12: error: container.security.security: a merge key (<<) merges a mapping "
+        "into itself",
+        "f.yaml:3:3: error: container.security.entrypoint: unknown field 'entrypoint'",
+        "f.yaml:4:3: error: container.security.security: unknown field 'security'",
+    ]
 
 
 def test_a_long_chain_of_merge_keys_is_refused_not_a_recursion_error() -> None:
@@ -238,31 +258,60 @@ def test_the_key_of_a_duplicated_entry_is_still_shown() -> None:
 # --- Names and paths: NUL, control characters, traversal ----------------------------------
 
 
+NUL = "contains a NUL byte, which no path, name or argument can hold"
+DOT_DOT = "must not contain '..' components: the path would leave the place it names"
+
+
+def control(escaped: str) -> str:
+    return f"contains the control character {escaped}; refused in names and paths"
+
+
+SOURCE, DESTINATION = "4:21: container.mounts[0].source", "4:42: container.mounts[0].destination"
+
+
 @pytest.mark.parametrize(
     ("field", "value", "problem"),
     [
-        ("mounts: [{source: X, destination: /d}]", '"/var/a\\0b"', "NUL byte"),
-        ("mounts: [{source: /var/a, destination: X}]", '"/d\\0"', "NUL byte"),
-        ("mounts: [{source: /var/a, destination: X}]", "/d/../../etc", "'..' components"),
-        ("mounts: [{source: X, destination: /d}]", "/var/../etc", "'..' components"),
-        ("mounts: [{source: X, destination: /d}]", "..", "'..' components"),
-        ("mounts: [{source: /var/a, destination: X}]", '"/d\\x1b"', "control character \\x1b"),
-        ("mounts: [{source: /a, destination: /d, options: [X]}]", '"ro\\n"', "control character"),
-        ("args: [X]", '"a\\0b"', "NUL byte"),
-        ("environment: [X]", '"K\\n=v"', "control character \\n"),
-        ("environment: [X]", '"K=v\\0"', "NUL byte"),
-        ("entrypoint: X", '"./a\\r"', "control character \\r"),
+        ("mounts: [{source: X, destination: /d}]", '"/var/a\\0b"', f"{SOURCE}: {NUL}"),
+        ("mounts: [{source: /var/a, destination: X}]", '"/d\\0"', f"{DESTINATION}: {NUL}"),
+        ("mounts: [{source: /var/a, destination: X}]", "/d/../../etc", f"{DESTINATION}: {DOT_DOT}"),
+        ("mounts: [{source: X, destination: /d}]", "/var/../etc", f"{SOURCE}: {DOT_DOT}"),
+        ("mounts: [{source: X, destination: /d}]", "..", f"{SOURCE}: {DOT_DOT}"),
+        (
+            "mounts: [{source: /var/a, destination: X}]",
+            '"/d\\x1b"',
+            DESTINATION + ": " + control("\\x1b"),
+        ),
+        (
+            "mounts: [{source: /a, destination: /d, options: [X]}]",
+            '"ro\\n"',
+            "4:52: container.mounts[0].options[0]: " + control("\\n"),
+        ),
+        ("args: [X]", '"a\\0b"', f"4:10: container.args[0]: {NUL}"),
+        (
+            "environment: [X]",
+            '"K\\n=v"',
+            "4:17: container.environment[0]: environment key 'K\\n': " + control("\\n"),
+        ),
+        (
+            "environment: [X]",
+            '"K=v\\0"',
+            "4:17: container.environment[0]: environment key 'K': the value contains a NUL "
+            "byte, which no environment entry can hold",
+        ),
+        ("entrypoint: X", '"./a\\r"', "3:15: container.entrypoint: " + control("\\r")),
     ],
 )
 def test_names_and_paths_refuse_what_no_file_name_means(
     field: str, value: str, problem: str
 ) -> None:
+    """``problem``: the one diagnostic, as line:col: field: message."""
     container = field.replace("X", value)
     if not container.startswith("entrypoint"):
         container = "entrypoint: ./a\n  " + container
     text = f"name: a\ncontainer:\n  {container}\nrestart: always\n"
-    found = headlines(text)
-    assert any(": error: " in line and problem in line for line in found), found
+    where, _, message = problem.partition(": ")
+    assert headlines(text) == [f"f.yaml:{where}: error: {message}"]
 
 
 def test_control_characters_in_args_and_values_are_kept() -> None:
@@ -272,7 +321,10 @@ def test_control_characters_in_args_and_values_are_kept() -> None:
 
 
 def test_a_name_with_dot_dot_is_refused() -> None:
-    assert any("invalid name '..'" in line for line in headlines("name: ..\n"))
+    assert headlines("name: ..\ncontainer:\n  entrypoint: ./a\nrestart: always\n") == [
+        "f.yaml:1:7: error: name: invalid name '..': use lowercase letters, digits, '-' and '_' "
+        "only"
+    ]
 
 
 # --- Mount sources: created only below /var and /run ----------------------------------------
