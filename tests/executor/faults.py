@@ -5,6 +5,11 @@ it runs the real runc unless a file in its directory names the runc subcommand
 (``create``, ``start``, ``delete``, ``list``, ``exec``): in ``hang`` it forks a
 ``sleep`` (its PID in ``hung.pids``) and waits for it, as a hung runc would; in
 ``fail`` it prints a reason and exits 1. The files can change while the daemon runs.
+
+For kill points (an executor SIGKILLed at a known moment of a start): ``pause(sub)``
+makes the script write its PID to ``<sub>.paused`` and wait, before running runc,
+until ``release(sub)``; ``mark_return(sub)`` makes it run runc, then write
+``<sub>.returned`` before it exits.
 """
 
 from __future__ import annotations
@@ -17,6 +22,16 @@ from tests.executor.realrunc import alive
 SCRIPT = """#!/bin/sh
 dir=$(dirname "$0")
 sub=$3
+if [ -e "$dir/pause-$sub" ]; then
+    echo $$ > "$dir/$sub.paused.tmp" && mv "$dir/$sub.paused.tmp" "$dir/$sub.paused"
+    while [ -e "$dir/pause-$sub" ]; do sleep 0.05; done
+fi
+if [ -e "$dir/mark-return-$sub" ]; then
+    {runc} "$@"
+    code=$?
+    touch "$dir/$sub.returned"
+    exit $code
+fi
 if grep -qx "$sub" "$dir/hang" 2>/dev/null; then
     sleep 3600 &
     echo $! >> "$dir/hung.pids"
@@ -47,6 +62,27 @@ class FaultyRuntime:
     def fail(self, *subcommands: str) -> FaultyRuntime:
         (self.dir / "fail").write_text("".join(f"{s}\n" for s in subcommands))
         return self
+
+    def pause(self, subcommand: str) -> FaultyRuntime:
+        (self.dir / f"pause-{subcommand}").touch()
+        return self
+
+    def release(self, subcommand: str) -> None:
+        (self.dir / f"pause-{subcommand}").unlink(missing_ok=True)
+
+    def paused_pid(self, subcommand: str) -> int | None:
+        """The PID of the script paused before ``runc subcommand`` (once it got there)."""
+        try:
+            return int((self.dir / f"{subcommand}.paused").read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def mark_return(self, subcommand: str) -> FaultyRuntime:
+        (self.dir / f"mark-return-{subcommand}").touch()
+        return self
+
+    def returned(self, subcommand: str) -> bool:
+        return (self.dir / f"{subcommand}.returned").exists()
 
     def hung_processes(self) -> list[int]:
         """The hung runtime processes that are still alive (none once the executor killed them)."""

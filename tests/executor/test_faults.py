@@ -94,8 +94,17 @@ def test_shutdown_finishes_when_the_runtime_hangs_on_every_call(tmp_path: Path) 
         assert runtime.hung_processes() == []
         for pid in pids:
             assert not alive(pid)
-    # runc's own state of the containers stays (runc never answered); the next start
-    # removes it, as after a crash: see test_sigkill_mid_start_then_restart_leaves_nothing.
+        # runc's own state of the containers stays (runc never answered); the next start
+        # removes it, as after a crash (test_faults_start.py:
+        # test_sigkill_mid_start_then_restart_leaves_nothing).
+        assert traces(daemon.state_dir, names) != []
+        runtime.hang()
+        with running_daemon(tmp_path, out, names, "--runtime", str(runtime.path)) as next_run:
+            for name in names:
+                next_run.wait_state(f"ext-{name}", "Running")
+            assert "cleaned up after a previous executor: container" in next_run.stderr()
+            assert next_run.stop() == 0
+    assert traces(tmp_path / "state", names) == []
 
 
 def test_sigterm_while_a_readiness_command_hangs_exits_promptly(tmp_path: Path) -> None:
