@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from extsvc.compiler import policy, rules
 from extsvc.compiler.format.diagnostics import Diagnostic, Position, Severity, has_errors, sort_key
-from extsvc.compiler.format.load import LoadedDocument, SourceMap, format_path, iter_documents
+from extsvc.compiler.format.load import LoadedDocument, SourceMap, format_path
 from extsvc.compiler.model import Service, service_from_tree
 from extsvc.compiler.resolve import ServiceTable, resolve
 from extsvc.compiler.sources import SourceFile
@@ -41,7 +41,7 @@ def load(sources: Sequence[SourceFile]) -> tuple[list[LoadedDocument], list[Diag
     diagnostics: list[Diagnostic] = []
     for source in sources:
         found = 0
-        for document, problems in iter_documents(source.name, source.data):
+        for document, problems in source.documents:
             if document is None:
                 diagnostics.extend(problems)
                 continue

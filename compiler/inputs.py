@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from extsvc.compiler.format.diagnostics import Diagnostic, Severity, did_you_mean
-from extsvc.compiler.format.load import iter_documents
 from extsvc.compiler.sources import SourceFile
 
 if TYPE_CHECKING:
@@ -33,7 +32,7 @@ _SERVICE_KEYS = frozenset({"name", "container", "restart", "depends", "logToCons
 
 def first_tree(source: SourceFile) -> Any:
     """The file's first document as a plain tree (None when it has none or cannot load)."""
-    for document, _ in iter_documents(source.name, source.data):
+    for document, _ in source.documents:
         return document.tree if document is not None else None
     return None
 
@@ -87,7 +86,7 @@ def check_configs(sources: Sequence[SourceFile], services: Collection[str] | Non
     configs: list[ServiceConfig] = []
     diagnostics: list[Diagnostic] = []
     for source in sources:
-        found, problems = load_configs(source.name, source.data)
+        found, problems = load_configs(source.documents)
         configs.extend(found)
         diagnostics.extend(problems)
     duplicates = duplicate_problems(configs)

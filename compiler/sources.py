@@ -11,16 +11,25 @@ import os
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from extsvc.compiler.format.diagnostics import Diagnostic, Position, Severity
-from extsvc.compiler.format.load import MAX_FILE_BYTES
+from extsvc.compiler.format.load import MAX_FILE_BYTES, DocumentResult, iter_documents
 
 
 @dataclass(frozen=True)
 class SourceFile:
     name: str  # as the user would write it: used in diagnostics only
     data: bytes
+
+    @cached_property
+    def documents(self) -> tuple[DocumentResult, ...]:
+        """Every YAML document of the file with its problems (``iter_documents``), parsed
+        on first use and kept: a file whose kind is told by its first document (``extsvc
+        validate``, a source directory for ``diff``/``explain``) is then checked or
+        compiled from the same documents, not parsed again. Nothing may modify them."""
+        return tuple(iter_documents(self.name, self.data))
 
 
 def _problem(name: str, message: str, severity: Severity = Severity.ERROR) -> Diagnostic:

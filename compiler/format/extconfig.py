@@ -19,7 +19,7 @@ line carries them (keys and mount paths only).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +28,7 @@ from extsvc.compiler.format.diagnostics import Diagnostic, Severity, sort_key
 if TYPE_CHECKING:
     # The YAML loader and schema checks are imported where documents are read, so a
     # service started without any document (`extsvc run`'s boot path) never loads them.
-    from extsvc.compiler.format.load import LoadedDocument, SourceMap
+    from extsvc.compiler.format.load import DocumentResult, LoadedDocument, SourceMap
 
 KIND = "ExtensionServiceConfig"
 
@@ -190,7 +190,14 @@ def iter_config_documents(
     """
     from extsvc.compiler.format.load import iter_documents
 
-    for document, load_problems in iter_documents(file, data):
+    return config_documents(iter_documents(file, data))
+
+
+def config_documents(
+    documents: Iterable[DocumentResult],
+) -> Iterator[tuple[str | None, ServiceConfig | None, list[Diagnostic]]]:
+    """``iter_config_documents`` of a file's documents already loaded (``iter_documents``)."""
+    for document, load_problems in documents:
         if document is None or load_problems:
             yield None, None, load_problems
             continue
@@ -202,11 +209,14 @@ def iter_config_documents(
         yield (name if isinstance(name, str) else None), config, problems
 
 
-def load_configs(file: str, data: bytes) -> tuple[list[ServiceConfig], list[Diagnostic]]:
-    """The valid ExtensionServiceConfig documents of one file, and every problem."""
+def load_configs(
+    documents: Iterable[DocumentResult],
+) -> tuple[list[ServiceConfig], list[Diagnostic]]:
+    """The valid ExtensionServiceConfig documents of one file (its ``iter_documents``),
+    and every problem."""
     configs: list[ServiceConfig] = []
     problems: list[Diagnostic] = []
-    for _, config, found in iter_config_documents(file, data):
+    for _, config, found in config_documents(documents):
         problems.extend(found)
         if config is not None:
             configs.append(config)

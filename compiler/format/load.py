@@ -423,9 +423,11 @@ def convert_document(
     return LoadedDocument(tree, source_map), diagnostics
 
 
-def iter_documents(
-    file: str, data: bytes
-) -> Iterator[tuple[LoadedDocument | None, list[Diagnostic]]]:
+# One document of a file, None when it cannot be loaded, and its problems.
+DocumentResult = tuple[LoadedDocument | None, list[Diagnostic]]
+
+
+def iter_documents(file: str, data: bytes) -> Iterator[DocumentResult]:
     """Every document of a file, each with its diagnostics; a file-level problem yields once."""
     text, problems = decode_text(file, data)
     if text is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -17,8 +18,10 @@ from extsvc.compiler.diff import (
     diff_outputs,
     exit_status,
 )
+from extsvc.compiler.format import load
 from extsvc.compiler.format.schemas import validator
-from tests.review.cases import cases, diff_case, expected
+from extsvc.compiler.outputs import compile_directory
+from tests.review.cases import BASE, cases, diff_case, expected
 
 CASES = cases("diff")
 HERE = Path(__file__).parent
@@ -269,3 +272,21 @@ def test_baked_configuration_is_diffed_without_its_secrets() -> None:
     assert "bundle[config/usr-local-etc-nut-upsmon.conf]" in report
     for secret in ("MONITOR ups@localhost", "10.0.0.1", "bgpd ospfd", "netclient"):
         assert secret not in report
+
+
+def test_each_file_of_a_source_directory_is_parsed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Telling a file's kind (service or ExtensionServiceConfig) reads its first document;
+    compiling it then uses the same parse, not a second one."""
+    parsed: list[str] = []
+
+    def counted(file: str, text: str) -> Any:
+        parsed.append(file)
+        return compose(file, text)
+
+    compose = load.compose_documents
+    monkeypatch.setattr(load, "compose_documents", counted)
+    compile_directory(
+        HERE / "diff" / "service-config" / "new", rootfs_base=BASE, arch="amd64", label="new"
+    )
+
+    assert sorted(parsed) == ["new/frr.yaml", "new/node-a.yaml", "new/nut.yaml", "new/plain.yaml"]
