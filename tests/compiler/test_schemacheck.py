@@ -841,11 +841,6 @@ def test_keywords_are_only_keywords_in_schema_position() -> None:
     assert not validator.is_valid({"dependencies": {}})
 
 
-def test_every_oci_schema_compiles() -> None:
-    for name in CORPUS_SCHEMAS.values():
-        assert isinstance(ours(name), Validator)
-
-
 # --- Random schemas -----------------------------------------------------------------------
 
 small_ints = st.integers(min_value=0, max_value=3)
@@ -997,10 +992,16 @@ def test_every_supported_keyword_is_used_by_a_shipped_schema_or_kept_on_purpose(
 
 
 def test_every_shipped_schema_compiles() -> None:
+    """Ours and the vendored OCI ones: compile_schema raises ValueError for a keyword
+    outside the supported subset, a malformed value or a $ref that does not resolve."""
     documents = oci_documents()
+    refused: dict[str, str] = {}
     for path in SHIPPED_SCHEMAS:
-        schema = json.loads(path.read_text())
-        assert isinstance(compile_schema(schema, documents), Validator), path.name
+        try:
+            compile_schema(json.loads(path.read_text()), documents)
+        except ValueError as error:
+            refused[path.name] = str(error)
+    assert refused == {}
 
 
 def _shipped_patterns() -> list[str]:
