@@ -44,6 +44,10 @@ FOLLOWER_BUFFER_BYTES = 1024 * 1024
 RECORD_OVERHEAD = 200
 # After a failed write (disk full), the log file is tried again this often.
 LOG_RETRY_SECONDS = 2.0
+# A longer /dev/kmsg record is refused whole (EINVAL): over 1,024 bytes on Linux 6.x,
+# over 1,024 minus a 32- or 48-byte prefix on 5.x and older. Records are cut to the
+# smallest, so no kernel refuses a line for its length.
+KMSG_RECORD_BYTES = 976
 
 
 class ConsoleKind(Enum):
@@ -97,17 +101,65 @@ class StdoutConsole:
 
 
 class KmsgConsole:
-    """The kernel log buffer, as Talos does: one record ``<6>ext-name: line`` per line."""
+    """The kernel log buffer, as Talos does: one record ``<6>ext-name: line`` per line.
 
-    def __init__(self, path: Path = Path("/dev/kmsg")) -> None:
+    Opened O_NONBLOCK, so the kernel never makes the executor wait: a record it
+    refuses (EAGAIN, ENOSPC, EINVAL, ...) is dropped and counted. Once it takes a
+    record again, one record says how many were lost before that one
+    (``extsvc: … 12 lines dropped: kmsg not accepting (EAGAIN)``) and
+    ``on_dropped`` gets the same message (the daemon makes it a notice on the
+    event output), as for the stdout console. What the kernel's own rate limit
+    drops (``printk.devkmsg=ratelimit``, the default) it reports as written:
+    that cannot be counted here (the kernel logs its own "callbacks suppressed").
+    """
+
+    def __init__(
+        self, path: Path = Path("/dev/kmsg"), on_dropped: Callable[[str], None] | None = None
+    ) -> None:
         self._fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        self._on_dropped = on_dropped
+        self.dropped = 0
+        self.dropped_total = 0
+        self._refused_with = ""
 
     def write(self, service_id: str, line: str) -> None:
-        # A full or rate-limited kmsg must not stall the daemon: drop the record.
-        with contextlib.suppress(OSError):
-            os.write(self._fd, f"<6>{service_id}: {line}\n".encode()[:1000])
+        if self.dropped and not self._report_drops():
+            self._count_dropped(self._refused_with)
+            return
+        refused = self._put(f"<6>{service_id}: {line}\n".encode(errors="replace"))
+        if refused is not None:
+            self._count_dropped(refused)
+
+    def _put(self, record: bytes) -> str | None:
+        """One record, cut to what every kernel takes; the errno's name if refused."""
+        try:
+            os.write(self._fd, record[:KMSG_RECORD_BYTES])
+        except OSError as error:
+            return errno.errorcode.get(error.errno or 0, str(error.errno))
+        return None
+
+    def _count_dropped(self, refused_with: str) -> None:
+        self.dropped += 1
+        self.dropped_total += 1
+        self._refused_with = refused_with
+
+    def _report_drops(self) -> bool:
+        """Say how many records were lost: in kmsg (False if refused still), and to
+        ``on_dropped``."""
+        message = dropped_message(self.dropped, "kmsg", f"not accepting ({self._refused_with})")
+        if self._put(f"<6>extsvc: {message}\n".encode()) is not None:
+            return False
+        self.dropped = 0
+        if self._on_dropped is not None:
+            self._on_dropped(message)
+        return True
 
     def close(self) -> None:
+        if self.dropped and not self._report_drops() and self._on_dropped is not None:
+            # kmsg refuses still: the event output is the one place left to say so.
+            self._on_dropped(
+                dropped_message(self.dropped, "kmsg", f"not accepting ({self._refused_with})")
+            )
         with contextlib.suppress(OSError):
             os.close(self._fd)
 
@@ -116,7 +168,7 @@ def make_console(kind: ConsoleKind, on_dropped: Callable[[str], None] | None = N
     if kind is ConsoleKind.STDOUT:
         return StdoutConsole(on_dropped=on_dropped)
     if kind is ConsoleKind.KMSG:
-        return KmsgConsole()
+        return KmsgConsole(on_dropped=on_dropped)
     return NoConsole()
 
 

@@ -5,6 +5,7 @@ log file on a full disk, and a control socket that refuses what is out of range.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
 import socket
@@ -17,7 +18,7 @@ import pytest
 from extsvc.executor import logs
 from extsvc.executor.control import MAX_TAIL, ControlClient, check_request
 from extsvc.executor.logfiles import OUTPUT, LogRecord
-from extsvc.executor.logs import FollowerQueue, ServiceLog
+from extsvc.executor.logs import FollowerQueue, KmsgConsole, ServiceLog
 from extsvc.executor.sinks import NonBlockingWriter
 from tests.executor.test_control import with_server
 
@@ -56,6 +57,66 @@ def test_a_console_nobody_reads_drops_lines_and_says_how_many() -> None:
     assert reported == [f"… {dropped:,} lines dropped: console not reading"]
     assert received.endswith(f"extsvc: … {dropped:,} lines dropped: console not reading\n".encode())
     assert received.count(b"x" * 99 + b"\n") == 10_000 - dropped
+
+
+def refusing_kmsg(tmp_path: Path) -> tuple[Path, int]:
+    """A stand-in for a /dev/kmsg that refuses every record: a FIFO whose pipe is full
+    and read by nobody (O_NONBLOCK, as kmsg is opened: a record is refused whole with
+    EAGAIN). Returns the FIFO and its read end: reading makes room again."""
+    fifo = tmp_path / "kmsg"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    fcntl.fcntl(reader, fcntl.F_SETPIPE_SZ, 4096)
+    filler = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    assert os.write(filler, b"f" * 4096) == 4096
+    os.close(filler)
+    return fifo, reader
+
+
+def test_kmsg_records_the_kernel_refuses_are_counted_and_reported_once(tmp_path: Path) -> None:
+    fifo, reader = refusing_kmsg(tmp_path)
+    reported: list[str] = []
+    console = KmsgConsole(fifo, on_dropped=reported.append)
+    for index in range(1_234):
+        console.write("ext-a", f"line {index}")
+    assert (console.dropped, console.dropped_total) == (1_234, 1_234)
+    assert reported == []  # nothing can say so while kmsg refuses everything
+    # kmsg takes records again: first how many were lost, then the line.
+    assert os.read(reader, 65536) == b"f" * 4096
+    console.write("ext-a", "after")
+    message = "… 1,234 lines dropped: kmsg not accepting (EAGAIN)"
+    assert os.read(reader, 65536) == f"<6>extsvc: {message}\n<6>ext-a: after\n".encode()
+    assert reported == [message]  # the daemon's notice on the event output
+    console.write("ext-a", "and on")
+    console.close()
+    assert os.read(reader, 65536) == b"<6>ext-a: and on\n"
+    assert reported == [message]  # once
+    os.close(reader)
+
+
+def test_kmsg_drops_still_refused_at_exit_are_reported_on_the_event_output(
+    tmp_path: Path,
+) -> None:
+    fifo, reader = refusing_kmsg(tmp_path)
+    reported: list[str] = []
+    console = KmsgConsole(fifo, on_dropped=reported.append)
+    for _ in range(3):
+        console.write("ext-a", "never written")
+    console.close()
+    assert reported == ["… 3 lines dropped: kmsg not accepting (EAGAIN)"]
+    assert os.read(reader, 65536) == b"f" * 4096
+    os.close(reader)
+
+
+def test_a_kmsg_record_is_cut_to_what_every_kernel_takes(tmp_path: Path) -> None:
+    """Over 1,024 bytes (976 on some older kernels) the kernel refuses a record whole."""
+    kmsg = tmp_path / "kmsg"
+    kmsg.touch()
+    console = KmsgConsole(kmsg)
+    console.write("ext-a", "z" * 5000)
+    console.close()
+    assert kmsg.read_bytes() == (b"<6>ext-a: " + b"z" * 5000)[:976]
+    assert console.dropped_total == 0
 
 
 def test_a_follower_that_does_not_read_holds_a_bounded_number_of_bytes() -> None:
