@@ -463,6 +463,8 @@ def _follow(
     since: str,
     emit: Callable[[Any], None],
 ) -> None:
+    import itertools
+
     from extsvc.executor import logfiles
     from extsvc.executor.client import ConnectionLost
     from extsvc.executor.errors import DaemonUnreachableError
@@ -477,7 +479,7 @@ def _follow(
         for record in _kept(directory, services, count, since):
             emit(record)
         raise DaemonUnreachableError(f"not following: {error}") from None
-    messages = stream if first is None else _chain(first, stream)
+    messages = stream if first is None else itertools.chain([first], stream)
     for message in messages:
         if message.get("end"):
             click.echo(f"extsvc: end of logs: {message.get('reason', 'the log ended')}", err=True)
@@ -487,11 +489,6 @@ def _follow(
         )
         emit(record)
     raise ConnectionLost("end of logs: the connection to the executor was lost (killed?)")
-
-
-def _chain(first: dict[str, Any], rest: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    yield first
-    yield from rest
 
 
 @click.command("systemd-unit")
