@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from extsvc.executor.durations import format_duration
+from extsvc.executor.states import folded
 
 
 def _epoch(moment: str | float) -> float:
@@ -97,8 +98,7 @@ def service_detail(service: dict[str, Any], now: str | float) -> str:
     events = service["events"]
     for index, event in enumerate(events):
         label = "EVENTS" if index == 0 else ""
-        count = event.get("count", 1)
-        text = event["message"] if count == 1 else f"{event['message']} (\u00d7{count})"
+        text = folded(event["message"], event.get("count", 1))
         lines.append(f"{label:<9}[{event['state']}]: {text} ({_age(now, event['time'])})")
     if not events:
         lines.append(f"{'EVENTS':<9}-")

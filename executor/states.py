@@ -55,6 +55,13 @@ TRANSITIONS: dict[ServiceState, frozenset[ServiceState]] = {
 }
 
 
+def folded(message: str, count: int) -> str:
+    """How an event reads once ``count`` identical failures in a row are folded into it:
+    ``... (x12)``. The one spelling, for the event itself and for ``extsvc service ID``,
+    which shows events it received as JSON."""
+    return message if count == 1 else f"{message} (\u00d7{count})"
+
+
 @dataclass(frozen=True)
 class Event:
     state: ServiceState
@@ -66,7 +73,7 @@ class Event:
 
     @property
     def text(self) -> str:
-        return self.message if self.count == 1 else f"{self.message} (\u00d7{self.count})"
+        return folded(self.message, self.count)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -22,6 +22,7 @@ from extsvc.executor.hostservices import ReadinessRule, load_host_services
 from extsvc.executor.inotify import DirectoryWatch
 from extsvc.executor.limits import short_duration
 from extsvc.executor.render import service_detail, services_table
+from extsvc.executor.states import Event, ServiceState, folded
 from tests.executor.fakes import make_service
 
 
@@ -207,6 +208,26 @@ def test_tables_look_like_talosctl() -> None:
     assert "MEMORY   3.0 MiB (2 processes)" in detail
     assert "EVENTS   [Running]: Started task (2s ago)" in detail
     assert "         [Preparing]: Running pre state (3s ago)" in detail
+
+
+def test_a_folded_failure_reads_the_same_in_the_event_and_in_the_detail_view() -> None:
+    assert folded("task failed", 1) == "task failed"
+    assert folded("task failed", 12) == "task failed (\u00d712)"
+    now = time.time()
+    events = [
+        Event(ServiceState.WAITING, "task failed; restarting in 5s", now - 1, True, 3),
+        Event(ServiceState.PREPARING, "Running pre state", now - 9),
+    ]
+    detail = service_detail(
+        {
+            "id": "ext-a", "state": "Waiting", "health": "?", "pid": None, "restarts": 3,
+            "restartPolicy": "always", "events": [event.to_json() for event in events],
+        },
+        now,
+    )  # fmt: skip
+    assert events[0].text == "task failed; restarting in 5s (\u00d73)"
+    assert f"EVENTS   [Waiting]: {events[0].text} (1s ago)" in detail.splitlines()
+    assert "         [Preparing]: Running pre state (9s ago)" in detail.splitlines()
 
 
 def test_extension_service_config_is_applied_at_start(tmp_path: Path) -> None:
