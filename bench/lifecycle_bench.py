@@ -68,7 +68,10 @@ HELLO_IDLE = f"echo hi; {IDLE}"
 PACKAGES = ("extsvc", "compiler", "executor")
 # Cgroups are host-global: this run's services get their own names (suffix).
 RUN_TAG = f"-b{os.getpid()}"
-RUN_PATH_IMPORTS = "import extsvc.cli, extsvc.executor.cli, extsvc.executor.daemon"
+# Imported before the first `runc create` is spawned (executor.startup), then the rest
+# of the `run` path, imported while those creates run.
+START_UP_IMPORTS = "import extsvc.entry, extsvc.executor.cli_run, extsvc.executor.startup"
+RUN_PATH_IMPORTS = START_UP_IMPORTS + ", extsvc.executor.daemon"
 
 
 # ----- plans and bundles
@@ -391,12 +394,12 @@ def idle_cost(pid: int, seconds: float) -> tuple[float, int]:
     return 100 * cpu / seconds, switches
 
 
-def run_path_import_ms(repeat: int = 5) -> float:
-    """Total import time of the `run` path (min over runs), from `python -X importtime`."""
+def import_ms(statement: str, repeat: int = 5) -> float:
+    """Total import time of ``statement`` (min over runs), from `python -X importtime`."""
     totals = []
     for _ in range(repeat):
         err = subprocess.run(
-            [sys.executable, "-X", "importtime", "-c", RUN_PATH_IMPORTS],
+            [sys.executable, "-X", "importtime", "-c", statement],
             capture_output=True, text=True, check=True, env=ENVIRONMENT,
         ).stderr  # fmt: skip
         top = [int(m[1]) for m in re.finditer(r"import time:\s+\d+ \|\s+(\d+) \| (?! )\S", err)]
@@ -410,7 +413,7 @@ def heavy_imports_on_run_path() -> list[str]:
         capture_output=True, text=True, check=True,
     ).stderr  # fmt: skip
     loaded = set(re.findall(r"\|\s+(\S+)$", err, re.MULTILINE))
-    return sorted(loaded & {"yaml", "jsonschema", "psutil", "lark", "ctypes.util"})
+    return sorted(loaded & {"yaml", "jsonschema", "psutil", "lark", "ctypes.util", "click"})
 
 
 # ----- peers (only when installed; never installed here)
@@ -601,7 +604,8 @@ def main() -> int:
         + (" (busy: figures are noisy)" if load > 1 else "")
     )
     print(
-        f"import time of the cold `run` path: {run_path_import_ms():.0f} ms "
+        f"import time of the cold `run` path: {import_ms(RUN_PATH_IMPORTS):.0f} ms, "
+        f"{import_ms(START_UP_IMPORTS):.0f} ms of it before the first `runc create` "
         f"(python -X importtime; heavy modules on it: {heavy_imports_on_run_path() or 'none'})"
     )
     with tempfile.TemporaryDirectory(

@@ -6,7 +6,6 @@ Each command turns ExecutorError into one line on stderr and its exit code
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
@@ -85,166 +84,19 @@ def reported_errors() -> Iterator[None]:
         sys.exit(error.exit_code)
 
 
-def _say(text: str) -> None:
-    """One line on stderr. Its terminal may be gone (an SSH session closed: SIGHUP, which
-    reloads, then EIO or EPIPE on every write): the daemon carries on without it."""
-    with contextlib.suppress(OSError):
-        click.echo(text, err=True)
-
-
-class _EventOutput:
-    """The daemon's events and notices on stderr, which nobody may be reading (a full
-    pipe): written without blocking (executor.sinks), dropped and counted when full."""
-
-    def __init__(self) -> None:
-        self._writer: Any = None
-
-    def say(self, text: str) -> None:
-        import asyncio
-
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            _say(text)
-            return
-        if self._writer is None:
-            from extsvc.executor.sinks import NonBlockingWriter
-
-            with contextlib.suppress(OSError, ValueError):
-                sys.stderr.flush()
-            self._writer = NonBlockingWriter(2, "event output")
-        self._writer.write(f"{text}\n".encode(errors="replace"))
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-
-
-def _print_event(output: _EventOutput, quiet: bool) -> Callable[[str, Any], None] | None:
-    if quiet:
-        return None
-
-    def on_event(service_id: str, event: Any) -> None:
-        output.say(f"{service_id} [{event.state.value}]: {event.message}")
-
-    return on_event
-
-
-@click.command("run")
-@click.argument("out", type=click.Path(path_type=Path))
-@state_dir_option
-@log_dir_option("One ext-<name>.log per service, size-rotated.")
-@click.option("--runtime", default="runc", show_default=True, help="OCI runtime binary (runc).")
-@click.option(
-    "--host-services",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="YAML: readiness rule (path/systemd/command/ready) per external service id.",
+@click.command(
+    "run",
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    add_help_option=False,
 )
-@click.option(
-    "--config-dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Directory of ExtensionServiceConfig YAML documents, watched for changes.",
-)
-@click.option(
-    "--console",
-    type=click.Choice(["stdout", "kmsg", "none"]),
-    default="stdout",
-    show_default=True,
-    help="Where logToConsole services also write their lines.",
-)
-@click.option(
-    "--restart-interval",
-    type=Duration(),
-    default="5s",
-    show_default=True,
-    help="Wait between two runs of a restarting service (Talos: 5s).",
-)
-@click.option(
-    "--restart-backoff-max",
-    type=Duration(),
-    default=None,
-    help="Double the interval after each consecutive failure, up to this.",
-)
-@stop_timeout_option
-@click.option(
-    "--check-interval",
-    type=Duration(),
-    default="1s",
-    show_default=True,
-    help="How often host conditions (paths, network, time) are re-checked.",
-)
-@click.option(
-    "--runtime-timeout",
-    type=Duration(),
-    default="30s",
-    show_default=True,
-    help="Each runtime call (runc create/start/delete/list) is killed after this.",
-)
-@click.option(
-    "--no-overlay",
-    is_flag=True,
-    help="Run on the rootfs itself, without the ephemeral overlay (development only).",
-)
-@click.option("-q", "--quiet", is_flag=True, help="Do not print service events on stderr.")
-def run_command(
-    out: Path,
-    state_dir: Path,
-    log_dir: Path,
-    runtime: str,
-    host_services: Path | None,
-    config_dir: Path | None,
-    console: str,
-    restart_interval: float,
-    restart_backoff_max: float | None,
-    stop_timeout: float,
-    check_interval: float,
-    runtime_timeout: float,
-    no_overlay: bool,
-    quiet: bool,
-) -> None:
-    """Run the compiled plan in OUT until SIGTERM/SIGINT (foreground daemon, as root).
+@click.argument("arguments", nargs=-1, type=click.UNPROCESSED)
+def run_command(arguments: tuple[str, ...]) -> None:
+    """Run the compiled plan in OUT until SIGTERM/SIGINT (foreground daemon, as root)."""
+    # `extsvc run` is parsed by argparse, without click on boot's path (extsvc.entry
+    # goes there directly); this command only lists it and serves click's callers.
+    from extsvc.executor.cli_run import main
 
-    SIGHUP reloads the plan (as `extsvc reload`)."""
-    from extsvc.executor import signals
-
-    # First: a SIGTERM/SIGINT/SIGHUP from now on waits for the daemon's handlers.
-    signals.block()
-    from extsvc.executor.daemon import DaemonOptions, Reporter, run_daemon
-    from extsvc.executor.logs import ConsoleKind
-
-    options = DaemonOptions(
-        plan=out,
-        state_dir=state_dir,
-        log_dir=log_dir,
-        runtime=runtime,
-        host_services=host_services,
-        config_dir=config_dir,
-        console=ConsoleKind(console),
-        restart_interval=restart_interval,
-        restart_backoff_max=restart_backoff_max,
-        stop_timeout=stop_timeout,
-        check_interval=check_interval,
-        runtime_timeout=runtime_timeout,
-        overlay=not no_overlay,
-    )
-    output = _EventOutput()
-    reporter = Reporter(
-        on_event=_print_event(output, quiet),
-        on_notice=lambda message: output.say(f"extsvc: {message}"),
-    )
-
-    async def daemon() -> None:
-        try:
-            await run_daemon(options, reporter)
-        finally:
-            output.close()
-
-    with reported_errors():
-        import asyncio
-
-        asyncio.run(daemon())
+    sys.exit(main(arguments))
 
 
 def _client(state_dir: Path, timeout: float | None = 60.0) -> Any:

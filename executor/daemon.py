@@ -16,61 +16,26 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from extsvc.compiler.format.plan import Plan, load_plan
-from extsvc.compiler.format.plan import PlanError as FormatPlanError
-from extsvc.executor import mounts, reaper, recovery, signals
-from extsvc.executor.adapt import HostFacts
+from extsvc.compiler.format.plan import Plan
+from extsvc.executor import reaper, recovery, signals, startup
 from extsvc.executor.client import RUN_INFO
 from extsvc.executor.clock import SystemClock
 from extsvc.executor.control import SOCKET_NAME, ControlHandler, ControlServer
 from extsvc.executor.durations import format_duration
-from extsvc.executor.errors import EnvironmentMissingError, PlanError
-from extsvc.executor.extconfig import ConfigDirectory
-from extsvc.executor.hostservices import load_host_services
-from extsvc.executor.logs import ConsoleKind, make_console
+from extsvc.executor.errors import PlanError
+from extsvc.executor.logs import make_console
 from extsvc.executor.notify import Notifier
-from extsvc.executor.runc import RUNC_COMMAND_TIMEOUT, RuncRuntime
+from extsvc.executor.options import DaemonOptions
+from extsvc.executor.runc import RuncRuntime
 from extsvc.executor.runner import RestartTiming, RunnerSettings
+from extsvc.executor.startup import Startup
 from extsvc.executor.states import Event
 from extsvc.executor.supervisor import Supervisor
 from extsvc.executor.workspace import Workspace
-
-DEFAULT_STATE_DIR = Path("/run/extsvc")
-DEFAULT_LOG_DIR = Path("/var/log/extsvc")
-# Output draining and our own bookkeeping on top of the grace period and runtime calls.
-SHUTDOWN_MARGIN = 5.0
-
-
-@dataclass(frozen=True)
-class DaemonOptions:
-    plan: Path
-    state_dir: Path = DEFAULT_STATE_DIR
-    log_dir: Path = DEFAULT_LOG_DIR
-    runtime: str = "runc"
-    host_services: Path | None = None
-    config_dir: Path | None = None
-    console: ConsoleKind = ConsoleKind.STDOUT
-    restart_interval: float = 5.0
-    restart_backoff_max: float | None = None
-    stop_timeout: float = 10.0
-    check_interval: float = 1.0
-    overlay: bool = True
-    runtime_timeout: float = RUNC_COMMAND_TIMEOUT
-
-    @property
-    def shutdown_bound(self) -> float:
-        """How long a shutdown may take: the grace period plus a fixed bound.
-
-        A stop is the grace period, then at most a runtime call or two (each killed
-        at ``runtime_timeout``); past this bound a hung runtime is left behind.
-        """
-        return self.stop_timeout + 2 * self.runtime_timeout + SHUTDOWN_MARGIN
 
 
 @dataclass(frozen=True)
@@ -83,40 +48,6 @@ class Reporter:
     def notice(self, message: str) -> None:
         if self.on_notice is not None:
             self.on_notice(message)
-
-
-def check_environment(options: DaemonOptions) -> str:
-    """The runtime binary's path; raises EnvironmentMissingError with the fix."""
-    if os.geteuid() != 0:
-        raise EnvironmentMissingError(
-            "extsvc run must run as root (it mounts, creates cgroups and runs runc): "
-            "run it with sudo or as root"
-        )
-    binary = shutil.which(options.runtime)
-    if binary is None:
-        raise EnvironmentMissingError(
-            f"container runtime {options.runtime!r} not found: install runc "
-            "(apt-get install runc) or pass --runtime PATH"
-        )
-    if options.overlay and not mounts.overlay_supported():
-        raise EnvironmentMissingError(
-            "the kernel has no overlay filesystem for the ephemeral rootfs: "
-            "load it (modprobe overlay), or pass --no-overlay (development only: writes persist)"
-        )
-    return binary
-
-
-def load(options: DaemonOptions) -> Plan:
-    try:
-        return load_plan(options.plan)
-    except FormatPlanError as error:
-        raise PlanError(str(error)) from None
-
-
-def prepare(options: DaemonOptions) -> tuple[str, Plan]:
-    """Everything that can fail before the daemon touches the host."""
-    binary = check_environment(options)
-    return binary, load(options)
 
 
 def write_run_info(workspace: Workspace, options: DaemonOptions, plan: Plan) -> None:
@@ -143,8 +74,14 @@ class Signals:
             self.loop.remove_signal_handler(signum)
 
 
-async def run_daemon(options: DaemonOptions, reporter: Reporter | None = None) -> None:
+async def run_daemon(
+    options: DaemonOptions, reporter: Reporter | None = None, begun: Startup | None = None
+) -> None:
+    """Run until SIGTERM/SIGINT. ``begun``: what the CLI's start-up already did
+    (executor.startup, before asyncio was imported); done here when not given."""
     reporter = reporter or Reporter()
+    if begun is None:
+        begun = startup.begin(options, reporter.notice)
     loop = asyncio.get_running_loop()
     reload_requests: list[Callable[[], None]] = []
 
@@ -155,7 +92,7 @@ async def run_daemon(options: DaemonOptions, reporter: Reporter | None = None) -
     handlers = Signals(loop, on_reload)
     notifier = Notifier.from_environment()
     try:
-        await _run(options, reporter, handlers, notifier, reload_requests)
+        await _run(options, begun, reporter, handlers, notifier, reload_requests)
     finally:
         handlers.remove()
         notifier.close()
@@ -163,35 +100,31 @@ async def run_daemon(options: DaemonOptions, reporter: Reporter | None = None) -
 
 async def _run(
     options: DaemonOptions,
+    begun: Startup,
     reporter: Reporter,
     handlers: Signals,
     notifier: Notifier,
     reload_requests: list[Callable[[], None]],
 ) -> None:
-    binary, plan = prepare(options)
-    host_services = load_host_services(options.host_services)
-    workspace = Workspace(options.state_dir)
-    workspace.create()
-    lock = recovery.StateLock.acquire(workspace)
+    plan, workspace, configs = begun.plan, begun.workspace, begun.configs
+    runtime: RuncRuntime | None = None
     try:
-        reaper.become_subreaper()
         # The one reader of every exit status (asyncio's child watcher is never used).
         reaper.children().install()
+        # At once (no await before): the creates begun at start-up are owned from here.
         runtime = RuncRuntime(
-            binary,
+            begun.binary,
             workspace,
             use_overlay=options.overlay,
             command_timeout=options.runtime_timeout,
+            head_starts=begun.head_starts,
         )
         write_run_info(workspace, options, plan)
 
-        for item in await recovery.clean_leftovers(plan, runtime):
-            reporter.notice(f"cleaned up after a previous executor: {item}")
+        if begun.leftovers:
+            for item in await recovery.clean_leftovers(plan, runtime):
+                reporter.notice(f"cleaned up after a previous executor: {item}")
         recovery.record_cgroup_parents(plan, workspace)
-
-        configs = ConfigDirectory(
-            options.config_dir, workspace.state_dir / "configs", on_problem=reporter.notice
-        )
 
         # A console nobody reads drops its lines (counted, one notice), never blocks.
         console = make_console(options.console, on_dropped=reporter.notice)
@@ -199,7 +132,7 @@ async def _run(
             plan,
             runtime,
             SystemClock(),
-            HostFacts.probe(),
+            begun.host,
             RunnerSettings(
                 restart=RestartTiming(options.restart_interval, options.restart_backoff_max),
                 stop_timeout=options.stop_timeout,
@@ -207,7 +140,7 @@ async def _run(
             ),
             log_dir=options.log_dir,
             console=console,
-            host_services=host_services,
+            host_services=begun.host_services,
             has_configuration=configs.has,
             configuration_problem=configs.problem,
             configuration_watched=True,  # configs.watch wakes the waiting services
@@ -227,7 +160,7 @@ async def _run(
                 notifier.reloading()
                 try:
                     try:
-                        new_plan = load(options)
+                        new_plan = startup.load(options)
                     except PlanError as error:
                         raise PlanError(
                             f"reload refused, the running services are kept:\n{error}"
@@ -300,7 +233,10 @@ async def _run(
         recovery.remove_created_cgroup_parents(supervisor.plan, workspace)
         reporter.notice("all services stopped")
     finally:
-        lock.release()
+        if runtime is not None:
+            # Creates begun at start-up that no service took (a stop came first).
+            await runtime.discard_head_starts()
+        begun.lock.release()
 
 
 def _watchdog_usec() -> str | None:

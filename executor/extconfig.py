@@ -24,7 +24,6 @@ watched with inotify (executor.inotify), so the change is seen as it is made.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import os
@@ -44,9 +43,10 @@ from extsvc.compiler.format.extconfig import (
 )
 from extsvc.compiler.format.plan import ServicePlan, service_id
 from extsvc.executor.errors import LaunchError
-from extsvc.executor.inotify import DirectoryWatch
 
 if TYPE_CHECKING:
+    import asyncio
+
     from extsvc.compiler.format.diagnostics import Diagnostic
     from extsvc.executor.supervisor import Supervisor
 
@@ -180,6 +180,12 @@ class ConfigDirectory:
         ``stop``, or cancelled; the daemon runs it for as long as its services run."""
         if self.directory is None:
             return
+        # Here, not at the top: the start-up path (executor.startup) applies documents
+        # before asyncio is imported, so the first containers are created sooner.
+        import asyncio
+
+        from extsvc.executor.inotify import DirectoryWatch
+
         changed = asyncio.Event()
         changed.set()  # a change made before the watch began is seen too
         try:

@@ -19,7 +19,6 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable
-from enum import Enum
 from pathlib import Path
 from typing import IO, BinaryIO, Protocol
 
@@ -33,6 +32,7 @@ from extsvc.executor.logfiles import (
     rotated_files,
     stamp,
 )
+from extsvc.executor.options import ConsoleKind
 from extsvc.executor.sinks import NonBlockingWriter, dropped_message
 
 DEFAULT_MAX_BYTES = 1024 * 1024
@@ -48,12 +48,6 @@ LOG_RETRY_SECONDS = 2.0
 # over 1,024 minus a 32- or 48-byte prefix on 5.x and older. Records are cut to the
 # smallest, so no kernel refuses a line for its length.
 KMSG_RECORD_BYTES = 976
-
-
-class ConsoleKind(Enum):
-    STDOUT = "stdout"
-    KMSG = "kmsg"
-    NONE = "none"
 
 
 class Console(Protocol):

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from extsvc.executor import reaper
+from extsvc.executor.spawn import DEVNULL
 
 READ_CHUNK = 64 * 1024
 # The exit code run_process reports for a command it killed at its timeout.
@@ -48,7 +49,7 @@ async def run_process(
     A missing program is reported like the shell does (code 127), not raised:
     callers treat every failure the same way.
     """
-    read_end, write_end = os.pipe2(os.O_CLOEXEC) if capture else (-1, reaper.DEVNULL)
+    read_end, write_end = os.pipe2(os.O_CLOEXEC) if capture else (-1, DEVNULL)
     try:
         child = reaper.children().spawn(argv, stdout=write_end, stderr=write_end)
     except OSError as error:

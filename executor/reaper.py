@@ -1,7 +1,7 @@
 """One owner of every exit status: the executor spawns, adopts and reaps all its children.
 
 Each process the executor starts (runc create/start/delete, readiness commands) is
-spawned here with posix_spawn and watched through a pidfd; each container's init,
+spawned with posix_spawn (executor.spawn) and watched through a pidfd; each container's init,
 re-parented to the executor (a child subreaper) when `runc create` exits, is
 adopted through a pidfd as well. A pidfd becomes readable when its process ends
 and ``waitid(P_PIDFD)`` reads that one status, so a status is read exactly once,
@@ -20,26 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
 import signal
 import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-PR_SET_CHILD_SUBREAPER = 36
-# Python ignores SIGPIPE and SIGXFSZ; a child must start with the default action, as
-# subprocess's restore_signals does.
-RESTORED_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
-DEVNULL = -1
-
-
-def become_subreaper() -> None:
-    # ctypes.CDLL(None): the libc already loaded, no ctypes.util.find_library (spawns ldconfig).
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        code = ctypes.get_errno()
-        raise OSError(code, f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(code)}")
+from extsvc.executor import spawn
+from extsvc.executor.spawn import DEVNULL
 
 
 def exit_code(result: os.waitid_result) -> int:
@@ -136,36 +124,21 @@ class Children:
         stdout: int = DEVNULL,
         stderr: int = DEVNULL,
     ) -> Child:
-        """posix_spawn ``argv`` (PATH lookup) with these fds as 0, 1, 2 (DEVNULL: /dev/null)."""
-        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-        try:
-            actions = [
-                (os.POSIX_SPAWN_DUP2, null if fd == DEVNULL else fd, target)
-                for target, fd in enumerate((stdin, stdout, stderr))
-            ]
-            # setsid: every helper and container runs in its own session, out of the
-            # terminal's foreground process group: a Ctrl-C reaches the executor alone,
-            # which stops the containers gracefully. An empty signal mask: the CLI blocks
-            # the daemon's signals until it handles them (executor.signals).
-            pid = os.posix_spawnp(
-                argv[0],
-                list(argv),
-                os.environ,
-                file_actions=actions,
-                setsigdef=RESTORED_SIGNALS,
-                setsigmask=(),
-                setsid=True,
-            )
-        finally:
-            os.close(null)
-        return self._own(pid)
+        """Spawn ``argv`` (executor.spawn: its own session) and own its exit status."""
+        pid, pidfd = spawn.spawn(argv, stdin, stdout, stderr)
+        return self._own(pid, pidfd)
+
+    def adopt_spawned(self, pid: int, pidfd: int) -> Child:
+        """Own a child spawned before the loop existed (executor.startup), by its pidfd."""
+        return self._own(pid, pidfd)
 
     def adopt(self, pid: int) -> Child:
         """Take over a process that became our child (a container's init after `runc create`)."""
         return self._own(pid)
 
-    def _own(self, pid: int) -> Child:
-        pidfd = os.pidfd_open(pid)
+    def _own(self, pid: int, pidfd: int | None = None) -> Child:
+        if pidfd is None:
+            pidfd = os.pidfd_open(pid)
         child = Child(pid, pidfd, self._loop)
         if not child.exited.done():
             self._owned[pid] = child
@@ -175,14 +148,21 @@ class Children:
     @contextlib.contextmanager
     def holding_strays(self) -> Iterator[None]:
         """No stray reaping inside: a process about to be adopted is not a stray."""
-        self._holds += 1
+        self.hold_strays()
         try:
             yield
         finally:
-            self._holds -= 1
-            if self._holds == 0 and self._strays_pending:
-                self._strays_pending = False
-                self._loop.call_soon(self.reap_strays)
+            self.release_strays()
+
+    def hold_strays(self) -> None:
+        """Until the matching release: a process about to be adopted is not a stray."""
+        self._holds += 1
+
+    def release_strays(self) -> None:
+        self._holds -= 1
+        if self._holds == 0 and self._strays_pending:
+            self._strays_pending = False
+            self._loop.call_soon(self.reap_strays)
 
     def _on_sigchld(self) -> None:
         if self._holds:

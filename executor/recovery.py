@@ -18,12 +18,15 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from extsvc.compiler.format.plan import Plan, ServicePlan, cgroups_path, service_name
 from extsvc.executor import cgroups, mounts
 from extsvc.executor.errors import EnvironmentMissingError, LaunchError
-from extsvc.executor.runc import RuncRuntime
 from extsvc.executor.workspace import Workspace
+
+if TYPE_CHECKING:  # not imported at run time: the start-up path locks before asyncio
+    from extsvc.executor.runc import RuncRuntime
 
 CGROUP_PARENTS_FILE = "cgroup-parents.json"
 
@@ -70,6 +73,15 @@ def own_cgroup_paths(plan: Plan, names: set[str]) -> set[str]:
     """The cgroups of ``names`` (services this state dir has traces of)."""
     by_name = {service.name: service for service in plan.services.values()}
     return {service_cgroup(by_name[n]) if n in by_name else cgroups_path(n) for n in names}
+
+
+def has_leftovers(workspace: Workspace) -> bool:
+    """Whether an earlier executor left anything here (a container, a rootfs, a bundle)."""
+    try:
+        containers = any(workspace.runc_root.iterdir())
+    except OSError:
+        containers = False
+    return containers or bool(workspace.leftover_names())
 
 
 async def clean_leftovers(plan: Plan, runtime: RuncRuntime) -> list[str]:

@@ -21,11 +21,11 @@ import os
 import signal
 import time
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
-from extsvc.compiler.format.plan import ServicePlan, creatable_mount_source, service_name
+from extsvc.compiler.format.plan import ServicePlan, service_name
 from extsvc.executor import cgroups, reaper
+from extsvc.executor.bundles import CreateCall, HeadStart, begin_create, discard_bundle, spec_key
 from extsvc.executor.durations import format_duration
 from extsvc.executor.errors import LaunchError
 from extsvc.executor.processes import Completed, read_pipe, run_process
@@ -80,12 +80,21 @@ class RuncRuntime:
         workspace: Workspace,
         use_overlay: bool = True,
         command_timeout: float = RUNC_COMMAND_TIMEOUT,
+        head_starts: Iterable[HeadStart] = (),
     ) -> None:
         self.binary = binary
         self.workspace = workspace
         self.use_overlay = use_overlay
         # Every runc call is killed after this: a hung runtime fails a start, never the loop.
         self.command_timeout = command_timeout
+        # Creates begun before the loop (executor.startup), owned from now on: their
+        # runc exits and their containers' inits are ours to read, nobody else's.
+        children = reaper.children()
+        self._head_starts: dict[str, tuple[HeadStart, reaper.Child]] = {}
+        for head in head_starts:
+            children.hold_strays()
+            runc = children.adopt_spawned(head.call.pid, head.call.pidfd)
+            self._head_starts[head.service.id] = (head, runc)
 
     async def _call(self, what: str, *args: str, timeout: float | None = None) -> Completed:
         """One bounded runc call; a timeout is a LaunchError saying so (runc is killed)."""
@@ -101,37 +110,11 @@ class RuncRuntime:
     async def create(
         self, service: ServicePlan, spec: dict[str, Any], on_output: OutputSink
     ) -> RuncContainer:
-        cgroups_path = spec.get("linux", {}).get("cgroupsPath")
-        if cgroups_path:
-            # Never next to processes this executor did not start (issue 8): raises.
-            cgroups.ensure_free(cgroups_path, service.name)
-        runtime_spec = dict(spec)
-        root = dict(runtime_spec.get("root", {}))
-        lower = root.get("path", service.rootfs)
-        create_mount_sources(service.mount_sources, self.workspace.state_dir)
-        if self.use_overlay:
-            root["path"] = str(self.workspace.mount_rootfs(service.name, lower))
-        runtime_spec["root"] = root
-        bundle = self.workspace.write_runtime_config(service.name, runtime_spec)
-        pid_file = bundle / "init.pid"
-
         children = reaper.children()
-        read_end, write_end = os.pipe2(os.O_CLOEXEC)
-        argv = self._runc(
-            "create", "--bundle", str(bundle), "--pid-file", str(pid_file), service.id
-        )
         # Until the init is adopted it is a child nobody waits for: no stray reaping.
         with children.holding_strays():
-            try:
-                # Its own session and group: a hung create is killed with all it forked.
-                runc = children.spawn(argv, stdout=write_end, stderr=write_end)
-            except OSError as error:
-                os.close(read_end)
-                os.close(write_end)
-                await self.cleanup(service)
-                raise LaunchError(f"cannot run {self.binary}: {error.strerror}") from None
-            os.close(write_end)  # runc and then the container hold their own copies
-            output_done = asyncio.ensure_future(pump_lines(read_end, on_output))
+            runc, call = await self._begin_create(service, spec)
+            output_done = asyncio.ensure_future(pump_lines(call.output_fd, on_output))
             try:
                 code = await asyncio.wait_for(asyncio.shield(runc.exited), self.command_timeout)
             except (TimeoutError, asyncio.CancelledError) as stopped:
@@ -143,12 +126,42 @@ class RuncRuntime:
                 if isinstance(stopped, asyncio.CancelledError):
                     raise
                 raise LaunchError(_timed_out("runc create", self.command_timeout)) from None
-            init = self._adopt(pid_file) if code == 0 else None
+            init = self._adopt(call.pid_file) if code == 0 else None
         if init is None:
             await _settle(output_done)  # runc said why on the pipe: the log's last line
             await self.cleanup(service)
             raise LaunchError(f"runc create exited with code {code} before the task started")
+        cgroups_path = spec.get("linux", {}).get("cgroupsPath")
         return RuncContainer(service.id, init, cgroups_path, output_done)
+
+    async def _begin_create(
+        self, service: ServicePlan, spec: dict[str, Any]
+    ) -> tuple[reaper.Child, CreateCall]:
+        """The create begun at start-up for this very spec, or a new one."""
+        head = self._head_starts.pop(service.id, None)
+        if head is not None:
+            reaper.children().release_strays()  # the caller holds them now
+            if head[0].spec_key == spec_key(spec):
+                return head[1], head[0].call
+            await self._abandon(*head)  # the spec changed since (a configuration came)
+        call = begin_create(self.binary, self.workspace, service, spec, self.use_overlay)
+        return reaper.children().adopt_spawned(call.pid, call.pidfd), call
+
+    async def _abandon(self, head: HeadStart, runc: reaper.Child) -> None:
+        """A create begun at start-up that will not be used: nothing of it may stay."""
+        runc.kill_group()
+        with contextlib.suppress(ChildProcessError):
+            await asyncio.shield(runc.exited)
+        os.close(head.call.output_fd)
+        with contextlib.suppress(LaunchError):
+            await self.cleanup(head.service)
+
+    async def discard_head_starts(self) -> None:
+        """The creates begun at start-up that no service took (a stop came first)."""
+        while self._head_starts:
+            _, (head, runc) = self._head_starts.popitem()
+            reaper.children().release_strays()
+            await self._abandon(head, runc)
 
     async def _forget(self, service: ServicePlan, output_done: asyncio.Future[None]) -> None:
         """After a create that did not finish: nothing of it may stay."""
@@ -198,10 +211,7 @@ class RuncRuntime:
                 hung = error
                 if cgroups_path:
                     cgroups.kill(cgroups_path)
-        self.workspace.unmount_rootfs(service.name)
-        self.workspace.remove_bundle(service.name)
-        if cgroups_path:
-            cgroups.remove(cgroups_path)
+        discard_bundle(self.workspace, service)
         if hung is not None:
             raise hung
 
@@ -227,26 +237,6 @@ class RuncRuntime:
             if isinstance(containers, list):
                 return [c for c in containers if isinstance(c, dict)]
         return []
-
-
-def create_mount_sources(sources: Iterable[str], state_dir: Path) -> None:
-    """Create each missing mount source (0700, as Talos), only where docs/executor.md
-    allows: below /var or /run and outside the state dir. The compiler lists no
-    other in a plan; this holds for a plan written by hand or by an older compiler."""
-    state = os.path.realpath(state_dir)
-    for source in sources:
-        if os.path.isdir(source):
-            continue
-        real = os.path.realpath(source)  # as makedirs would follow symlinks
-        if not creatable_mount_source(source) or real == state or real.startswith(state + "/"):
-            raise LaunchError(
-                f"mount source {source!r} is missing, and extsvc creates missing mount sources "
-                "only below /var or /run, outside its state directory"
-            )
-        try:
-            os.makedirs(source, mode=0o700, exist_ok=True)
-        except OSError as error:
-            raise LaunchError(f"cannot create mount source {source}: {error.strerror}") from None
 
 
 async def pump_lines(read_fd: int, on_output: OutputSink) -> None:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from typing import Any, TypeVar
 
 from extsvc.compiler.format.plan import OnUnhealthy, RestartPolicy, ServicePlan
 from extsvc.executor.adapt import HostFacts, adapt_spec
+from extsvc.executor.bundles import spec_key
 from extsvc.executor.causes import runc_cause
 from extsvc.executor.clock import Clock
 from extsvc.executor.conditions import Condition, HostServiceUp
@@ -398,7 +398,7 @@ class ServiceRunner:
             # Tried again, and reported, when the service is due to start.
             self._early_create_failed = True
             return
-        self._created = (container, _spec_key(spec))
+        self._created = (container, spec_key(spec))
 
     async def _discard_created(self) -> None:
         if self._created is not None:
@@ -424,7 +424,7 @@ class ServiceRunner:
         except LaunchError as error:
             await self._discard_created()
             return self._failed_start(error)
-        if self._created is not None and self._created[1] != _spec_key(spec):
+        if self._created is not None and self._created[1] != spec_key(spec):
             # The spec changed since the container was created (a new configuration).
             await self._discard_created()
         for message in adaptations:
@@ -575,10 +575,6 @@ class ServiceRunner:
         with contextlib.suppress(asyncio.CancelledError):
             await work
         return _STOPPED
-
-
-def _spec_key(spec: dict[str, Any]) -> str:
-    return json.dumps(spec, sort_keys=True)
 
 
 class _Stopped:

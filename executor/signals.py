@@ -16,8 +16,13 @@ RELOAD_SIGNAL = signal.SIGHUP
 HANDLED_SIGNALS = frozenset({*STOP_SIGNALS, RELOAD_SIGNAL})
 
 
-def block() -> None:
-    signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
+def block() -> set[int | signal.Signals]:
+    """Block the daemon's signals; returns the mask as it was (for ``restore``)."""
+    return signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
+
+
+def restore(mask: set[int | signal.Signals]) -> None:
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def unblock() -> None:

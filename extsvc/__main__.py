@@ -2,6 +2,6 @@
 
 import sys
 
-from extsvc.cli import main
+from extsvc.entry import main
 
 sys.exit(main())

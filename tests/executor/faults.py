@@ -10,6 +10,10 @@ For kill points (an executor SIGKILLed at a known moment of a start): ``pause(su
 makes the script write its PID to ``<sub>.paused`` and wait, before running runc,
 until ``release(sub)``; ``mark_return(sub)`` makes it run runc, then write
 ``<sub>.returned`` before it exits.
+
+Whatever it does, it first notes whether the executor that ran it had imported
+asyncio yet (a line ``<subcommand> <0|1>`` in ``calls``), and in ``term`` it
+sends the executor a SIGTERM first.
 """
 
 from __future__ import annotations
@@ -22,6 +26,10 @@ from tests.executor.realrunc import alive
 SCRIPT = """#!/bin/sh
 dir=$(dirname "$0")
 sub=$3
+echo "$sub $(grep -c _asyncio /proc/$PPID/maps)" >> "$dir/calls"
+if grep -qx "$sub" "$dir/term" 2>/dev/null; then
+    kill -TERM $PPID
+fi
 if [ -e "$dir/pause-$sub" ]; then
     echo $$ > "$dir/$sub.paused.tmp" && mv "$dir/$sub.paused.tmp" "$dir/$sub.paused"
     while [ -e "$dir/pause-$sub" ]; do sleep 0.05; done
@@ -83,6 +91,18 @@ class FaultyRuntime:
 
     def returned(self, subcommand: str) -> bool:
         return (self.dir / f"{subcommand}.returned").exists()
+
+    def term(self, *subcommands: str) -> FaultyRuntime:
+        (self.dir / "term").write_text("".join(f"{s}\n" for s in subcommands))
+        return self
+
+    def calls(self) -> list[tuple[str, bool]]:
+        """Each runtime call so far: (subcommand, whether the executor had imported asyncio)."""
+        try:
+            lines = (self.dir / "calls").read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        return [(line.split()[0], line.split()[1] != "0") for line in lines if line.split()]
 
     def hung_processes(self) -> list[int]:
         """The hung runtime processes that are still alive (none once the executor killed them)."""

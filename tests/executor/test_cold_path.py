@@ -6,18 +6,33 @@ import os
 import subprocess
 import sys
 
-RUN_PATH = "import extsvc.cli, extsvc.executor.cli, extsvc.executor.daemon"
+# What `extsvc run` imports: the entry, the argparse CLI, the start-up, the daemon.
+RUN_PATH = (
+    "import extsvc.entry, extsvc.executor.cli_run, extsvc.executor.startup, extsvc.executor.daemon"
+)
 # A plan is JSON (no YAML loader); it is validated by schemacheck (no jsonschema);
-# psutil is for status requests and network checks; ctypes.util spawns ldconfig.
-HEAVY = {"yaml", "jsonschema", "psutil", "lark", "ctypes.util"}
+# psutil is for status requests and network checks; ctypes.util spawns ldconfig;
+# click (~20 ms) is for the other commands: `run` is parsed with argparse.
+HEAVY = {"yaml", "jsonschema", "psutil", "lark", "ctypes.util", "click"}
+# Before the first `runc create` is spawned (executor.startup): not even asyncio.
+START_UP = "import extsvc.entry, extsvc.executor.cli_run, extsvc.executor.startup"
 
 
-def test_the_run_path_imports_no_heavy_module() -> None:
-    imported = subprocess.run(
-        [sys.executable, "-c", f"{RUN_PATH}; import sys; print(' '.join(sys.modules))"],
+def modules_after(statement: str) -> set[str]:
+    """sys.modules once ``statement`` ran in a fresh interpreter."""
+    printed = subprocess.run(
+        [sys.executable, "-c", f"{statement}; import sys; print(' '.join(sys.modules))"],
         capture_output=True,
         text=True,
         check=True,
         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
-    ).stdout.split()
-    assert sorted(HEAVY & set(imported)) == []
+    )
+    return set(printed.stdout.split())
+
+
+def test_the_run_path_imports_no_heavy_module() -> None:
+    assert sorted(HEAVY & modules_after(RUN_PATH)) == []
+
+
+def test_the_start_up_before_the_first_create_does_not_import_asyncio() -> None:
+    assert sorted({"asyncio", *HEAVY} & modules_after(START_UP)) == []

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from extsvc.executor import cgroups, daemon, mounts
+from extsvc.executor import cgroups, mounts
 from extsvc.executor.conditions import HostServiceUp, NetworkReady
 from extsvc.executor.durations import format_duration
 from extsvc.executor.errors import EnvironmentMissingError, InvalidInputError
@@ -21,7 +21,9 @@ from extsvc.executor.extconfig import ConfigDirectory, source_name
 from extsvc.executor.hostservices import ReadinessRule, load_host_services
 from extsvc.executor.inotify import DirectoryWatch
 from extsvc.executor.limits import short_duration
+from extsvc.executor.options import DaemonOptions
 from extsvc.executor.render import service_detail, services_table
+from extsvc.executor.startup import check_environment
 from extsvc.executor.states import Event, ServiceState, folded
 from tests.executor.fakes import make_service
 
@@ -160,19 +162,19 @@ def test_network_condition_names_the_failing_checks() -> None:
 
 
 def test_environment_checks_say_the_fix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    options = daemon.DaemonOptions(plan=tmp_path, runtime="no-such-runc")
+    options = DaemonOptions(plan=tmp_path, runtime="no-such-runc")
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     with pytest.raises(EnvironmentMissingError, match="must run as root"):
-        daemon.check_environment(options)
+        check_environment(options)
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     with pytest.raises(EnvironmentMissingError, match=r"apt-get install runc\) or pass --runtime"):
-        daemon.check_environment(options)
+        check_environment(options)
     monkeypatch.setattr(mounts, "overlay_supported", lambda: False)
     with pytest.raises(EnvironmentMissingError, match="modprobe overlay"):
-        daemon.check_environment(daemon.DaemonOptions(plan=tmp_path, runtime="true"))
-    assert daemon.check_environment(
-        daemon.DaemonOptions(plan=tmp_path, runtime="true", overlay=False)
-    ).endswith("/true")
+        check_environment(DaemonOptions(plan=tmp_path, runtime="true"))
+    assert check_environment(DaemonOptions(plan=tmp_path, runtime="true", overlay=False)).endswith(
+        "/true"
+    )
 
 
 def test_tables_look_like_talosctl() -> None:

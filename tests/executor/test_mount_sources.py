@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from extsvc.executor.bundles import create_mount_sources
 from extsvc.executor.errors import LaunchError
-from extsvc.executor.runc import create_mount_sources
 
 pytestmark = pytest.mark.root  # creates directories under /run
 

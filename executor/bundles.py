@@ -1,0 +1,124 @@
+"""The synchronous half of creating a container: the runtime bundle runc is given.
+
+Shared by ``RuncRuntime.create`` and the start-up path (executor.startup), which
+prepares the first bundles before the event loop exists: the same checks, the same
+mounts, the same bytes, whoever asks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from extsvc.compiler.format.plan import ServicePlan, creatable_mount_source
+from extsvc.executor import cgroups, spawn
+from extsvc.executor.errors import LaunchError
+from extsvc.executor.workspace import Workspace
+
+PID_FILE = "init.pid"
+
+
+def spec_key(spec: dict[str, Any]) -> str:
+    """Equal for equal specs: a container created from one is the container of the other."""
+    return json.dumps(spec, sort_keys=True)
+
+
+def prepare_bundle(
+    workspace: Workspace, service: ServicePlan, spec: dict[str, Any], use_overlay: bool
+) -> Path:
+    """Check the cgroup, create mount sources, mount the ephemeral rootfs and write the
+    runtime config.json; returns the bundle directory. Raises LaunchError."""
+    cgroups_path = spec.get("linux", {}).get("cgroupsPath")
+    if cgroups_path:
+        # Never next to processes this executor did not start (issue 8): raises.
+        cgroups.ensure_free(cgroups_path, service.name)
+    runtime_spec = dict(spec)
+    root = dict(runtime_spec.get("root", {}))
+    lower = root.get("path", service.rootfs)
+    create_mount_sources(service.mount_sources, workspace.state_dir)
+    if use_overlay:
+        root["path"] = str(workspace.mount_rootfs(service.name, lower))
+    runtime_spec["root"] = root
+    return workspace.write_runtime_config(service.name, runtime_spec)
+
+
+@dataclass(frozen=True)
+class CreateCall:
+    """A `runc create` in flight, and the read end of the one pipe that is its stdout and
+    stderr, then the container's (runc passes a detached container's stdio through)."""
+
+    pid: int
+    pidfd: int
+    output_fd: int
+    pid_file: Path
+
+
+@dataclass(frozen=True)
+class HeadStart:
+    """A create begun before the event loop existed (executor.startup), for the runtime
+    to take over when the service asks for its container with the same spec."""
+
+    service: ServicePlan
+    spec_key: str
+    call: CreateCall
+
+
+def begin_create(
+    binary: str,
+    workspace: Workspace,
+    service: ServicePlan,
+    spec: dict[str, Any],
+    use_overlay: bool,
+) -> CreateCall:
+    """Prepare the bundle and spawn `runc create` (not waited for). Raises LaunchError;
+    a runtime that cannot even be spawned leaves nothing behind."""
+    bundle = prepare_bundle(workspace, service, spec, use_overlay)
+    pid_file = bundle / PID_FILE
+    argv = [
+        binary, "--root", str(workspace.runc_root),
+        "create", "--bundle", str(bundle), "--pid-file", str(pid_file), service.id,
+    ]  # fmt: skip
+    read_end, write_end = os.pipe2(os.O_CLOEXEC)
+    try:
+        # Its own session and group: a hung create is killed with all it forked.
+        pid, pidfd = spawn.spawn(argv, stdout=write_end, stderr=write_end)
+    except OSError as error:
+        os.close(read_end)
+        discard_bundle(workspace, service)
+        raise LaunchError(f"cannot run {binary}: {error.strerror}") from None
+    finally:
+        os.close(write_end)  # runc and then the container hold their own copies
+    return CreateCall(pid, pidfd, read_end, pid_file)
+
+
+def discard_bundle(workspace: Workspace, service: ServicePlan) -> None:
+    """Unmount the rootfs, remove the runtime bundle and the cgroup (no container left)."""
+    workspace.unmount_rootfs(service.name)
+    workspace.remove_bundle(service.name)
+    cgroups_path = service.spec.get("linux", {}).get("cgroupsPath")
+    if cgroups_path:
+        cgroups.remove(cgroups_path)
+
+
+def create_mount_sources(sources: Iterable[str], state_dir: Path) -> None:
+    """Create each missing mount source (0700, as Talos), only where docs/executor.md
+    allows: below /var or /run and outside the state dir. The compiler lists no
+    other in a plan; this holds for a plan written by hand or by an older compiler."""
+    state = os.path.realpath(state_dir)
+    for source in sources:
+        if os.path.isdir(source):
+            continue
+        real = os.path.realpath(source)  # as makedirs would follow symlinks
+        if not creatable_mount_source(source) or real == state or real.startswith(state + "/"):
+            raise LaunchError(
+                f"mount source {source!r} is missing, and extsvc creates missing mount sources "
+                "only below /var or /run, outside its state directory"
+            )
+        try:
+            os.makedirs(source, mode=0o700, exist_ok=True)
+        except OSError as error:
+            raise LaunchError(f"cannot create mount source {source}: {error.strerror}") from None

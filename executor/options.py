@@ -1,0 +1,53 @@
+"""What `extsvc run` was asked to do: the daemon's options, importable without asyncio."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+DEFAULT_STATE_DIR = Path("/run/extsvc")
+DEFAULT_LOG_DIR = Path("/var/log/extsvc")
+# Each runc call (create/start/delete/list) is killed after this by default.
+RUNC_COMMAND_TIMEOUT = 30.0
+# Output draining and our own bookkeeping on top of the grace period and runtime calls.
+SHUTDOWN_MARGIN = 5.0
+
+
+class ConsoleKind(Enum):
+    """Where logToConsole services' lines are mirrored (Talos: the kernel log)."""
+
+    STDOUT = "stdout"
+    KMSG = "kmsg"
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class DaemonOptions:
+    plan: Path
+    state_dir: Path = DEFAULT_STATE_DIR
+    log_dir: Path = DEFAULT_LOG_DIR
+    runtime: str = "runc"
+    host_services: Path | None = None
+    config_dir: Path | None = None
+    console: ConsoleKind = ConsoleKind.STDOUT
+    restart_interval: float = 5.0
+    restart_backoff_max: float | None = None
+    stop_timeout: float = 10.0
+    check_interval: float = 1.0
+    overlay: bool = True
+    runtime_timeout: float = RUNC_COMMAND_TIMEOUT
+
+    def __post_init__(self) -> None:
+        # runc resolves a bundle's relative root.path against the bundle directory:
+        # a relative --state-dir would point every container at a rootfs that is not there.
+        object.__setattr__(self, "state_dir", self.state_dir.absolute())
+
+    @property
+    def shutdown_bound(self) -> float:
+        """How long a shutdown may take: the grace period plus a fixed bound.
+
+        A stop is the grace period, then at most a runtime call or two (each killed
+        at ``runtime_timeout``); past this bound a hung runtime is left behind.
+        """
+        return self.stop_timeout + 2 * self.runtime_timeout + SHUTDOWN_MARGIN

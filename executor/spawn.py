@@ -1,0 +1,65 @@
+"""Starting processes the executor's way, without an event loop.
+
+Every helper (runc, readiness commands) and every container runs in its own
+session, out of the terminal's foreground process group: a Ctrl-C reaches the
+executor alone, which stops the containers gracefully. It starts with the default
+action for the signals Python ignores and an empty signal mask (the CLI blocks the
+daemon's signals until the loop handles them: executor.signals).
+
+Loop-free so that the start-up path (executor.startup) can spawn the first
+`runc create`s before asyncio is even imported; executor.reaper watches them.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+from collections.abc import Sequence
+
+PR_SET_CHILD_SUBREAPER = 36
+# Python ignores SIGPIPE and SIGXFSZ; a child must start with the default action, as
+# subprocess's restore_signals does.
+RESTORED_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
+DEVNULL = -1
+
+
+def become_subreaper() -> None:
+    """Orphans (a container's init once `runc create` exits) become our children."""
+    # ctypes.CDLL(None): the libc already loaded, no ctypes.util.find_library (spawns ldconfig).
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(code)}")
+
+
+def spawn(
+    argv: Sequence[str],
+    stdin: int = DEVNULL,
+    stdout: int = DEVNULL,
+    stderr: int = DEVNULL,
+) -> tuple[int, int]:
+    """posix_spawn ``argv`` (PATH lookup) with these fds as 0, 1, 2 (DEVNULL: /dev/null).
+
+    Returns its PID and a pidfd: whoever waits for it uses the pidfd, never the PID
+    (executor.reaper: one owner of every exit status).
+    """
+    null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        actions = [
+            (os.POSIX_SPAWN_DUP2, null if fd == DEVNULL else fd, target)
+            for target, fd in enumerate((stdin, stdout, stderr))
+        ]
+        pid = os.posix_spawnp(
+            argv[0],
+            list(argv),
+            os.environ,
+            file_actions=actions,
+            setsigdef=RESTORED_SIGNALS,
+            setsigmask=(),
+            setsid=True,
+        )
+    finally:
+        os.close(null)
+    # Unreaped, the PID cannot be reused: the pidfd is certainly this process's.
+    return pid, os.pidfd_open(pid)

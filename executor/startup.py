@@ -1,0 +1,132 @@
+"""What `extsvc run` does before its event loop exists, and the head start it gives boot.
+
+Checks the host, loads the plan (and the host-services file), locks the state dir
+and makes the executor a child subreaper: everything that can refuse to run
+happens here, before the host is touched (DESIGN §7).
+
+Then the head start (issue 12): importing asyncio and the supervisor takes longer
+than a `runc create`, so the services that wait for nothing (no dependency of any
+kind) have their containers' creation begun right here, before those imports; the
+runtime takes each over as its own create (``RuncRuntime.create``) once the
+loop runs, if the spec it is asked for is the one created from (it always is
+unless a configuration document changed in between). Only when the state dir
+holds nothing to recover: a previous executor's leftovers are removed first, on
+the loop (executor.recovery), and then there is no head start.
+
+Importable without asyncio, and kept light: every module imported here is on
+boot's critical path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from extsvc.compiler.format.plan import Dependencies, Plan, PlanError, load_plan
+from extsvc.executor import mounts, recovery, spawn
+from extsvc.executor.adapt import HostFacts, adapt_spec
+from extsvc.executor.bundles import HeadStart, begin_create, spec_key
+from extsvc.executor.errors import EnvironmentMissingError, LaunchError
+from extsvc.executor.errors import PlanError as ExecutorPlanError
+from extsvc.executor.extconfig import ConfigDirectory
+from extsvc.executor.hostservices import ReadinessRule, load_host_services
+from extsvc.executor.options import DaemonOptions
+from extsvc.executor.workspace import Workspace
+
+NO_DEPENDENCIES = Dependencies()
+
+
+@dataclass
+class Startup:
+    """The daemon's inputs, checked, and the creates already begun."""
+
+    binary: str
+    plan: Plan
+    host_services: dict[str, ReadinessRule]
+    workspace: Workspace
+    lock: recovery.StateLock
+    host: HostFacts
+    configs: ConfigDirectory
+    # An earlier executor left containers, mounts or bundles: the daemon removes them
+    # before anything starts, and nothing was begun here.
+    leftovers: bool
+    head_starts: list[HeadStart]
+
+
+def check_environment(options: DaemonOptions) -> str:
+    """The runtime binary's path; raises EnvironmentMissingError with the fix."""
+    if os.geteuid() != 0:
+        raise EnvironmentMissingError(
+            "extsvc run must run as root (it mounts, creates cgroups and runs runc): "
+            "run it with sudo or as root"
+        )
+    binary = shutil.which(options.runtime)
+    if binary is None:
+        raise EnvironmentMissingError(
+            f"container runtime {options.runtime!r} not found: install runc "
+            "(apt-get install runc) or pass --runtime PATH"
+        )
+    if options.overlay and not mounts.overlay_supported():
+        raise EnvironmentMissingError(
+            "the kernel has no overlay filesystem for the ephemeral rootfs: "
+            "load it (modprobe overlay), or pass --no-overlay (development only: writes persist)"
+        )
+    return binary
+
+
+def load(options: DaemonOptions) -> Plan:
+    try:
+        return load_plan(options.plan)
+    except PlanError as error:
+        raise ExecutorPlanError(str(error)) from None
+
+
+def begin(options: DaemonOptions, notice: Callable[[str], None]) -> Startup:
+    """Check, load, lock; then begin creating what waits for nothing. Raises ExecutorError."""
+    binary = check_environment(options)
+    plan = load(options)
+    host_services = load_host_services(options.host_services)
+    workspace = Workspace(options.state_dir)
+    workspace.create()
+    lock = recovery.StateLock.acquire(workspace)
+    try:
+        # Before any create: a container's init is re-parented to us when runc exits.
+        spawn.become_subreaper()
+        startup = Startup(
+            binary,
+            plan,
+            host_services,
+            workspace,
+            lock,
+            HostFacts.probe(),
+            ConfigDirectory(options.config_dir, workspace.state_dir / "configs", notice),
+            leftovers=recovery.has_leftovers(workspace),
+            head_starts=[],
+        )
+        if not startup.leftovers:
+            recovery.record_cgroup_parents(plan, workspace)
+            startup.head_starts = head_start(startup, options.overlay)
+    except BaseException:
+        lock.release()
+        raise
+    return startup
+
+
+def head_start(startup: Startup, use_overlay: bool) -> list[HeadStart]:
+    """Begin `runc create` for every service that waits for nothing.
+
+    A service whose create cannot even begin is left to its runner, which tries
+    again and reports why (an event, the restart policy): nothing is reported twice.
+    """
+    begun = []
+    for service in startup.plan.services.values():
+        if service.depends != NO_DEPENDENCIES:
+            continue
+        with contextlib.suppress(LaunchError):
+            spec, _ = adapt_spec(startup.configs.apply(service), startup.host)
+            call = begin_create(startup.binary, startup.workspace, service, spec, use_overlay)
+            begun.append(HeadStart(service, spec_key(spec), call))
+    return begun

@@ -1,0 +1,112 @@
+"""The head start (issue 12): what waits for nothing is created before the event loop.
+
+`extsvc run` spawns `runc create` for every service without dependencies before it
+imports asyncio and the supervisor (executor.startup); the runtime takes each over
+as its own create. These tests use real runc through a wrapper that records, for
+each call, whether the executor had imported asyncio yet (tests.executor.faults).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.executor.faults import FaultyRuntime
+from tests.executor.realrunc import (
+    EXTSVC,
+    FAST_OPTIONS,
+    IDLE,
+    Daemon,
+    compile_plan,
+    remove_traces,
+    running_daemon,
+    shell_service,
+    traces,
+    unique,
+    wait_for,
+)
+
+pytestmark = pytest.mark.runc
+
+
+def test_a_service_that_waits_for_nothing_is_created_before_asyncio_is_imported(
+    tmp_path: Path,
+) -> None:
+    root, dependent = unique("headroot"), unique("headdep")
+    out, _ = compile_plan(
+        tmp_path,
+        {
+            root: shell_service(root, f"echo up; {IDLE}"),
+            dependent: shell_service(
+                dependent, f"echo dependent; {IDLE}", depends=[{"service": f"ext-{root}"}]
+            ),
+        },
+    )
+    runtime = FaultyRuntime(tmp_path)
+    with running_daemon(tmp_path, out, [root, dependent], "--runtime", str(runtime.path)) as d:
+        d.wait_state(f"ext-{root}", "Running", timeout=30)
+        d.wait_state(f"ext-{dependent}", "Running", timeout=30)
+        wait_for(lambda: d.logs(f"ext-{root}") == ["up"], 30, "the root's line")
+        assert d.stop() == 0
+    creates = [imported for call, imported in runtime.calls() if call == "create"]
+    # The root's create, before asyncio; the dependent's, by its runner, on the loop.
+    assert creates == [False, True]
+    assert traces(tmp_path / "state", [root, dependent]) == []
+
+
+def test_a_stop_before_the_loop_runs_discards_the_head_start(tmp_path: Path) -> None:
+    name = unique("headstop")
+    out, _ = compile_plan(tmp_path, {name: shell_service(name, f"echo ran; {IDLE}")})
+    # The runtime itself SIGTERMs the executor as the head start spawns it: the signal
+    # waits (blocked) until the loop handles it, and the service is never started.
+    runtime = FaultyRuntime(tmp_path).term("create")
+    daemon = Daemon(tmp_path, out, [name], "--runtime", str(runtime.path))
+    try:
+        run = subprocess.run(daemon.argv(), capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stderr
+        assert "Started task" not in run.stderr
+        assert "all services stopped" in run.stderr
+        assert [call for call, _ in runtime.calls()][:1] == ["create"]
+        assert "start" not in [call for call, _ in runtime.calls()]
+        assert traces(tmp_path / "state", [name]) == []
+    finally:
+        remove_traces(tmp_path / "state", [name])
+
+
+def test_a_state_dir_with_leftovers_is_cleaned_first_and_gets_no_head_start(
+    tmp_path: Path,
+) -> None:
+    name = unique("headleft")
+    out, _ = compile_plan(tmp_path, {name: shell_service(name, IDLE)})
+    runtime = FaultyRuntime(tmp_path)
+    with running_daemon(tmp_path, out, [name], "--runtime", str(runtime.path)) as first:
+        first.wait_state(f"ext-{name}", "Running", timeout=30)
+        first.kill()
+        first.process.wait(30)  # type: ignore[union-attr]
+        with running_daemon(tmp_path, out, [name], "--runtime", str(runtime.path)) as second:
+            second.wait_state(f"ext-{name}", "Running", timeout=30)
+            cleaned = f"cleaned up after a previous executor: container ext-{name} (running)"
+            assert cleaned in second.stderr()
+            assert second.stop() == 0
+    creates = [imported for call, imported in runtime.calls() if call == "create"]
+    assert creates == [False, True]  # the first executor's head start; then, after recovery
+    assert traces(tmp_path / "state", [name]) == []
+
+
+def test_a_relative_state_dir_runs_containers(tmp_path: Path) -> None:
+    name = unique("relstate")
+    out, _ = compile_plan(tmp_path, {name: shell_service(name, "echo relative", restart="never")})
+    argv = [*EXTSVC, "run", str(out), "--state-dir", "state", "--log-dir", "logs", *FAST_OPTIONS]
+    try:
+        daemon = subprocess.Popen(argv, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+        log = tmp_path / "logs" / f"ext-{name}.log"
+        wait_for(lambda: log.exists() and "relative" in log.read_text(), 30, "the line")
+        daemon.terminate()
+        _, stderr = daemon.communicate(timeout=60)
+        assert daemon.returncode == 0, stderr
+        assert f"ext-{name} [Finished]" in stderr
+    finally:
+        remove_traces(tmp_path / "state", [name])
+    assert traces(tmp_path / "state", [name]) == []
