@@ -284,6 +284,28 @@ class Bench:
         with executor(self.work, self.one, f"cold-{self._id()}") as running:
             return running.first_line("hello") - running.started
 
+    def bare_create_start(self) -> float:
+        """The floor of the create + start design: `runc create`, then at once `runc
+        start` -> first line (two runc processes where `runc run` is one)."""
+        container = self._id()
+        read_end, write_end = os.pipe()
+        started = time.monotonic()
+        subprocess.run(
+            self.runc("create", "--bundle", str(self.bundle), container),
+            stdout=write_end,
+            stderr=write_end,
+            stdin=subprocess.DEVNULL,
+            check=True,
+        )
+        os.close(write_end)
+        with os.fdopen(read_end, "rb") as output:
+            subprocess.run(self.runc("start", container), check=True)
+            output.readline()
+            elapsed = time.monotonic() - started
+            output.read()
+        subprocess.run(self.runc("delete", "--force", container), check=True)
+        return elapsed
+
     # 2. dependency met -> first line of a created container
     def bare_start(self) -> float:
         container = self._id()
@@ -354,6 +376,41 @@ class Bench:
             assert process.stdout is not None
             process.stdout.read()
             process.wait(60)
+        return elapsed
+
+    def bare_twenty_create_start(self) -> float:
+        """The floor of the create + start design: 20 bare `runc create`s in parallel,
+        each container started (`runc start`) as soon as its create returns."""
+        started = time.monotonic()
+        containers = []
+        for bundle in self.bundles20:
+            container = self._id()
+            read_end, write_end = os.pipe()
+            create = subprocess.Popen(
+                self.runc("create", "--bundle", str(bundle), container),
+                stdout=write_end,
+                stderr=write_end,
+                stdin=subprocess.DEVNULL,
+            )
+            os.close(write_end)
+            containers.append((container, create, os.fdopen(read_end, "rb")))
+        starts = []
+        pending = list(containers)
+        while pending:  # start each as soon as its create is done
+            for item in list(pending):
+                if item[1].poll() is not None:
+                    pending.remove(item)
+                    starts.append(subprocess.Popen(self.runc("start", item[0])))
+            time.sleep(0.001)
+        for _, _, output in containers:
+            output.readline()
+        elapsed = time.monotonic() - started
+        for start in starts:
+            start.wait(60)
+        for container, _, output in containers:
+            output.read()
+            output.close()
+            subprocess.run(self.runc("delete", "--force", container), check=True)
         return elapsed
 
     def cold_twenty(self) -> tuple[float, Executor]:
@@ -575,6 +632,16 @@ def median_ms(values: list[float]) -> float:
     return statistics.median(values) * 1000
 
 
+def floor(ours: list[float], design: list[float], base: list[float], count: str) -> None:
+    """The create + start design's own floor (two runc processes per container where
+    `runc run` is one), measured in the same rounds: how much of a ratio is extsvc's."""
+    print(
+        f"   floor of create + start ({count}, bare runc): {median_ms(design):.0f} ms = "
+        f"{median_ms(design) / median_ms(base):.2f}x bare `runc run`; extsvc is "
+        f"{median_ms(ours) / median_ms(design):.2f}x that floor"
+    )
+
+
 def report(label: str, ours: list[float], base: list[float], target: str, base_label: str) -> None:
     ratio = statistics.median(ours) / statistics.median(base)
     print(
@@ -626,12 +693,14 @@ def main() -> int:
                 for _ in range(args.rounds):
                     add("bare_run", bench.bare_run())
                     add("cold", bench.cold_extsvc())
+                    add("bare_create_start", bench.bare_create_start())
                     add("bare_start", bench.bare_start())
                     first, last = bench.chain_once(chained)
                     add("dependent", first)
                     add("chain", last)
                     add("bare_chain", bench.bare_chain())
                     add("bare_twenty", bench.bare_twenty())
+                    add("bare_twenty_create_start", bench.bare_twenty_create_start())
                     twenty, running = bench.cold_twenty()
                     add("twenty", twenty)
                     running.stop()
@@ -667,6 +736,7 @@ def main() -> int:
         "<= 2x",
         "bare `runc run`",
     )
+    floor(results["cold"], results["bare_create_start"], results["bare_run"], "one")
     report(
         "2. dependency met -> dependent's first line",
         results["dependent"],
@@ -688,6 +758,7 @@ def main() -> int:
         "<= 1.1x",
         "20 parallel bare `runc run`s",
     )
+    floor(results["twenty"], results["bare_twenty_create_start"], results["bare_twenty"], "20")
     print(
         f"5. supervision tree with 20 running services: {rss:.1f} MB RSS "
         f"(executor + {helpers} helper processes; target <= 40 MB)"
