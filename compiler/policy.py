@@ -14,15 +14,17 @@ limit are executor policy and go to plan.json (``ServicePolicy``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from extsvc.compiler.format.capabilities import ALL_CAPABILITIES, NOT_GRANTED
-from extsvc.compiler.format.diagnostics import Diagnostic, Severity, did_you_mean
+from extsvc.compiler.format.diagnostics import Diagnostic, Severity, did_you_mean, short_repr
 from extsvc.compiler.format.load import FieldPath, SourceMap, value_at
 from extsvc.compiler.format.plan import HealthCheck, OnUnhealthy, RestartLimit, ServicePolicy
 from extsvc.compiler.format.quantities import parse_duration, parse_size
+from extsvc.compiler.format.ranges import MAX_CPUS, MAX_SECONDS
 
 BLOCK = "x-extsvc"
 # Docker's HEALTHCHECK defaults: what users of a health check already know.
@@ -34,6 +36,8 @@ HEALTH_START_PERIOD = "0s"
 CPU_PERIOD_US = 100_000
 # The kernel refuses a CFS quota below 1 ms.
 MIN_CPU_QUOTA_US = 1_000
+# The longest duration, and how a user writes it.
+LONGEST = (MAX_SECONDS, "168h (7 days)")
 
 # Durations of the block, and whether zero makes sense for them.
 _DURATIONS: tuple[tuple[FieldPath, bool], ...] = (
@@ -78,20 +82,12 @@ def check_block(tree: Any, source_map: SourceMap) -> Iterator[Diagnostic]:
     for path, zero_ok in _DURATIONS:
         duration = value_at(block, path)
         if isinstance(duration, str):
-            yield from _check_value(duration, path, parse_duration, zero_ok, at)
+            yield from _check_value(duration, path, parse_duration, zero_ok, at, LONGEST)
     memory = value_at(block, ("resources", "memory"))
-    if isinstance(memory, str | int) and not isinstance(memory, bool):
+    # A number of bytes is the schema's to range-check; a size with a unit is parsed here.
+    if isinstance(memory, str):
         yield from _check_value(memory, ("resources", "memory"), parse_size, False, at)
-    cpus = value_at(block, ("resources", "cpus"))
-    if (
-        isinstance(cpus, int | float)
-        and not isinstance(cpus, bool)
-        and cpus > 0
-        and cpu_quota(cpus) < MIN_CPU_QUOTA_US
-    ):
-        yield at(
-            ("resources", "cpus"), f"cpus {cpus} is below the kernel's smallest CPU quota (0.01)"
-        )
+    yield from _check_cpus(value_at(block, ("resources", "cpus")), at)
     command = value_at(block, ("health", "exec"))
     if isinstance(command, list) and command and command[0] == "":
         yield at(("health", "exec", 0), "the health-check command is empty")
@@ -111,14 +107,31 @@ def _check_value(
     parse: Callable[[Any], float],
     zero_ok: bool,
     at: Callable[..., Diagnostic],
+    most: tuple[float, str] = (math.inf, "any"),
 ) -> Iterator[Diagnostic]:
+    """Parse errors, a zero where none makes sense, more than ``most`` (the bound, and how
+    a user writes it; a duration of 400 digits is inf)."""
     try:
         parsed = parse(value)
     except ValueError as error:
         yield at(path, str(error))
         return
     if parsed == 0 and not zero_ok:
-        yield at(path, f"{value!r} is zero; it must be more than that")
+        yield at(path, f"{short_repr(value)} is zero; it must be more than that")
+    elif parsed > most[0]:
+        yield at(path, f"{short_repr(value)} is more than {most[1]}, the most it may be")
+
+
+def _check_cpus(cpus: Any, at: Callable[..., Diagnostic]) -> Iterator[Diagnostic]:
+    """What the schema cannot see: NaN (inside every range, for a comparison) and a
+    quota below the kernel's smallest. Above MAX_CPUS (inf too) is the schema's error."""
+    if not isinstance(cpus, int | float) or isinstance(cpus, bool):
+        return
+    path = ("resources", "cpus")
+    if isinstance(cpus, float) and math.isnan(cpus):  # an int can be too large for isnan
+        yield at(path, f"must be greater than 0 and at most {MAX_CPUS}, not NaN")
+    elif 0 < cpus <= MAX_CPUS and cpu_quota(cpus) < MIN_CPU_QUOTA_US:
+        yield at(path, f"cpus {cpus} is below the kernel's smallest CPU quota (0.01)")
 
 
 def _check_capabilities(names: Any, at: Callable[..., Diagnostic]) -> Iterator[Diagnostic]:

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import re
 
+from extsvc.compiler.format.diagnostics import short_repr
+from extsvc.compiler.format.ranges import MAX_MEMORY_BYTES
+from extsvc.compiler.format.schemacheck import show_value
+
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 
@@ -27,6 +31,8 @@ _SIZE_UNITS = {
 }
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)([kKMGT]i?|)")
 SIZE_FORMS = "write e.g. 512Mi, 1Gi, 1G or a number of bytes"
+# The longest fraction a unit can make whole: 2**-40 Ti (one byte) has 40 decimals.
+_MAX_FRACTION_DIGITS = 40
 
 
 def parse_duration(text: str) -> float:
@@ -44,25 +50,46 @@ def parse_duration(text: str) -> float:
     return total
 
 
-def parse_size(value: str | int) -> int:
-    """Bytes in ``value`` (``512Mi``, ``1G``, ``1048576``); ValueError when it is not a size.
+def parse_size(value: str | int | float) -> int:
+    """Bytes in ``value`` (``512Mi``, ``1G``, ``1048576``); ValueError when it is not a size
+    or is more than MAX_MEMORY_BYTES.
 
     A fraction of a byte is refused rather than rounded: ``0.5Ki`` is 512 bytes,
-    ``1.5`` bytes is a typo.
+    ``1.5`` bytes is a typo. A float with a whole value (YAML ``1.0e+9``) is that
+    integer, as JSON Schema counts it.
     """
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, int) and not isinstance(value, bool):
         if value < 0:
             raise ValueError(f"invalid size {value!r}: must not be negative")
-        return value
-    match = _SIZE.fullmatch(str(value).strip())
+        return _at_most_max(value, value)
+    text = str(value)
+    match = _SIZE.fullmatch(text.strip())
     if match is None or match.group(2) not in _SIZE_UNITS:
-        raise ValueError(f"invalid size {value!r} ({SIZE_FORMS})")
+        raise ValueError(f"invalid size {short_repr(text)} ({SIZE_FORMS})")
     number: str = match.group(1)
     whole, _, fraction = number.partition(".")
+    whole, fraction = whole.lstrip("0"), fraction.rstrip("0")
+    # Checked on the digits first: int() refuses more than 4,300 of them.
+    if len(whole) > len(str(MAX_MEMORY_BYTES)):
+        return _at_most_max(text, MAX_MEMORY_BYTES + 1)
+    if len(fraction) > _MAX_FRACTION_DIGITS:
+        raise ValueError(f"invalid size {short_repr(text)}: not a whole number of bytes")
     multiplier: int = _SIZE_UNITS[match.group(2)]
     # Exact integer arithmetic: floats would turn 0.1Gi into 107374182.40000001.
-    scaled: int = int(whole + fraction) * multiplier
+    scaled: int = int((whole + fraction) or "0") * multiplier
     divisor: int = 10 ** len(fraction)
     if scaled % divisor:
-        raise ValueError(f"invalid size {value!r}: not a whole number of bytes")
-    return scaled // divisor
+        raise ValueError(f"invalid size {short_repr(text)}: not a whole number of bytes")
+    return _at_most_max(text, scaled // divisor)
+
+
+def _at_most_max(value: str | int, size: int) -> int:
+    """``size``, or ValueError when no memory limit can be that large."""
+    if size > MAX_MEMORY_BYTES:
+        shown = short_repr(value) if isinstance(value, str) else show_value(value)
+        raise ValueError(
+            f"{shown} is more than {MAX_MEMORY_BYTES} bytes (8 EiB), the largest memory limit"
+        )
+    return size

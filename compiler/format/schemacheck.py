@@ -938,12 +938,19 @@ def _bounds(c: _Compiler, schema: dict[str, Any], doc: str, where: Path) -> _Rul
                 return False
         return True
 
+    # With a lower and an upper bound, a message names the whole range: a value refused
+    # for being too large says how small it may be too.
+    words = " and ".join(
+        f"{_BOUND_WORDS[lower, strict]} {show_value(bound)}" for _, bound, lower, strict in limits
+    )
+    if [keyword for keyword, *_ in limits] == ["minimum", "maximum"]:
+        words = f"from {show_value(limits[0][1])} to {show_value(limits[1][1])}"
+
     def explain(x: float, path: Path, spath: Path) -> Iterator[SchemaError]:
         # One error per keyword that fails, as jsonschema reports them.
         for keyword, bound, lower, strict in limits:
             if _out_of_bound(x, bound, lower, strict):
-                message = f"must be {_BOUND_WORDS[lower, strict]} {show_value(bound)}"
-                yield SchemaError(path, keyword, message, (*spath, keyword))
+                yield SchemaError(path, keyword, f"must be {words}", (*spath, keyword))
 
     return _Rule("number", valid, explain)
 

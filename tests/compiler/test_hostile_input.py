@@ -16,10 +16,15 @@ Each row of the issue's fault table is a test here or a case under ``bad_inputs/
   the secret tests below;
 * a NUL byte in a mount source: ``bad_inputs/mount-source-nul`` (``args-nul``,
   ``*-control-characters``, ``mount-*-dotdot`` refuse the rest).
+* numbers past what the runtime takes (``memory: 0x`` and 4,000 ``f``, a ValueError in
+  ``json.dumps``; ``cpus: 1e400`` or ``.nan``, an OverflowError; ``cpus: 1e300``, reported
+  as an extsvc bug): ``bad_inputs/x-extsvc-{cpus,memory,pids,counts,duration}-*`` and
+  the bounds below.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -414,3 +419,88 @@ def test_a_config_mount_path_cannot_traverse_or_hold_control_characters(
 
     assert (code == 1) is refused, output
     assert ("configFiles[0].mountPath: must be an absolute file path" in output) is refused
+
+
+# --- Numbers: what the runtime takes compiles, one step beyond is refused at its place -----
+
+# (the x-extsvc lines, {} standing for the value; the field; the last value accepted;
+# the first refused). Each bound and why it is there: compiler/format/ranges.py.
+NUMBER_BOUNDS = [
+    ("resources: {{cpus: {}}}", "resources.cpus", "8192", "8192.000001"),
+    ("resources: {{cpus: {}}}", "resources.cpus", "0.01", "0.0099"),
+    ("resources: {{memory: {}}}", "resources.memory", str(2**63 - 1), str(2**63)),
+    ("resources: {{memory: {}}}", "resources.memory", "1", "0"),
+    ("resources: {{memory: {}}}", "resources.memory", "1.0e+18", "1.0e+19"),  # YAML floats
+    ("resources: {{memory: {}}}", "resources.memory", "'9223372036854775807'", "'9223372036854775808'"),  # noqa: E501
+    ("resources: {{memory: {}}}", "resources.memory", "8388607Ti", "8388608Ti"),
+    ("resources: {{memory: {}}}", "resources.memory", "8Ki", "0Ki"),
+    ("resources: {{pids: {}}}", "resources.pids", "4194304", "4194305"),
+    ("resources: {{pids: {}}}", "resources.pids", "1", "0"),
+    ("restartLimit: {{count: {}, window: 1m}}", "restartLimit.count", "10000", "10001"),
+    ("restartLimit: {{count: {}, window: 1m}}", "restartLimit.count", "1", "0"),
+    ("health: {{exec: [/c], retries: {}}}", "health.retries", "10000", "10001"),
+    ("health: {{exec: [/c], retries: {}}}", "health.retries", "1", "0"),
+    ("startTimeout: {}", "startTimeout", "168h", "168h1ms"),
+    ("stopTimeout: {}", "stopTimeout", "604800s", "604800.001s"),
+    ("restartLimit: {{count: 1, window: {}}}", "restartLimit.window", "10080m", "10081m"),
+    ("health: {{exec: [/c], interval: {}}}", "health.interval", "167h59m60s", "167h59m60.5s"),
+    ("health: {{exec: [/c], timeout: {}}}", "health.timeout", "1ms", "0ms"),
+    ("health: {{exec: [/c], startPeriod: {}}}", "health.startPeriod", "0s", "604801s"),
+]  # fmt: skip
+
+
+def block_file(line: str, value: str) -> bytes:
+    service = "name: a\ncontainer:\n  entrypoint: ./a\nrestart: always\n"
+    return f"{service}x-extsvc:\n  {line.format(value)}\n".encode()
+
+
+@pytest.mark.parametrize(("line", "field", "accepted", "refused"), NUMBER_BOUNDS)
+def test_numbers_within_what_the_runtime_takes_compile_and_one_step_beyond_is_refused(
+    line: str, field: str, accepted: str, refused: str
+) -> None:
+    from extsvc.compiler import pipeline, render
+    from extsvc.compiler.pipeline import CompileOptions
+
+    options = CompileOptions(rootfs_base="/usr/local/lib/containers", arch="amd64")
+    result = pipeline.compile([SourceFile("f.yaml", block_file(line, accepted))], options)
+    assert [d.headline() for d in result.diagnostics] == []
+    config = json.loads(result.files["bundles/a/config.json"])
+    assert list(render.oci_config_errors(config)) == []  # and the plan passed its schema
+
+    refused_file = [SourceFile("f.yaml", block_file(line, refused))]
+    errors = check_sources(refused_file).diagnostics
+    assert [(d.field, d.position.line, d.severity) for d in errors] == [
+        (f"x-extsvc.{field}", 6, Severity.ERROR)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("1e400", "must be greater than 0 and at most 8192"),
+        ("-.inf", "must be greater than 0 and at most 8192"),
+        (".nan", "must be greater than 0 and at most 8192, not NaN"),
+    ],
+)
+def test_infinite_and_nan_cpus_are_refused(value: str, message: str) -> None:
+    file = SourceFile("f.yaml", block_file("resources: {{cpus: {}}}", value))
+    (problem,) = check_sources([file]).diagnostics
+    assert (problem.field, problem.message) == ("x-extsvc.resources.cpus", message)
+
+
+def test_the_schemas_say_the_bounds_the_compiler_checks() -> None:
+    """`extsvc schema` shows the bounds, and the executor refuses a plan beyond them."""
+    from extsvc.compiler.format import ranges
+    from extsvc.compiler.format.schemas import schema
+
+    block = schema("service")["$defs"]["extsvc"]["properties"]
+    resources = block["resources"]["properties"]
+    health = schema("service")["$defs"]["health"]["properties"]
+    assert resources["memory"]["maximum"] == ranges.MAX_MEMORY_BYTES
+    assert resources["cpus"]["maximum"] == ranges.MAX_CPUS
+    assert resources["pids"]["maximum"] == ranges.MAX_PIDS
+    assert block["restartLimit"]["properties"]["count"]["maximum"] == ranges.MAX_COUNT
+    assert health["retries"]["maximum"] == ranges.MAX_COUNT
+    plan = schema("plan")["$defs"]
+    assert plan["count"]["maximum"] == ranges.MAX_COUNT
+    assert plan["seconds"]["maximum"] == plan["positiveSeconds"]["maximum"] == ranges.MAX_SECONDS

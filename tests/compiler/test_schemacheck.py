@@ -615,6 +615,9 @@ def test_messages_for_sizes_patterns_and_values() -> None:
         ({"maximum": 511}, 512, "must be at most 511"),
         ({"exclusiveMinimum": 0}, 0, "must be greater than 0"),
         ({"exclusiveMaximum": 1.5}, 2, "must be less than 1.5"),
+        ({"minimum": 1, "maximum": 10}, 11, "must be from 1 to 10"),
+        ({"minimum": 1, "maximum": 10}, 0, "must be from 1 to 10"),
+        ({"exclusiveMinimum": 0, "maximum": 8}, 9, "must be greater than 0 and at most 8"),
         ({"uniqueItems": True}, ["a", "b", "a"], "must not contain duplicates ('a' appears more than once)"),  # noqa: E501
     ]  # fmt: skip
     for schema, instance, message in cases:
