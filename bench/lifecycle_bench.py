@@ -1,6 +1,6 @@
 """Container lifecycle (issue 12): every ratio measured in one run, rounds interleaved.
 
-    .venv/bin/python bench/lifecycle_bench.py [--rounds N] [--idle-seconds S] [--peers]
+    .venv/bin/python bench/lifecycle_bench.py [--rounds N] [--idle-seconds S] [--peers] [--editable]
 
 Needs root, runc and busybox-static; installs nothing. Each round measures every
 figure once, alternating extsvc and its baseline, so a noisy neighbour slows both;
@@ -21,6 +21,9 @@ medians over the rounds are printed, with the target of issue 12 beside each rat
    running services (target: < 0.5 % CPU, no periodic wakeups).
 
 It also prints the import time of the cold `run` path (`python -X importtime`).
+extsvc is measured as a user runs it: installed from a wheel of this checkout into a
+fresh venv (the checkout's editable install adds ~14 ms of import-hook set-up to every
+interpreter start); --editable measures the checkout as it is.
 With --peers, containerd's `ctr` and podman are measured beside when installed
 (`make bench-peers` installs them first); they run on private sockets and state
 dirs under a temporary directory and never touch a system daemon.
@@ -41,6 +44,7 @@ import sys
 import tempfile
 import threading
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -58,6 +62,10 @@ from extsvc.executor.errors import DaemonUnreachableError  # noqa: E402
 from tests.support.rootfs import find_static_busybox, make_busybox_rootfs  # noqa: E402
 
 EXTSVC = [sys.executable, "-m", "extsvc"]
+# The Python that runs `extsvc run` in the measurements: by default a fresh venv holding
+# extsvc installed from its wheel, as a user runs it (the checkout's editable install
+# adds ~14 ms of import-hook set-up to every start); --editable: this checkout's.
+RUN_PYTHON = [sys.executable]
 # extsvc as installed: pip byte-compiles a package, so its modules are compiled once up
 # front (main) and PYTHONDONTWRITEBYTECODE (set in some sandboxes) must not make every
 # cold start compile them again.
@@ -171,7 +179,9 @@ class Executor:
         self.started = time.monotonic()
         self.process = subprocess.Popen(
             [
-                *EXTSVC,
+                *RUN_PYTHON,
+                "-m",
+                "extsvc",
                 "run",
                 str(out),
                 "--state-dir",
@@ -456,7 +466,7 @@ def import_ms(statement: str, repeat: int = 5) -> float:
     totals = []
     for _ in range(repeat):
         err = subprocess.run(
-            [sys.executable, "-X", "importtime", "-c", statement],
+            [*RUN_PYTHON, "-X", "importtime", "-c", statement],
             capture_output=True, text=True, check=True, env=ENVIRONMENT,
         ).stderr  # fmt: skip
         top = [int(m[1]) for m in re.finditer(r"import time:\s+\d+ \|\s+(\d+) \| (?! )\S", err)]
@@ -464,9 +474,33 @@ def import_ms(statement: str, repeat: int = 5) -> float:
     return min(totals) / 1000
 
 
+def installed_python(work: Path) -> str:
+    """A new venv with extsvc installed from a wheel of this checkout, byte-compiled as
+    pip does; its python."""
+    venv, wheels = work / "installed-venv", work / "wheel"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+         "--disable-pip-version-check", "-w", str(wheels), str(REPO)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    (wheel,) = wheels.glob("extsvc-*.whl")
+    (site,) = venv.glob("lib/python*/site-packages")
+    zipfile.ZipFile(wheel).extractall(site)
+    # Its dependencies (psutil for status requests, ...) from this checkout's venv: a
+    # path in a .pth is only appended to sys.path (that venv's own .pth files, the
+    # editable install's import hook among them, are not run).
+    (dependencies,) = Path(sys.prefix).glob("lib/python*/site-packages")
+    (site / "extsvc-bench-dependencies.pth").write_text(f"{dependencies}\n")
+    python = str(venv / "bin" / "python")
+    subprocess.run([python, "-m", "compileall", "-q", str(site / "extsvc")], check=True,
+                   stdout=subprocess.DEVNULL, env=ENVIRONMENT)  # fmt: skip
+    return python
+
+
 def heavy_imports_on_run_path() -> list[str]:
     err = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", RUN_PATH_IMPORTS],
+        [*RUN_PYTHON, "-X", "importtime", "-c", RUN_PATH_IMPORTS],
         capture_output=True, text=True, check=True,
     ).stderr  # fmt: skip
     loaded = set(re.findall(r"\|\s+(\S+)$", err, re.MULTILINE))
@@ -655,6 +689,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (medians)")
     parser.add_argument("--idle-seconds", type=float, default=30.0)
     parser.add_argument("--peers", action="store_true", help="measure ctr and podman too")
+    parser.add_argument(
+        "--editable",
+        action="store_true",
+        help="run this checkout's extsvc (editable install) instead of an installed wheel",
+    )
     args = parser.parse_args()
     if os.geteuid() != 0 or shutil.which("runc") is None or find_static_busybox() is None:
         print("bench: needs root, runc and busybox-static", file=sys.stderr)
@@ -665,20 +704,27 @@ def main() -> int:
         stdout=subprocess.DEVNULL,
         env=ENVIRONMENT,
     )
-    load = os.getloadavg()[0]
-    print(
-        f"host: {os.cpu_count()} CPUs, load average {load:.1f} at the start"
-        + (" (busy: figures are noisy)" if load > 1 else "")
-    )
-    print(
-        f"import time of the cold `run` path: {import_ms(RUN_PATH_IMPORTS):.0f} ms, "
-        f"{import_ms(START_UP_IMPORTS):.0f} ms of it before the first `runc create` "
-        f"(python -X importtime; heavy modules on it: {heavy_imports_on_run_path() or 'none'})"
-    )
     with tempfile.TemporaryDirectory(
         prefix="extsvc-lifecycle-bench-", ignore_cleanup_errors=True
     ) as temporary:
         work = Path(temporary)
+        if not args.editable:
+            RUN_PYTHON[:] = [installed_python(work)]
+        print(
+            "extsvc run as installed from its wheel in a fresh venv"
+            if not args.editable
+            else "extsvc run from this checkout (editable install)"
+        )
+        load = os.getloadavg()[0]
+        print(
+            f"host: {os.cpu_count()} CPUs, load average {load:.1f} at the start"
+            + (" (busy: figures are noisy)" if load > 1 else "")
+        )
+        print(
+            f"import time of the cold `run` path: {import_ms(RUN_PATH_IMPORTS):.0f} ms, "
+            f"{import_ms(START_UP_IMPORTS):.0f} ms of it before the first `runc create` "
+            f"(python -X importtime; heavy modules on it: {heavy_imports_on_run_path() or 'none'})"
+        )
         bench = Bench(work)
         rootfs = work / "one" / "rootfs" / ("hello" + RUN_TAG)
         peers = Peers(work, rootfs) if args.peers else None

@@ -24,7 +24,6 @@ from extsvc.compiler.format.plan import Plan
 from extsvc.executor import reaper, recovery, signals, startup
 from extsvc.executor.client import RUN_INFO
 from extsvc.executor.clock import SystemClock
-from extsvc.executor.control import SOCKET_NAME, ControlHandler, ControlServer
 from extsvc.executor.durations import format_duration
 from extsvc.executor.errors import PlanError
 from extsvc.executor.logs import make_console
@@ -185,10 +184,15 @@ async def _run(
             background.add(task)
             task.add_done_callback(background.discard)
 
-        # Services first (their lifecycles run at the next await), then what can wait.
+        # Services first, then what can wait: one turn of the loop takes each lifecycle to
+        # its first wait (a create, usually begun at start-up), and the control server's
+        # modules are imported while runc works rather than before.
         if not handlers.stop.is_set():
             supervisor.start_all()
             reload_requests.append(request_reload)
+            await asyncio.sleep(0)
+        from extsvc.executor.control import SOCKET_NAME, ControlHandler, ControlServer
+
         control = ControlServer(
             workspace.state_dir / SOCKET_NAME, ControlHandler(supervisor, reload=reload)
         )

@@ -36,3 +36,13 @@ def test_the_run_path_imports_no_heavy_module() -> None:
 
 def test_the_start_up_before_the_first_create_does_not_import_asyncio() -> None:
     assert sorted({"asyncio", *HEAVY} & modules_after(START_UP)) == []
+
+
+def test_the_daemon_runs_without_ssl() -> None:
+    # `extsvc run` keeps ssl out (executor.cli_run): nothing the daemon imports, lazily
+    # included (psutil for status requests and network checks), may need it.
+    imported = modules_after(
+        "import sys; sys.modules['ssl'] = None; import asyncio, psutil, extsvc.executor.daemon,"
+        " extsvc.executor.control, extsvc.executor.status, extsvc.executor.hostprobes"
+    )  # raises if any of them fails to import
+    assert {"asyncio", "psutil", "extsvc.executor.control"} <= imported
