@@ -161,9 +161,11 @@ def main() -> None:
         state, logs = tmp / "state", tmp / "logs"
         argv = [
             *EXTSVC, "run", str(out), "--state-dir", str(state), "--log-dir", str(logs),
-            "--restart-interval", "500ms", "--stop-timeout", "2s", "-q",
+            "--restart-interval", "500ms", "--stop-timeout", "2s",
         ]  # fmt: skip
-        daemon = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        # Its events and notices are kept (beside the log dir) for a failed reload to show.
+        events = open(tmp / "daemon.stderr", "wb")  # noqa: SIM115 (lives as long as it)
+        daemon = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=events)
         client = ControlClient(state, timeout=30)
         # A slow console reader: 4 KiB every 100 ms.
         assert daemon.stdout is not None
@@ -190,17 +192,27 @@ def main() -> None:
             began = time.monotonic()
             duration = args.minutes * 60
             reloads = 0
+            slow_reloads: list[str] = []
             next_reload = began + args.reload_every
             while time.monotonic() - began < duration:
                 if time.monotonic() >= next_reload:
                     reloads += 1
                     write_plan(tmp, names, reloads)
-                    subprocess.run(
-                        [*EXTSVC, "reload", "--state-dir", str(state)],
-                        capture_output=True,
-                        timeout=120,
-                    )
-                    next_reload += args.reload_every
+                    asked = time.monotonic()
+                    try:
+                        subprocess.run(
+                            [*EXTSVC, "reload", "--state-dir", str(state)],
+                            capture_output=True,
+                            timeout=120,
+                        )
+                    except subprocess.TimeoutExpired:
+                        daemon.send_signal(signal.SIGUSR1)  # every task's stack, on stderr
+                        time.sleep(1)
+                        slow_reloads.append(diagnose_reload(tmp, client, reloads))
+                    took = time.monotonic() - asked
+                    if took > 30:
+                        print(f"soak: reload {reloads} took {took:.0f} s", flush=True)
+                    next_reload = max(next_reload + args.reload_every, time.monotonic())
                 time.sleep(0.5)
             probe.stop.set()
             end = time.monotonic()
@@ -213,6 +225,9 @@ def main() -> None:
             print(probe.report("first " + f"{window:.0f} s", began, began + window))
             print(probe.report("last  " + f"{window:.0f} s", end - window, end))
             print(f"control requests that failed: {probe.errors} {probe.last_error}")
+            print(f"reloads that did not answer within 120 s: {len(slow_reloads)}")
+            for report in slow_reloads:
+                print(report)
             print(f"states at the end: {states}")
             log_bytes = sum(p.stat().st_size for p in logs.iterdir())
             print(f"log dir: {log_bytes / 1e6:.1f} MB for {args.services} services")
@@ -223,6 +238,25 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 daemon.kill()
             remove_traces(state, [n for _, n in names])
+
+
+def diagnose_reload(tmp: Path, client: ControlClient, number: int) -> str:
+    """What the executor was doing when a reload did not answer: the services that are
+    not settled, and its last events."""
+    lines = [f"reload {number} did not answer within 120 s"]
+    try:
+        services = client.request({"op": "services"})["services"]
+        lines += [f"  {s['id']}: {s['state']}" for s in services if s["state"] not in ("Running",)][
+            :20
+        ]
+    except Exception as error:  # a report, whatever went wrong
+        lines.append(f"  services request failed: {error!r}")
+    text = (tmp / "daemon.stderr").read_bytes().decode(errors="replace")
+    dump = text.rfind("SIGUSR1:")
+    lines += ["  last events:", *("    " + line for line in text[:dump].splitlines()[-20:])]
+    if dump >= 0:
+        lines += ["  tasks (SIGUSR1):", *("    " + line for line in text[dump:].splitlines())]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -60,12 +60,18 @@ def write_run_info(workspace: Workspace, options: DaemonOptions, plan: Plan) -> 
 class Signals:
     """The loop's handlers for the daemon's signals; unblocks them once installed."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, on_reload: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        on_reload: Callable[[], None],
+        on_dump: Callable[[str], None],
+    ) -> None:
         self.loop = loop
         self.stop = asyncio.Event()
         for signum in signals.STOP_SIGNALS:
             loop.add_signal_handler(signum, self.stop.set)
         loop.add_signal_handler(signals.RELOAD_SIGNAL, on_reload)
+        loop.add_signal_handler(signals.DUMP_SIGNAL, lambda: on_dump(task_stacks()))
         signals.unblock()
 
     def remove(self) -> None:
@@ -88,7 +94,7 @@ async def run_daemon(
         for request in reload_requests:
             request()
 
-    handlers = Signals(loop, on_reload)
+    handlers = Signals(loop, on_reload, reporter.notice)
     notifier = Notifier.from_environment()
     try:
         await _run(options, begun, reporter, handlers, notifier, reload_requests)
@@ -241,6 +247,26 @@ async def _run(
             # Creates begun at start-up that no service took (a stop came first).
             await runtime.discard_head_starts()
         begun.lock.release()
+
+
+def task_stacks() -> str:
+    """Every task of the running loop and where it waits (SIGUSR1): the chain of
+    coroutines it is suspended in, outermost first, then what the innermost awaits
+    (Task.print_stack shows a suspended coroutine's outermost frame only)."""
+    tasks = sorted(asyncio.all_tasks(), key=lambda task: task.get_name())
+    lines = [f"SIGUSR1: {len(tasks)} task(s)"]
+    for task in tasks:
+        lines.append(f"task {task.get_name()!r}:")
+        awaited: Any = task.get_coro()
+        while awaited is not None:
+            frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+            if frame is None:  # a future, or a coroutine object without a frame
+                lines.append(f"    awaiting {awaited!r}"[:300])
+                break
+            code = frame.f_code
+            lines.append(f"    {code.co_filename}:{frame.f_lineno} in {code.co_name}")
+            awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+    return "\n".join(lines)
 
 
 def _watchdog_usec() -> str | None:

@@ -253,6 +253,10 @@ class ServiceRunner:
         budget = RestartBudget(limit) if limit is not None else None
         consecutive_failures = 0
         while True:
+            if self._stop_requested.is_set():
+                # Waiting -> Finished: stopped before the next run began.
+                self._transition(ServiceState.FINISHED, "Service stopped")
+                return
             outcome = await self._run_once()
             if outcome.stopped:
                 # Stopping -> Finished: the stop we asked for completed.
@@ -569,8 +573,13 @@ class ServiceRunner:
         await asyncio.wait({work, *interrupts}, return_when=asyncio.FIRST_COMPLETED)
         for interrupt in interrupts:
             interrupt.cancel()
-        if work.done():
+        # Both may be over at once (a container that died at start, a wait of 0 s): the
+        # stop wins then, or a crash loop could outrun every stop (found by the soak).
+        interrupted = self._stop_requested.is_set() or (also is not None and also.is_set())
+        if work.done() and (not interrupted or work.exception() is not None):
             return work.result()
+        if work.done():
+            return _STOPPED
         work.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await work

@@ -1,6 +1,7 @@
 """The daemon's signals, blocked from the first instruction of `extsvc run`.
 
-SIGTERM and SIGINT stop every service gracefully, SIGHUP reloads the plan. Until
+SIGTERM and SIGINT stop every service gracefully, SIGHUP reloads the plan, SIGUSR1
+prints what every task of the event loop is waiting for. Until
 the event loop's handlers exist (executor.daemon), a default disposition would
 kill the executor half-started and leave containers unsupervised, so the CLI
 blocks them first; the kernel keeps one pending and delivers it on unblock.
@@ -13,7 +14,10 @@ import signal
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 RELOAD_SIGNAL = signal.SIGHUP
-HANDLED_SIGNALS = frozenset({*STOP_SIGNALS, RELOAD_SIGNAL})
+# Every task's stack on the event output (as Go's SIGQUIT): what a daemon that seems stuck
+# is waiting for, without stopping it.
+DUMP_SIGNAL = signal.SIGUSR1
+HANDLED_SIGNALS = frozenset({*STOP_SIGNALS, RELOAD_SIGNAL, DUMP_SIGNAL})
 
 
 def block() -> set[int | signal.Signals]:

@@ -67,6 +67,26 @@ def test_sighup_reloads_and_never_kills(tmp_path: Path) -> None:
         assert daemon.stop() == 0
 
 
+def test_sigusr1_prints_what_every_task_waits_for_and_changes_nothing(tmp_path: Path) -> None:
+    name = unique("usr1")
+    out, _ = compile_plan(tmp_path, {name: shell_service(name, SLEEP_LOOP)})
+    with running_daemon(tmp_path, out, [name]) as daemon:
+        pid = _pid(daemon, f"ext-{name}")
+        assert daemon.process is not None
+        daemon.process.send_signal(signal.SIGUSR1)
+        wait_for(lambda: "extsvc: SIGUSR1: " in daemon.stderr(), 10, "the task dump")
+        dump = daemon.stderr().split("extsvc: SIGUSR1: ", 1)[1]
+        assert re.match(r"\d+ task\(s\)\n", dump)
+        # The service's lifecycle, waiting for its container to end.
+        lifecycle = dump.split(f"task 'lifecycle ext-{name}':\n", 1)[1].split("\ntask ")[0]
+        assert "runner.py" in lifecycle
+        assert "in _until_stop" in lifecycle
+        assert "awaiting <" in lifecycle.splitlines()[-1]
+        assert daemon.process.poll() is None
+        assert _pid(daemon, f"ext-{name}") == pid
+        assert daemon.stop() == 0
+
+
 def test_ctrl_c_reaches_only_the_executor_which_stops_gracefully(tmp_path: Path) -> None:
     name = unique("ctrlc")
     data = tmp_path / "data"

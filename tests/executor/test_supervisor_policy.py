@@ -11,6 +11,7 @@ from typing import Any
 
 from extsvc.compiler.format.capabilities import LINUX_CAPABILITIES as CAPABILITY_NAMES
 from extsvc.executor.adapt import HostFacts
+from extsvc.executor.clock import SystemClock
 from extsvc.executor.runner import RestartTiming, RunnerSettings
 from extsvc.executor.states import ServiceState
 from extsvc.executor.supervisor import Supervisor
@@ -397,5 +398,44 @@ def test_an_error_in_cleanup_fails_the_service_but_not_the_shutdown(tmp_path: Pa
         await world.supervisor.shutdown()
         assert world.state("ext-a") is ServiceState.FAILED
         assert "internal error: OSError(16" in world.messages("ext-a")[-1]
+
+    scenario()
+
+
+def test_a_stop_ends_a_crash_loop_whose_create_outlasts_the_restart_interval(
+    tmp_path: Path,
+) -> None:
+    """Found by the soak (bench/soak.py): on a loaded host a crash-looping service's
+    create-while-waiting took longer than its restart interval, so the wait after it was
+    already over, and the container of the next run was already dead when the runner
+    looked: a stop requested meanwhile lost both races (the finished work was preferred)
+    and the loop went on forever; `extsvc reload` and the shutdown waited for it."""
+
+    class SlowCreates(FakeRuntime):
+        async def create(self, *args: Any, **kwargs: Any) -> Any:
+            await asyncio.sleep(0.02)  # longer than the 10 ms restart interval
+            return await super().create(*args, **kwargs)
+
+    @run
+    async def scenario() -> None:
+        runtime = SlowCreates(FakeClock(), {"ext-a": [Script(1)]})  # exits at once, code 1
+        supervisor = Supervisor(
+            make_plan(make_service("a", "always")),
+            runtime,
+            SystemClock(),
+            FULL_HOST,
+            RunnerSettings(restart=RestartTiming(interval=0.01), stop_timeout=1.0),
+            log_dir=tmp_path,
+        )
+        supervisor.start_all()
+        runner = supervisor.runners["ext-a"]
+        for _ in range(20):  # a stop at every moment of the loop
+            while runner.runs < 3:
+                await asyncio.sleep(0.001)
+            await asyncio.wait_for(runner.stop(), 5)
+            assert runner.state is ServiceState.FINISHED
+            runner.runs = 0
+            runner.start()
+        await asyncio.wait_for(supervisor.shutdown(), 5)
 
     scenario()
