@@ -150,6 +150,12 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--services", type=int, default=50)
     parser.add_argument("--reload-every", type=float, default=30.0, help="seconds")
+    parser.add_argument(
+        "--executor-nice",
+        type=int,
+        default=0,
+        help="run the executor at this nice value (e.g. -5: ahead of its containers)",
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("soak.py needs root (runc, mounts, cgroups)")
@@ -165,6 +171,8 @@ def main() -> None:
         ]  # fmt: skip
         # Its events and notices are kept (beside the log dir) for a failed reload to show.
         events = open(tmp / "daemon.stderr", "wb")  # noqa: SIM115 (lives as long as it)
+        if args.executor_nice:
+            argv = ["nice", "-n", str(args.executor_nice), *argv]
         daemon = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=events)
         client = ControlClient(state, timeout=30)
         # A slow console reader: 4 KiB every 100 ms.

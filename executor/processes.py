@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from extsvc.executor import reaper
@@ -38,13 +38,20 @@ def last_line(output: str) -> str:
 
 
 async def run_process(
-    argv: Sequence[str], timeout: float | None = None, capture: bool = True
+    argv: Sequence[str],
+    timeout: float | None = None,
+    capture: bool = True,
+    before_kill: Callable[[reaper.Child], Awaitable[None]] | None = None,
 ) -> Completed:
     """Run ``argv`` to completion; stdout and stderr merged. A timeout kills it (code -9).
 
     The helper leads its own session and process group (reaper.spawn): a timeout or
     a cancellation (a stop, a shutdown) SIGKILLs the group, so nothing a hung helper
     forked outlives it.
+
+    ``before_kill``, at the timeout, is awaited before the group is killed: for what
+    the helper started outside its group (`runc exec`'s process has a session of its
+    own) and only the helper can name.
 
     A missing program is reported like the shell does (code 127), not raised:
     callers treat every failure the same way.
@@ -61,6 +68,8 @@ async def run_process(
     try:
         code = await asyncio.wait_for(asyncio.shield(child.exited), timeout)
     except TimeoutError:
+        if before_kill is not None:
+            await before_kill(child)
         child.kill_group()
         await child.exited
         if output is not None:

@@ -21,6 +21,7 @@ import os
 import signal
 import time
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from extsvc.compiler.format.plan import ServicePlan, service_name
@@ -28,6 +29,8 @@ from extsvc.executor import cgroups, reaper
 from extsvc.executor.bundles import CreateCall, HeadStart, begin_create, discard_bundle, spec_key
 from extsvc.executor.durations import format_duration
 from extsvc.executor.errors import LaunchError
+from extsvc.executor.inotify import DirectoryWatch
+from extsvc.executor.options import RUNC_COMMAND_TIMEOUT
 from extsvc.executor.processes import Completed, read_pipe, run_process
 from extsvc.executor.runtime import Container, ExecResult, OutputSink
 from extsvc.executor.workspace import Workspace
@@ -35,7 +38,9 @@ from extsvc.executor.workspace import Workspace
 MAX_LINE_BYTES = 64 * 1024
 # After the init exits, its pipe closes as soon as the last container process is gone.
 OUTPUT_DRAIN_TIMEOUT = 2.0
-RUNC_COMMAND_TIMEOUT = 30.0
+# After a health check's timeout: how long runc exec may take to name the process it
+# started (its PID file) before it is killed without it.
+EXEC_PID_FILE_WAIT = 10.0
 
 
 class RuncContainer:
@@ -185,18 +190,23 @@ class RuncRuntime:
             raise LaunchError(f"runc start exited with code {started.returncode}{reason}")
 
     async def exec(self, container: Container, argv: Sequence[str], timeout: float) -> ExecResult:
-        # Killing `runc exec` at the timeout does not kill what it started in the
-        # container (an orphan, re-parented to us): its PID file lets us end it too,
-        # so a hanging health check cannot pile up a process per interval.
+        # What `runc exec` starts has a session of its own (runc init calls setsid):
+        # killing runc exec at the timeout would leave it running, re-parented inside
+        # the container, one more per interval for a check that hangs. Its PID file names
+        # it; runc writes that only once it started, which a loaded host can take longer
+        # than the check's timeout: so at the timeout the check's process is found (the
+        # PID file, watched) and killed first, then runc exec ends with it.
         pid_file = self.workspace.bundle_dir(service_name(container.id)) / "exec.pid"
         pid_file.unlink(missing_ok=True)
+
+        async def kill_the_check(runc_exec: reaper.Child) -> None:
+            await _kill_when_named(pid_file, runc_exec, EXEC_PID_FILE_WAIT)
+
         done = await run_process(
             self._runc("exec", "--pid-file", str(pid_file), container.id, *argv),
             timeout=timeout,
+            before_kill=kill_the_check,
         )
-        if done.timed_out:
-            with contextlib.suppress(OSError, ValueError):
-                os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
         return ExecResult(done.returncode, done.output)
 
     async def cleanup(self, service: ServicePlan) -> None:
@@ -266,6 +276,35 @@ async def pump_lines(read_fd: int, on_output: OutputSink) -> None:
 
 def _strip_cr(line: bytes) -> bytes:
     return line[:-1] if line.endswith(b"\r") else line
+
+
+async def _kill_when_named(pid_file: Path, runner: reaper.Child, limit: float) -> None:
+    """SIGKILL the process ``pid_file`` names, once it does (written by ``runner``);
+    gives up when ``runner`` ends without writing it, or after ``limit`` seconds."""
+    named = asyncio.Event()
+    try:
+        watch: DirectoryWatch | None = DirectoryWatch(pid_file.parent, named.set)
+    except OSError:
+        watch = None  # no inotify left: look once now, once at the limit
+    try:
+        deadline = time.monotonic() + limit
+        while True:
+            with contextlib.suppress(OSError, ValueError):
+                os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
+                return
+            remaining = deadline - time.monotonic()
+            if runner.exited.done() or remaining <= 0:
+                return
+            named.clear()
+            named_now: asyncio.Future[Any] = asyncio.ensure_future(named.wait())
+            exited: asyncio.Future[Any] = runner.exited
+            await asyncio.wait(
+                {named_now, exited}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+            )
+            named_now.cancel()
+    finally:
+        if watch is not None:
+            watch.close()
 
 
 def _timed_out(command: str, limit: float) -> str:

@@ -11,6 +11,9 @@ makes the script write its PID to ``<sub>.paused`` and wait, before running runc
 until ``release(sub)``; ``mark_return(sub)`` makes it run runc, then write
 ``<sub>.returned`` before it exits.
 
+``slow_exec_pid_file(s)`` makes `runc exec` name the process it started (its
+``--pid-file``) only ``s`` seconds after starting it.
+
 Whatever it does, it first notes whether the executor that ran it had imported
 asyncio yet (a line ``<subcommand> <0|1>`` in ``calls``), and in ``term`` it
 sends the executor a SIGTERM first.
@@ -29,6 +32,16 @@ sub=$3
 echo "$sub $(grep -c _asyncio /proc/$PPID/maps)" >> "$dir/calls"
 if grep -qx "$sub" "$dir/term" 2>/dev/null; then
     kill -TERM $PPID
+fi
+if [ "$sub" = exec ] && [ -e "$dir/slow-exec-pid-file" ]; then
+    root=$2; file=$5; shift 5
+    {runc} --root "$root" exec --pid-file "$file.slow" "$@" &
+    child=$!
+    while [ ! -e "$file.slow" ] && kill -0 $child 2>/dev/null; do sleep 0.02; done
+    sleep "$(cat "$dir/slow-exec-pid-file")"
+    [ -e "$file.slow" ] && mv "$file.slow" "$file"
+    wait $child
+    exit $?
 fi
 if [ -e "$dir/pause-$sub" ]; then
     echo $$ > "$dir/$sub.paused.tmp" && mv "$dir/$sub.paused.tmp" "$dir/$sub.paused"
@@ -91,6 +104,12 @@ class FaultyRuntime:
 
     def returned(self, subcommand: str) -> bool:
         return (self.dir / f"{subcommand}.returned").exists()
+
+    def slow_exec_pid_file(self, seconds: float) -> FaultyRuntime:
+        """`runc exec --pid-file F`: F written ``seconds`` after the process started (runc
+        on a loaded host), whatever the caller's timeout."""
+        (self.dir / "slow-exec-pid-file").write_text(f"{seconds}\n")
+        return self
 
     def term(self, *subcommands: str) -> FaultyRuntime:
         (self.dir / "term").write_text("".join(f"{s}\n" for s in subcommands))

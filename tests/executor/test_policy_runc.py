@@ -10,6 +10,7 @@ import pytest
 
 from extsvc.compiler.format.capabilities import names_from_mask
 from extsvc.executor import cgroups
+from tests.executor.faults import FaultyRuntime
 from tests.executor.realrunc import (
     IDLE,
     bind,
@@ -211,4 +212,36 @@ def test_a_hanging_health_check_is_killed_at_its_timeout(tmp_path: Path) -> None
             "healthy": False,
             "message": "timed out after 300ms",
         }
+        assert daemon.stop() == 0
+
+
+def test_a_hanging_health_check_is_killed_even_when_runc_names_it_late(tmp_path: Path) -> None:
+    """`runc exec`'s process has a session of its own: killing runc exec at the timeout
+    does not kill it, only its PID file names it, and runc writes that only once it
+    started it, which on a loaded host came after the timeout: every such check stayed
+    (seen under CI=true make test). The runtime here writes the PID file 1 s late."""
+    name = unique("hanglate")
+    check = ["/bin/sleep", str(1000 + int(name.rsplit("-", 1)[1], 16) % 100000)]
+    block = {"health": {"exec": check, "interval": "300ms", "timeout": "300ms"}}
+    out, _ = compile_plan(tmp_path, {name: shell_service(name, IDLE, extsvc=block)})
+    runtime = FaultyRuntime(tmp_path).slow_exec_pid_file(1.0)
+    with running_daemon(tmp_path, out, [name], "--runtime", str(runtime.path)) as daemon:
+        seen: set[int] = set()
+
+        def checks_seen(count: int) -> bool:
+            seen.update(
+                p.pid for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == check
+            )
+            return len(seen) >= count
+
+        wait_for(lambda: checks_seen(3), 60, "three checks")
+
+        def still_running(pid: int) -> bool:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process = psutil.Process(pid)
+                return process.cmdline() == check and process.status() != psutil.STATUS_ZOMBIE
+            return False
+
+        wait_for(lambda: not [pid for pid in seen if still_running(pid)], 30, "every check killed")
+        assert daemon.service(f"ext-{name}")["health"]["message"] == "timed out after 300ms"
         assert daemon.stop() == 0
