@@ -160,7 +160,7 @@ def _run(argv: Sequence[str]) -> int:
         sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]
         import asyncio
 
-        from extsvc.executor.daemon import Reporter, run_daemon
+        from extsvc.executor.daemon import Reporter, end_leftover_tasks, run_daemon
 
         reporter = Reporter(
             on_event=event_printer(output, arguments.quiet),
@@ -171,7 +171,14 @@ def _run(argv: Sequence[str]) -> int:
             try:
                 await run_daemon(options, reporter, begun)
             finally:
+                # asyncio.run would wait without end for a task that drops its
+                # cancellation: a boot daemon that was told to stop exits, bounded.
+                stuck = await end_leftover_tasks()
                 output.close()
+                if stuck:
+                    say(f"extsvc: {stuck} task(s) did not end when cancelled: exiting anyway")
+                    sys.stdout.flush()
+                    os._exit(0)
 
         asyncio.run(daemon())
     except ExecutorError as error:

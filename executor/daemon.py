@@ -37,6 +37,9 @@ from extsvc.executor.states import Event
 from extsvc.executor.supervisor import Supervisor
 from extsvc.executor.workspace import Workspace
 
+# After the shutdown: how long the tasks left may take to end once cancelled.
+LEFTOVER_TASK_TIMEOUT = 5.0
+
 
 @dataclass(frozen=True)
 class Reporter:
@@ -248,6 +251,18 @@ async def _run(
             # Creates begun at start-up that no service took (a stop came first).
             await runtime.discard_head_starts()
         begun.lock.release()
+
+
+async def end_leftover_tasks(timeout: float = LEFTOVER_TASK_TIMEOUT) -> int:
+    """Cancel every other task still running and wait at most ``timeout`` for them;
+    how many did not end (a task that drops its cancellation would hold up the exit)."""
+    leftover = asyncio.all_tasks() - {asyncio.current_task()}
+    for task in leftover:
+        task.cancel()
+    if not leftover:
+        return 0
+    _, pending = await asyncio.wait(leftover, timeout=timeout)
+    return len(pending)
 
 
 def task_stacks() -> str:

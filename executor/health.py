@@ -66,21 +66,31 @@ class HealthMonitor:
         self.consecutive_failures = 0
         self._started = clock.now()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def start(self) -> None:
+        self._stopping = False
         self._started = self._clock.now()
         self._task = asyncio.create_task(self._loop(), name="health check")
 
     async def stop(self) -> None:
         if self._task is not None:
+            self._stopping = True
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
 
     async def _loop(self) -> None:
-        while True:
+        # Not only the cancellation ends it: Python 3.11's wait_for (in probe and in the
+        # runtime's calls) returns a result that arrives with the cancellation and drops
+        # the cancellation; the loop then slept on and stop() waited for ever (found by
+        # the soak with SIGUSR1: a shutdown stuck in HealthMonitor.stop).
+        while not self._stopping:
             began = self._clock.now()
-            self.record(await self.probe())
+            result = await self.probe()
+            if self._stopping:
+                return
+            self.record(result)
             spent = self._clock.now() - began
             await self._clock.sleep(max(0.0, self.check.interval - spent))
 

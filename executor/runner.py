@@ -452,6 +452,11 @@ class ServiceRunner:
                 await self._cleanup()
                 return RunOutcome(stopped=True)
             container = created
+        if self._stop_requested.is_set():
+            # A stop that came as the create ended (3.11's wait_for may return the result
+            # and drop the cancellation): the container is removed, never started.
+            await self._cleanup()
+            return RunOutcome(stopped=True)
         try:
             # Before the start: the container may write before "Started task" is known.
             self.log.mark(run_started(self.id, self.runs + 1))

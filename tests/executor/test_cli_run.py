@@ -105,3 +105,37 @@ def test_help_lists_every_option_and_the_dispatcher_lists_run() -> None:
         assert flag in run_help.stdout
     top = subprocess.run([*EXTSVC, "--help"], capture_output=True, text=True)
     assert "  run " in top.stdout
+
+
+def test_leftover_tasks_are_cancelled_and_waited_for_a_bounded_time() -> None:
+    import asyncio
+
+    from extsvc.executor.daemon import end_leftover_tasks
+
+    async def obedient() -> None:
+        await asyncio.sleep(3600)
+
+    async def stubborn() -> None:  # drops every cancellation, as a buggy task could
+        while True:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                continue
+
+    async def scenario() -> tuple[int, int]:
+        first = asyncio.ensure_future(obedient())
+        await asyncio.sleep(0)
+        alone = await end_leftover_tasks(timeout=1.0)
+        assert first.cancelled()
+        second = asyncio.ensure_future(stubborn())
+        await asyncio.sleep(0)
+        stuck = await end_leftover_tasks(timeout=0.2)
+        assert not second.done()
+        return alone, stuck
+
+    loop = asyncio.new_event_loop()
+    try:
+        assert loop.run_until_complete(scenario()) == (0, 1)
+    finally:
+        # The stubborn task stays pending; drop it without waiting (as os._exit would).
+        loop.close()

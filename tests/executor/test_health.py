@@ -1,0 +1,43 @@
+"""The health monitor's own loop (executor.health), without a runtime."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from extsvc.compiler.format.plan import HealthCheck, OnUnhealthy
+from extsvc.executor.clock import SystemClock
+from extsvc.executor.health import HealthMonitor
+from extsvc.executor.runtime import ExecResult
+
+CHECK = HealthCheck(
+    exec=("true",),
+    interval=0.01,
+    timeout=1.0,
+    retries=1,
+    start_period=0.0,
+    on_unhealthy=OnUnhealthy.RESTART,
+)
+
+
+def test_stop_ends_the_loop_when_a_check_ends_as_it_is_cancelled() -> None:
+    """Python 3.11's wait_for returns a result that arrives with a cancellation and drops
+    the cancellation: the monitor then slept on, and its stop (so the service's stop and
+    the executor's shutdown) waited for ever, as the soak found (SIGUSR1 showed it)."""
+    entered: asyncio.Queue[asyncio.Future[ExecResult]] = asyncio.Queue()
+
+    async def run_check(argv: Sequence[str], timeout: float) -> ExecResult:
+        answer: asyncio.Future[ExecResult] = asyncio.get_running_loop().create_future()
+        await entered.put(answer)
+        return await answer
+
+    async def scenario() -> None:
+        monitor = HealthMonitor(CHECK, run_check, SystemClock(), lambda _: None)
+        for _ in range(3):  # and it starts again after a stop
+            monitor.start()
+            answer = await entered.get()
+            answer.set_result(ExecResult(0, "ok"))
+            await asyncio.sleep(0)  # the check is over; the monitor has not seen it yet
+            await asyncio.wait_for(monitor.stop(), 2)
+
+    asyncio.run(scenario())
