@@ -240,10 +240,13 @@ def main() -> None:
             log_bytes = sum(p.stat().st_size for p in logs.iterdir())
             print(f"log dir: {log_bytes / 1e6:.1f} MB for {args.services} services")
         finally:
+            asked = time.monotonic()
             daemon.send_signal(signal.SIGTERM)
             try:
-                daemon.wait(120)
+                code = daemon.wait(120)
+                print(f"shutdown (SIGTERM -> exit {code}): {time.monotonic() - asked:.1f} s")
             except subprocess.TimeoutExpired:
+                print("shutdown: no exit within 120 s of SIGTERM: killed")
                 daemon.kill()
             remove_traces(state, [n for _, n in names])
 
