@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from extsvc.compiler.format.capabilities import ALL_CAPABILITIES, NOT_GRANTED
@@ -36,8 +37,8 @@ HEALTH_START_PERIOD = "0s"
 CPU_PERIOD_US = 100_000
 # The kernel refuses a CFS quota below 1 ms.
 MIN_CPU_QUOTA_US = 1_000
-# The longest duration, and how a user writes it.
-LONGEST = (MAX_SECONDS, "168h (7 days)")
+# Every duration of the block is at most MAX_SECONDS (written as a user writes it).
+_parse_bounded_duration = partial(parse_duration, longest=(MAX_SECONDS, "168h (7 days)"))
 
 # Durations of the block, and whether zero makes sense for them.
 _DURATIONS: tuple[tuple[FieldPath, bool], ...] = (
@@ -82,7 +83,7 @@ def check_block(tree: Any, source_map: SourceMap) -> Iterator[Diagnostic]:
     for path, zero_ok in _DURATIONS:
         duration = value_at(block, path)
         if isinstance(duration, str):
-            yield from _check_value(duration, path, parse_duration, zero_ok, at, LONGEST)
+            yield from _check_value(duration, path, _parse_bounded_duration, zero_ok, at)
     memory = value_at(block, ("resources", "memory"))
     # A number of bytes is the schema's to range-check; a size with a unit is parsed here.
     if isinstance(memory, str):
@@ -107,10 +108,7 @@ def _check_value(
     parse: Callable[[Any], float],
     zero_ok: bool,
     at: Callable[..., Diagnostic],
-    most: tuple[float, str] = (math.inf, "any"),
 ) -> Iterator[Diagnostic]:
-    """Parse errors, a zero where none makes sense, more than ``most`` (the bound, and how
-    a user writes it; a duration of 400 digits is inf)."""
     try:
         parsed = parse(value)
     except ValueError as error:
@@ -118,8 +116,6 @@ def _check_value(
         return
     if parsed == 0 and not zero_ok:
         yield at(path, f"{short_repr(value)} is zero; it must be more than that")
-    elif parsed > most[0]:
-        yield at(path, f"{short_repr(value)} is more than {most[1]}, the most it may be")
 
 
 def _check_cpus(cpus: Any, at: Callable[..., Diagnostic]) -> Iterator[Diagnostic]:

@@ -6,6 +6,7 @@ syntax, so the parser lives here, in the shared contract, and nowhere else.
 
 from __future__ import annotations
 
+import math
 import re
 
 from extsvc.compiler.format.diagnostics import short_repr
@@ -35,8 +36,11 @@ SIZE_FORMS = "write e.g. 512Mi, 1Gi, 1G or a number of bytes"
 _MAX_FRACTION_DIGITS = 40
 
 
-def parse_duration(text: str) -> float:
-    """Seconds in ``text``; raises ValueError with the accepted forms when it is not one."""
+def parse_duration(text: str, longest: tuple[float, str] | None = None) -> float:
+    """Seconds in ``text``; raises ValueError with the accepted forms when it is not one,
+    and when it is longer than ``longest`` (the bound, and how a user writes it) or
+    than any float (400 digits and a unit: inf, which no timer, stamp or JSON takes).
+    """
     compact = text.strip()
     position = 0
     total = 0.0
@@ -46,7 +50,11 @@ def parse_duration(text: str) -> float:
         total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
         position = match.end()
     if not compact or position != len(compact):
-        raise ValueError(f"invalid duration {text!r} (write e.g. 500ms, 5s, 1m, 1m30s)")
+        raise ValueError(f"invalid duration {short_repr(text)} (write e.g. 500ms, 5s, 1m, 1m30s)")
+    if longest is not None and not total <= longest[0]:
+        raise ValueError(f"{short_repr(text)} is more than {longest[1]}, the most it may be")
+    if math.isinf(total):
+        raise ValueError(f"invalid duration {short_repr(text)}: too long")
     return total
 
 

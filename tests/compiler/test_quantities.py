@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-import pytest
+import contextlib
+from pathlib import Path
 
+import pytest
+from click.testing import CliRunner
+
+from extsvc.cli import cli
 from extsvc.compiler.format.quantities import parse_duration, parse_size
+
+# 400 digits: more than a float holds, so float() makes it inf.
+NO_FLOAT = "9" * 400
 
 
 @pytest.mark.parametrize(
@@ -19,6 +27,35 @@ def test_parse_duration(text: str, seconds: float) -> None:
 def test_parse_duration_rejects(text: str) -> None:
     with pytest.raises(ValueError, match=r"write e\.g\. 500ms, 5s, 1m"):
         parse_duration(text)
+
+
+def test_a_duration_no_float_holds_is_refused_not_infinite() -> None:
+    with pytest.raises(ValueError, match="too long"):
+        parse_duration(f"{NO_FLOAT}s")
+    with pytest.raises(ValueError, match="is more than 168h, the most it may be"):
+        parse_duration(f"{NO_FLOAT}s", longest=(604800, "168h"))
+
+
+def test_a_bound_is_inclusive() -> None:
+    assert parse_duration("168h", longest=(604800, "168h")) == 604800
+    with pytest.raises(ValueError, match="'168h1ms' is more than 168h, the most it may be"):
+        parse_duration("168h1ms", longest=(604800, "168h"))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["systemd-unit", "out", "--stop-timeout", f"{NO_FLOAT}s"],
+        ["logs", "ext-x", "--since", f"{NO_FLOAT}h", "--log-dir", ".", "--state-dir", "."],
+    ],
+)
+def test_commands_refuse_a_duration_no_float_holds(args: list[str], tmp_path: Path) -> None:
+    """They printed an OverflowError traceback (int(inf) in the unit's TimeoutStopSec and
+    in a log stamp)."""
+    with contextlib.chdir(tmp_path):
+        result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code in (1, 2)
+    assert "Traceback" not in result.output
 
 
 @pytest.mark.parametrize(
@@ -45,4 +82,25 @@ def test_parse_size_refuses_a_fraction_of_a_byte() -> None:
 @pytest.mark.parametrize("value", ["", "512MB", "1g", "Mi", "-1", "1 Gi", -5])
 def test_parse_size_rejects(value: str | int) -> None:
     with pytest.raises(ValueError, match="invalid size"):
+        parse_size(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "size"),
+    [(2**63 - 1, 2**63 - 1), ("8388607Ti", 8388607 * 1024**4), ("0" * 5000 + "1", 1),
+     ("1." + "0" * 5000 + "Gi", 1024**3), (1.0e18, 10**18), (1.5e3, 1500)],
+    ids=["int64", "8388607Ti", "5000-zeros-then-1", "1.000...Gi", "1.0e18", "1.5e3"],
+)  # fmt: skip
+def test_parse_size_takes_up_to_int64(value: str | int | float, size: int) -> None:
+    assert parse_size(value) == size
+
+
+@pytest.mark.parametrize(
+    "value",
+    [2**63, 16**4000, "8388608Ti", "9223372036854775808", "9" * 5000 + "Gi", 1.0e19],
+    ids=["2**63", "16**4000", "8388608Ti", "2**63-as-text", "5000-digits-Gi", "1.0e19"],
+)
+def test_parse_size_refuses_more_than_int64(value: str | int | float) -> None:
+    """Decided on the digits: int() of more than 4,300 of them raises its own ValueError."""
+    with pytest.raises(ValueError, match=r"is more than 9223372036854775807 bytes \(8 EiB\)"):
         parse_size(value)
