@@ -8,7 +8,7 @@
   nesting, huge strings, odd Unicode, NUL, bytes that are not UTF-8, duplicate
   keys, anchors, merge keys, tags...) never raise anything: the compiler answers
   with diagnostics, whose rendering holds no raw control character; it never
-  hangs (a 20 s alarm per case); and the CLI never leaves a partial output.
+  hangs (20 s of CPU time per case); and the CLI never leaves a partial output.
 
 The normal suite runs a small, derandomized number of cases (~20 s). ``make fuzz``
 (``EXTSVC_FUZZ=nightly``) runs over 100,000, randomized; a failing case that
@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
@@ -55,25 +56,39 @@ def fuzz_settings(normal: int, nightly: int) -> settings:
     return settings(
         max_examples=EXAMPLES or (nightly if NIGHTLY else normal),
         derandomize=not (NIGHTLY or EXAMPLES),
-        deadline=None,  # no timing assertions; the alarm below catches a hang
+        deadline=None,  # no timing assertions; hang_guard below catches a hang
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
 
 
 @contextlib.contextmanager
-def hang_guard(seconds: int = 20) -> Iterator[None]:
-    """Fail a case that does not finish (a hang), instead of blocking the run."""
+def hang_guard(cpu_seconds: int = 20, wall_seconds: int = 600) -> Iterator[None]:
+    """Fail a case that does not finish (a hang), instead of blocking the run.
 
-    def expired(_signum: int, _frame: object) -> None:
-        raise TimeoutError(f"no answer in {seconds} s: the compiler hangs on this input")
+    The budget is CPU time (ITIMER_PROF), not the clock: a loop that never ends spends
+    it whatever the host does, and a case is not failed for the host being busy. A
+    20 s alarm did that once: a nightly run at nice 10 on a host with load average
+    18-20 (this process got 25-40% of a CPU; cases took ~21 ms of CPU and ~80 ms of
+    clock on average) failed one case at 20 s, which hypothesis then ran again in
+    time and called flaky. A case blocked without spending CPU meets the alarm.
+    """
 
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(seconds)
+    def expired(signum: int, _frame: object) -> None:
+        spent = f"{cpu_seconds} s of CPU" if signum == signal.SIGPROF else f"{wall_seconds} s"
+        raise TimeoutError(f"no answer after {spent}: the compiler hangs on this input")
+
+    previous = {
+        number: signal.signal(number, expired) for number in (signal.SIGPROF, signal.SIGALRM)
+    }
+    signal.setitimer(signal.ITIMER_PROF, cpu_seconds)
+    signal.alarm(wall_seconds)
     try:
         yield
     finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
         signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 # --- Valid services --------------------------------------------------------------------------
@@ -290,3 +305,16 @@ def test_the_cli_never_leaves_a_partial_output(rng: random.Random, tmp_path_fact
         assert (out / "bundles" / "old" / "config.json").read_bytes() == b"{}\n"
     else:
         assert json.loads((out / "plan.json").read_bytes())["kind"] == "Plan"
+
+
+# --- The guard itself ------------------------------------------------------------------------
+
+
+def test_the_hang_guard_stops_a_loop_by_its_cpu_time_and_a_blocked_case_by_the_clock() -> None:
+    import time
+
+    with pytest.raises(TimeoutError, match="after 1 s of CPU"), hang_guard(cpu_seconds=1):
+        while True:
+            pass
+    with pytest.raises(TimeoutError, match="after 1 s:"), hang_guard(wall_seconds=1):
+        time.sleep(30)  # no CPU spent: only the clock sees it
