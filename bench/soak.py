@@ -246,7 +246,11 @@ def main() -> None:
                 code = daemon.wait(120)
                 print(f"shutdown (SIGTERM -> exit {code}): {time.monotonic() - asked:.1f} s")
             except subprocess.TimeoutExpired:
-                print("shutdown: no exit within 120 s of SIGTERM: killed")
+                daemon.send_signal(signal.SIGUSR1)  # what it still waits for
+                time.sleep(2)
+                print("shutdown: no exit within 120 s of SIGTERM: killed; its last words:")
+                text = (tmp / "daemon.stderr").read_bytes().decode(errors="replace")
+                print("\n".join("    " + line for line in text.splitlines()[-120:]))
                 daemon.kill()
             remove_traces(state, [n for _, n in names])
 

@@ -302,9 +302,15 @@ class ControlServer:
             pass
         finally:
             self._clients.discard(task)
-            writer.close()
+            if writer.transport.get_write_buffer_size():
+                # A client that does not read (a stuck `logs -f`): closing would wait for
+                # the buffer to drain, for ever, and hold up the executor's exit (found by
+                # the soak). What it did not read is dropped with the connection.
+                writer.transport.abort()
+            else:
+                writer.close()
             with contextlib.suppress(Exception):
-                await writer.wait_closed()
+                await asyncio.wait_for(writer.wait_closed(), CLIENT_DRAIN_TIMEOUT)
 
     async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         problem = None

@@ -147,6 +147,28 @@ def test_a_follower_that_never_reads_does_not_grow_the_executor(tmp_path: Path) 
         assert daemon.stop() == 0
 
 
+def test_a_follower_that_never_reads_does_not_hold_up_the_exit(tmp_path: Path) -> None:
+    """Found by the soak: at shutdown the control server closed the stuck client's
+    connection gracefully, which waits for its buffer to drain: for ever."""
+    name = unique("stuck-exit")
+    out, _ = compile_plan(tmp_path, {name: shell_service(name, LONG_LINES)})
+    with running_daemon(tmp_path, out, [name]) as daemon:
+        daemon.wait_state(f"ext-{name}", "Running")
+        stuck = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stuck.connect(str(daemon.state_dir / "control.sock"))
+        stuck.sendall(
+            b'{"op": "logs", "id": "ext-%s", "tail": 0, "follow": true}\n' % name.encode()
+        )
+        time.sleep(3)  # the client's buffer and then the executor's fill up
+        try:
+            # The grace (1 s) plus the followers' 2 s to drain, and room for a busy host.
+            assert daemon.stop(timeout=30) == 0
+        finally:
+            stuck.close()
+    assert traces(tmp_path / "state", [name]) == []
+
+
 def test_a_full_log_disk_keeps_the_service_running_and_resumes(
     tmp_path: Path, tiny_log_dir: Path
 ) -> None:
