@@ -14,14 +14,17 @@ until ``release(sub)``; ``mark_return(sub)`` makes it run runc, then write
 ``slow_exec_pid_file(s)`` makes `runc exec` name the process it started (its
 ``--pid-file``) only ``s`` seconds after starting it.
 
-Whatever it does, it first notes whether the executor that ran it had imported
-asyncio yet (a line ``<subcommand> <0|1>`` in ``calls``), and in ``term`` it
-sends the executor a SIGTERM first.
+Whatever it does, it first notes when the executor spawned it (a line
+``<subcommand> <start time>`` in ``calls``: the kernel's own record, in clock ticks
+since boot, so a loaded host cannot make it late), and in ``term`` it sends the
+executor a SIGTERM first.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
 from pathlib import Path
 
 from tests.executor.realrunc import alive
@@ -29,7 +32,7 @@ from tests.executor.realrunc import alive
 SCRIPT = """#!/bin/sh
 dir=$(dirname "$0")
 sub=$3
-echo "$sub $(grep -c _asyncio /proc/$PPID/maps)" >> "$dir/calls"
+echo "$sub $(cut -d' ' -f22 /proc/$$/stat)" >> "$dir/calls"
 if grep -qx "$sub" "$dir/term" 2>/dev/null; then
     kill -TERM $PPID
 fi
@@ -115,13 +118,16 @@ class FaultyRuntime:
         (self.dir / "term").write_text("".join(f"{s}\n" for s in subcommands))
         return self
 
-    def calls(self) -> list[tuple[str, bool]]:
-        """Each runtime call so far: (subcommand, whether the executor had imported asyncio)."""
+    def calls(self) -> list[tuple[str, float]]:
+        """Each runtime call so far: (subcommand, when the executor spawned it, as
+        time.time())."""
         try:
             lines = (self.dir / "calls").read_text().splitlines()
         except FileNotFoundError:
             return []
-        return [(line.split()[0], line.split()[1] != "0") for line in lines if line.split()]
+        boot = time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
+        ticks = os.sysconf("SC_CLK_TCK")
+        return [(ln.split()[0], boot + int(ln.split()[1]) / ticks) for ln in lines if ln.split()]
 
     def hung_processes(self) -> list[int]:
         """The hung runtime processes that are still alive (none once the executor killed them)."""

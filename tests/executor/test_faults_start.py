@@ -196,9 +196,7 @@ def test_sigkill_mid_start_then_restart_leaves_nothing(tmp_path: Path, point: st
         if old_init is not None and mode != "abandon":
             assert alive(old_init), "the first run's container outlives its executor"
         reported_from = len(first.stderr())
-        with running_daemon(
-            tmp_path, out, [name], "--runtime", str(runtime.path)
-        ) as second:
+        with running_daemon(tmp_path, out, [name], "--runtime", str(runtime.path)) as second:
             running = second.wait_state(f"ext-{name}", "Running", timeout=30)
             report = second.stderr()[reported_from:]
             assert "cleaned up after a previous executor: " in report

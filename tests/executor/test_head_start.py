@@ -2,8 +2,12 @@
 
 `extsvc run` spawns `runc create` for every service without dependencies before it
 imports asyncio and the supervisor (executor.startup); the runtime takes each over
-as its own create. These tests use real runc through a wrapper that records, for
-each call, whether the executor had imported asyncio yet (tests.executor.faults).
+as its own create. These tests use real runc through a wrapper that records when the
+executor spawned each call (tests.executor.faults), compared with when the daemon,
+its event loop running, wrote <state>/run.json: a head start comes before, a create by
+a runner after. Both are the kernel's records (a process's start time in clock ticks,
+a file's change time), so a loaded host does not blur them; a tick is 10 ms, and a
+head start precedes the loop by at least the asyncio import (~25 ms).
 """
 
 from __future__ import annotations
@@ -29,6 +33,12 @@ from tests.executor.realrunc import (
 )
 
 pytestmark = pytest.mark.runc
+TICK = 0.01  # the resolution of a process's start time (/proc/PID/stat, 100 Hz)
+
+
+def creates_after_the_loop_began(runtime: FaultyRuntime, loop_began: float) -> list[bool]:
+    """For each `runc create`: whether it was spawned once the event loop ran."""
+    return [at >= loop_began - TICK for call, at in runtime.calls() if call == "create"]
 
 
 def test_a_service_that_waits_for_nothing_is_created_before_asyncio_is_imported(
@@ -46,13 +56,13 @@ def test_a_service_that_waits_for_nothing_is_created_before_asyncio_is_imported(
     )
     runtime = FaultyRuntime(tmp_path)
     with running_daemon(tmp_path, out, [root, dependent], "--runtime", str(runtime.path)) as d:
+        loop_began = (d.state_dir / "run.json").stat().st_ctime
         d.wait_state(f"ext-{root}", "Running", timeout=30)
         d.wait_state(f"ext-{dependent}", "Running", timeout=30)
         wait_for(lambda: d.logs(f"ext-{root}") == ["up"], 30, "the root's line")
         assert d.stop() == 0
-    creates = [imported for call, imported in runtime.calls() if call == "create"]
-    # The root's create, before asyncio; the dependent's, by its runner, on the loop.
-    assert creates == [False, True]
+    # The root's create, before the loop; the dependent's, by its runner, on the loop.
+    assert creates_after_the_loop_began(runtime, loop_began) == [False, True]
     assert traces(tmp_path / "state", [root, dependent]) == []
 
 
@@ -83,15 +93,18 @@ def test_a_state_dir_with_leftovers_is_cleaned_first_and_gets_no_head_start(
     runtime = FaultyRuntime(tmp_path)
     with running_daemon(tmp_path, out, [name], "--runtime", str(runtime.path)) as first:
         first.wait_state(f"ext-{name}", "Running", timeout=30)
+        first_loop = (first.state_dir / "run.json").stat().st_ctime
         first.kill()
         first.process.wait(30)  # type: ignore[union-attr]
         with running_daemon(tmp_path, out, [name], "--runtime", str(runtime.path)) as second:
+            second_loop = (second.state_dir / "run.json").stat().st_ctime
             second.wait_state(f"ext-{name}", "Running", timeout=30)
             cleaned = f"cleaned up after a previous executor: container ext-{name} (running)"
             assert cleaned in second.stderr()
             assert second.stop() == 0
-    creates = [imported for call, imported in runtime.calls() if call == "create"]
-    assert creates == [False, True]  # the first executor's head start; then, after recovery
+    (first_create, second_create) = [at for call, at in runtime.calls() if call == "create"]
+    assert first_create < first_loop  # the first executor's head start
+    assert second_create >= second_loop - TICK  # after recovery, on the loop
     assert traces(tmp_path / "state", [name]) == []
 
 
