@@ -20,6 +20,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from extsvc.executor.durations import exact_duration
+
 STOP_MARGIN_SECONDS = 30
 WATCHDOG_SECONDS = 60
 DEFAULT_LEVELS = 3  # when OUT/plan.json cannot be read yet (the unit is written before compiling)
@@ -50,7 +52,7 @@ def systemd_unit(out: Path, state_dir: Path, log_dir: Path, stop_timeout: float)
         *extsvc_command(), "run", str(out.absolute()),
         "--state-dir", str(state_dir.absolute()),
         "--log-dir", str(log_dir.absolute()),
-        "--stop-timeout", f"{stop_timeout:g}s",
+        "--stop-timeout", exact_duration(stop_timeout),
     ]  # fmt: skip
     timeout = stop_timeout_seconds(plan_levels(out), stop_timeout)
     return f"""\

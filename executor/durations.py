@@ -15,3 +15,10 @@ def format_duration(seconds: float) -> str:
     if minutes:
         return f"{minutes}m{secs}s"
     return f"{secs}s"
+
+
+def exact_duration(seconds: float) -> str:
+    """``seconds`` to the millisecond, in a form parse_duration reads back (never an
+    exponent, as ``f"{x:g}"`` writes past a million seconds): 10s, 1500ms."""
+    millis = round(seconds * 1000)
+    return f"{millis // 1000}s" if millis % 1000 == 0 else f"{millis}ms"

@@ -10,6 +10,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from extsvc.cli import cli
+from extsvc.compiler.format.quantities import parse_duration
 from extsvc.executor.bootunit import STOP_MARGIN_SECONDS
 from tests.conftest import cannot_run
 
@@ -41,6 +42,21 @@ def test_the_unit_is_notify_with_reload_and_a_graceful_stop(tmp_path: Path) -> N
         f"run {out} --state-dir /run/x --log-dir /var/log/x --stop-timeout 20s"
     )
     assert int(unit["WatchdogSec"]) > 0
+
+
+def test_the_units_stop_timeout_reads_back_exactly(tmp_path: Path) -> None:
+    """`run` must be able to parse what the unit passes it (`{x:g}` wrote 3.6e+14s)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "plan.json").write_text(json.dumps({"levels": [["ext-a"]]}))
+    for given, written in [
+        ("20s", "20s"),
+        ("1.5s", "1500ms"),
+        ("99999999999h", "359999999996400s"),
+    ]:
+        unit = _unit(str(out), "--stop-timeout", given)
+        assert unit["ExecStart"].endswith(f"--stop-timeout {written}")
+        assert parse_duration(written) == parse_duration(given)
 
 
 def test_systemd_accepts_the_unit(tmp_path: Path) -> None:
