@@ -175,6 +175,18 @@ def test_a_service_exceeding_its_restart_limit_ends_failed(tmp_path: Path) -> No
         assert daemon.stop() == 0
 
 
+def processes_running(argv: list[str]) -> set[int]:
+    return {p.pid for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == argv}
+
+
+def still_running(pid: int, argv: list[str]) -> bool:
+    """``pid`` is still ``argv`` and not a zombie."""
+    with contextlib.suppress(psutil.NoSuchProcess):
+        process = psutil.Process(pid)
+        return process.cmdline() == argv and process.status() != psutil.STATUS_ZOMBIE
+    return False
+
+
 def test_a_hanging_health_check_is_killed_at_its_timeout(tmp_path: Path) -> None:
     name = unique("hang")
     # A sleep no other test (or engineer running this one) starts at the same time.
@@ -191,23 +203,17 @@ def test_a_hanging_health_check_is_killed_at_its_timeout(tmp_path: Path) -> None
         seen: set[int] = set()
 
         def checks_seen(count: int) -> bool:
-            seen.update(
-                p.pid for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == check
-            )
+            seen.update(processes_running(check))
             return len(seen) >= count
 
         wait_for(lambda: checks_seen(5), 30, "five checks")  # each killed at its timeout
 
-        def still_running(pid: int) -> bool:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                process = psutil.Process(pid)
-                return process.cmdline() == check and process.status() != psutil.STATUS_ZOMBIE
-            return False
-
         # Left alive, every check seen would stay (its sleep lasts over 1000 s); killed,
         # each is gone soon after its timeout. How soon is no matter on a busy host (it
         # once counted the processes at one moment and found 3 where it allowed 2).
-        wait_for(lambda: not [pid for pid in seen if still_running(pid)], 30, "every check killed")
+        wait_for(
+            lambda: not [pid for pid in seen if still_running(pid, check)], 30, "every check killed"
+        )
         assert daemon.service(service_id)["health"] == {
             "healthy": False,
             "message": "timed out after 300ms",
@@ -229,19 +235,13 @@ def test_a_hanging_health_check_is_killed_even_when_runc_names_it_late(tmp_path:
         seen: set[int] = set()
 
         def checks_seen(count: int) -> bool:
-            seen.update(
-                p.pid for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == check
-            )
+            seen.update(processes_running(check))
             return len(seen) >= count
 
         wait_for(lambda: checks_seen(3), 60, "three checks")
 
-        def still_running(pid: int) -> bool:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                process = psutil.Process(pid)
-                return process.cmdline() == check and process.status() != psutil.STATUS_ZOMBIE
-            return False
-
-        wait_for(lambda: not [pid for pid in seen if still_running(pid)], 30, "every check killed")
+        wait_for(
+            lambda: not [pid for pid in seen if still_running(pid, check)], 30, "every check killed"
+        )
         assert daemon.service(f"ext-{name}")["health"]["message"] == "timed out after 300ms"
         assert daemon.stop() == 0
