@@ -23,15 +23,20 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from extsvc.compiler.format.quantities import parse_duration
+from extsvc.compiler.format.diagnostics import short_repr
+from extsvc.compiler.format.quantities import parse_duration, parse_size
 from extsvc.executor import signals
 from extsvc.executor.errors import ExecutorError
 from extsvc.executor.options import (
     DEFAULT_LOG_DIR,
+    DEFAULT_LOG_ROTATION,
     DEFAULT_STATE_DIR,
+    LOG_MAX_FILES_RANGE,
+    LOG_MAX_SIZE_RANGE,
     RUNC_COMMAND_TIMEOUT,
     ConsoleKind,
     DaemonOptions,
+    LogRotation,
 )
 
 USAGE_ERROR = 2
@@ -42,6 +47,33 @@ def duration(text: str) -> float:
         return parse_duration(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def log_max_size(text: str) -> int:
+    """``--log-max-size``: a size (1Mi, 500k, 65536) within LOG_MAX_SIZE_RANGE."""
+    low, high = LOG_MAX_SIZE_RANGE
+    try:
+        size = parse_size(text)
+    except ValueError as error:
+        if str(error).startswith("invalid"):
+            raise argparse.ArgumentTypeError(str(error)) from None
+        size = high + 1  # more than any memory limit: beyond this range as well
+    if not low <= size <= high:
+        raise argparse.ArgumentTypeError(
+            f"log size {short_repr(text)} is outside 4Ki ({low}) to 1Gi ({high} bytes)"
+        )
+    return size
+
+
+def log_max_files(text: str) -> int:
+    """``--log-max-files``: how many files per service, within LOG_MAX_FILES_RANGE."""
+    low, high = LOG_MAX_FILES_RANGE
+    digits = text.strip()
+    if not (digits.isdigit() and len(digits) <= len(str(high)) and low <= int(digits) <= high):
+        raise argparse.ArgumentTypeError(
+            f"invalid count of files {short_repr(text)}: write {low} to {high}"
+        )
+    return int(digits)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -64,6 +96,22 @@ def parser() -> argparse.ArgumentParser:
         default=Path(os.environ.get("EXTSVC_LOG_DIR") or DEFAULT_LOG_DIR),
         help="One ext-<name>.log per service, size-rotated "
         f"[env: EXTSVC_LOG_DIR; default: {DEFAULT_LOG_DIR}]",
+    )
+    run.add_argument(
+        "--log-max-size",
+        type=log_max_size,
+        default=DEFAULT_LOG_ROTATION.max_bytes,
+        metavar="SIZE",
+        help="Rotate a service's log file when it would grow beyond this (4Ki to 1Gi) "
+        "[default: 1Mi]",
+    )
+    run.add_argument(
+        "--log-max-files",
+        type=log_max_files,
+        default=DEFAULT_LOG_ROTATION.files,
+        metavar="N",
+        help="Files kept per service, the one written included (1 to 100; 1: the file "
+        f"starts afresh at rotation) [default: {DEFAULT_LOG_ROTATION.files}]",
     )
     run.add_argument("--runtime", default="runc", help="OCI runtime binary [default: runc]")
     run.add_argument(
@@ -127,6 +175,7 @@ def options_from(arguments: argparse.Namespace) -> DaemonOptions:
         check_interval=arguments.check_interval,
         runtime_timeout=arguments.runtime_timeout,
         overlay=not arguments.no_overlay,
+        log_rotation=LogRotation(arguments.log_max_size, arguments.log_max_files),
     )
 
 

@@ -155,6 +155,7 @@ async def _run(
             configuration_watched=True,  # configs.watch wakes the waiting services
             prepare_spec=configs.apply,
             on_event=reporter.on_event,
+            log_rotation=options.log_rotation,
         )
         reloading = asyncio.Lock()
 

@@ -32,11 +32,11 @@ from extsvc.executor.logfiles import (
     rotated_files,
     stamp,
 )
-from extsvc.executor.options import ConsoleKind
+from extsvc.executor.options import DEFAULT_LOG_ROTATION, ConsoleKind
 from extsvc.executor.sinks import NonBlockingWriter, dropped_message
 
-DEFAULT_MAX_BYTES = 1024 * 1024
-DEFAULT_BACKUPS = 2
+DEFAULT_MAX_BYTES = DEFAULT_LOG_ROTATION.max_bytes
+DEFAULT_BACKUPS = DEFAULT_LOG_ROTATION.backups
 # A follower that cannot keep up loses lines rather than growing the daemon's memory:
 # at most this many bytes of lines wait for one `logs -f` client.
 FOLLOWER_BUFFER_BYTES = 1024 * 1024

@@ -22,6 +22,29 @@ class ConsoleKind(Enum):
     NONE = "none"
 
 
+# Bounds of `run --log-max-size` and `--log-max-files`: a file smaller than a few long
+# lines would rotate at nearly every line; beyond these a typo fills a disk.
+LOG_MAX_SIZE_RANGE = (4 * 1024, 1024**3)
+LOG_MAX_FILES_RANGE = (1, 100)
+
+
+@dataclass(frozen=True)
+class LogRotation:
+    """When a service's log file rotates and how many of its files are kept (the file
+    written and ``files - 1`` rotated copies, docker's ``max-file``): a service never
+    holds more than ``files * max_bytes`` on disk."""
+
+    max_bytes: int = 1024 * 1024
+    files: int = 3
+
+    @property
+    def backups(self) -> int:
+        return self.files - 1
+
+
+DEFAULT_LOG_ROTATION = LogRotation()
+
+
 @dataclass(frozen=True)
 class DaemonOptions:
     plan: Path
@@ -37,6 +60,7 @@ class DaemonOptions:
     check_interval: float = 1.0
     overlay: bool = True
     runtime_timeout: float = RUNC_COMMAND_TIMEOUT
+    log_rotation: LogRotation = DEFAULT_LOG_ROTATION
 
     def __post_init__(self) -> None:
         # runc resolves a bundle's relative root.path against the bundle directory:

@@ -28,6 +28,7 @@ from extsvc.executor.clock import Clock
 from extsvc.executor.conditions import HostProbes, conditions_for
 from extsvc.executor.hostservices import ReadinessRule
 from extsvc.executor.logs import Console, ServiceLog
+from extsvc.executor.options import DEFAULT_LOG_ROTATION, LogRotation
 from extsvc.executor.runner import RunnerSettings, ServiceRunner, StateBoard
 from extsvc.executor.runtime import ContainerRuntime
 from extsvc.executor.states import Event, ServiceState
@@ -88,6 +89,7 @@ class Supervisor:
         probes: HostProbes | None = None,
         prepare_spec: Callable[[ServicePlan], dict[str, Any]] | None = None,
         on_event: Callable[[str, Event], None] | None = None,
+        log_rotation: LogRotation = DEFAULT_LOG_ROTATION,
     ) -> None:
         self.plan = plan
         # The plan file as loaded, to tell when the one on disk differs ("changed on disk").
@@ -111,7 +113,13 @@ class Supervisor:
                 runtime=runtime,
                 clock=clock,
                 host=host,
-                log=ServiceLog(service.id, log_dir, console if service.log_to_console else None),
+                log=ServiceLog(
+                    service.id,
+                    log_dir,
+                    console if service.log_to_console else None,
+                    log_rotation.max_bytes,
+                    log_rotation.backups,
+                ),
                 conditions=self._conditions(service),
                 board=self.board,
                 settings=settings,

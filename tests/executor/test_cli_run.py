@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from extsvc.executor import cli_run
-from extsvc.executor.options import ConsoleKind, DaemonOptions
+from extsvc.executor.options import ConsoleKind, DaemonOptions, LogRotation
 from tests.executor.realrunc import EXTSVC
 
 
@@ -32,6 +32,7 @@ def test_defaults_are_the_documented_ones(monkeypatch: pytest.MonkeyPatch) -> No
         check_interval=1.0,
         runtime_timeout=30.0,
         overlay=True,
+        log_rotation=LogRotation(max_bytes=1024 * 1024, files=3),
     )
 
 
@@ -41,6 +42,7 @@ def test_every_option_is_read(tmp_path: Path) -> None:
         "--host-services", "/h.yaml", "--config-dir", "/c", "--console", "kmsg",
         "--restart-interval", "1m30s", "--restart-backoff-max", "10m", "--stop-timeout", "2s",
         "--check-interval", "250ms", "--runtime-timeout", "1m", "--no-overlay", "-q",
+        "--log-max-size", "64Ki", "--log-max-files", "5",
     )  # fmt: skip
     assert parsed == DaemonOptions(
         plan=Path("out"),
@@ -56,6 +58,7 @@ def test_every_option_is_read(tmp_path: Path) -> None:
         check_interval=0.25,
         runtime_timeout=60.0,
         overlay=False,
+        log_rotation=LogRotation(max_bytes=64 * 1024, files=5),
     )
 
 
@@ -78,6 +81,13 @@ def test_a_relative_state_dir_is_made_absolute() -> None:
         (["out", "--console", "serial"], "invalid choice: 'serial'"),
         (["out", "--no-such-option"], "unrecognized arguments: --no-such-option"),
         ([], "the following arguments are required: OUT"),
+        (["out", "--log-max-size", "1k"], "log size '1k' is outside 4Ki (4096) to 1Gi"),
+        (["out", "--log-max-size", "2Gi"], "log size '2Gi' is outside 4Ki (4096) to 1Gi"),
+        (["out", "--log-max-size", "9" * 5000], "log size '99999999"),
+        (["out", "--log-max-size", "lots"], "invalid size 'lots'"),
+        (["out", "--log-max-files", "0"], "invalid count of files '0': write 1 to 100"),
+        (["out", "--log-max-files", "101"], "invalid count of files '101'"),
+        (["out", "--log-max-files", "9" * 5000], "invalid count of files '99999999"),
     ],
 )
 def test_usage_errors_exit_2_with_one_message(
@@ -87,6 +97,7 @@ def test_usage_errors_exit_2_with_one_message(
     err = capsys.readouterr().err
     assert problem in err
     assert err.startswith("usage: extsvc run")
+    assert len(err) < 2000  # a huge value is not echoed in full
     assert "Traceback" not in err
 
 
@@ -101,7 +112,8 @@ def test_help_lists_every_option_and_the_dispatcher_lists_run() -> None:
     assert run_help.returncode == 0
     for flag in ("--state-dir", "--log-dir", "--runtime", "--host-services", "--config-dir",
                  "--console", "--restart-interval", "--restart-backoff-max", "--stop-timeout",
-                 "--check-interval", "--runtime-timeout", "--no-overlay", "--quiet"):  # fmt: skip
+                 "--check-interval", "--runtime-timeout", "--no-overlay", "--quiet",
+                 "--log-max-size", "--log-max-files"):  # fmt: skip
         assert flag in run_help.stdout
     top = subprocess.run([*EXTSVC, "--help"], capture_output=True, text=True)
     assert "  run " in top.stdout
