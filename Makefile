@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: all install system-deps test lint golden bench bench-peers demo clean fuzz
+.PHONY: all install system-deps metrics-deps test lint golden bench bench-peers demo clean fuzz
 
 all: test
 
@@ -13,6 +13,18 @@ system-deps:
 	@if ! command -v runc >/dev/null 2>&1 || ! dpkg -s busybox-static >/dev/null 2>&1; then \
 		echo ">> installing runc and busybox-static"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runc busybox-static >/dev/null; \
+	fi
+
+# Prometheus's own tools for the metrics tests: promtool (check metrics, check/test rules)
+# and node_exporter's textfile collector. Installed without starting their daemons (a
+# policy-rc.d that refuses, only while installing: a machine without systemd as PID 1
+# would otherwise start them through their init scripts).
+metrics-deps:
+	@if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus-node-exporter >/dev/null 2>&1; then \
+		echo ">> installing promtool and node_exporter (Debian's prometheus packages)"; \
+		[ -e /usr/sbin/policy-rc.d ] || { printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; touch /tmp/.extsvc-policy-rc; }; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus prometheus-node-exporter >/dev/null; \
+		status=$$?; [ ! -e /tmp/.extsvc-policy-rc ] || rm -f /usr/sbin/policy-rc.d /tmp/.extsvc-policy-rc; exit $$status; \
 	fi
 
 $(STAMP): pyproject.toml
@@ -28,7 +40,7 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 
-test: install lint
+test: install metrics-deps lint
 	$(BIN)/pytest -q
 
 # Rewrite tests/golden/*/expected and tests/review/*/*/expected.* from the inputs

@@ -76,6 +76,18 @@ def log_max_files(text: str) -> int:
     return int(digits)
 
 
+def listen_address(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` or ``[IPv6]:PORT`` (a host is required: nothing listens on every
+    interface unless asked, e.g. ``0.0.0.0:9477``)."""
+    host, colon, port = text.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(
+            f"{text[:80]!r} is not ADDR:PORT (e.g. 127.0.0.1:9477, [::1]:9477)"
+        )
+    return host, int(port)
+
+
 def parser() -> argparse.ArgumentParser:
     run = argparse.ArgumentParser(
         prog="extsvc run",
@@ -150,6 +162,19 @@ def parser() -> argparse.ArgumentParser:
             help=help_text + shown,
         )
     run.add_argument(
+        "--metrics-file",
+        type=Path,
+        metavar="PATH",
+        help="Keep the metrics in this file, rewritten on change (node_exporter's textfile "
+        "collector reads *.prom files).",
+    )
+    run.add_argument(
+        "--metrics-listen",
+        type=listen_address,
+        metavar="ADDR:PORT",
+        help="Serve GET /metrics over HTTP on this address (e.g. 127.0.0.1:9477) [default: off]",
+    )
+    run.add_argument(
         "--no-overlay",
         action="store_true",
         help="Run on the rootfs itself, without the ephemeral overlay (development only).",
@@ -176,6 +201,8 @@ def options_from(arguments: argparse.Namespace) -> DaemonOptions:
         runtime_timeout=arguments.runtime_timeout,
         overlay=not arguments.no_overlay,
         log_rotation=LogRotation(arguments.log_max_size, arguments.log_max_files),
+        metrics_file=arguments.metrics_file,
+        metrics_listen=arguments.metrics_listen,
     )
 
 

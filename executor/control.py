@@ -9,6 +9,7 @@ One request per connection, one JSON object per line (times are RFC 3339)::
                                           (or Finished for a one-shot); a failure is an error
     -> {"op": "stop", "id": "ext-x"}   <- {"ok": true, "message": ".."} once stopped
     -> {"op": "reload"}                <- {"ok": true, "message": "..", "restarted": [..], ..}
+    -> {"op": "metrics", "openmetrics": bool} <- {"ok": true, "text": ".."} (executor.metrics)
     -> {"op": "logs", "id": "ext-x"|null, "tail": N|null, "since": T|"", "follow": bool}
         <- {"time", "service", "stream", "line"} .. then {"ok": true, "end": true, "reason": ".."}
     errors                             <- {"ok": false, "error": "..", "kind": ".."}
@@ -41,6 +42,7 @@ from extsvc.executor.errors import (
 from extsvc.executor.health import Health
 from extsvc.executor.logfiles import MARKER, LogRecord, merge, stamp
 from extsvc.executor.logs import FollowerQueue
+from extsvc.executor.metricsserve import MetricsSource
 from extsvc.executor.runner import ServiceRunner
 from extsvc.executor.sinks import dropped_message
 from extsvc.executor.states import Event, ServiceState
@@ -64,6 +66,8 @@ DEFAULT_SETTLE = 3.0
 CLIENT_DRAIN_TIMEOUT = 2.0
 
 Reload = Callable[[], Awaitable[dict[str, Any]]]
+# The operations answered (anything else is counted as "unknown": bounded label values).
+OPS = frozenset({"services", "service", "start", "stop", "restart", "reload", "logs", "metrics"})
 
 
 class StartFailed(ExecutorError):
@@ -73,9 +77,15 @@ class StartFailed(ExecutorError):
 class ControlHandler:
     """Turns requests into supervisor calls; yields the response lines."""
 
-    def __init__(self, supervisor: Supervisor, reload: Reload | None = None) -> None:
+    def __init__(
+        self,
+        supervisor: Supervisor,
+        reload: Reload | None = None,
+        metrics: MetricsSource | None = None,
+    ) -> None:
         self.supervisor = supervisor
         self._reload = reload
+        self._metrics = metrics
 
     def _plan(self) -> dict[str, Any]:
         return {
@@ -88,6 +98,8 @@ class ControlHandler:
         from extsvc.executor import status
 
         op = request.get("op")
+        if self._metrics is not None:
+            self._metrics.counters.count_request(op if op in OPS else "unknown")
         now = stamp(time.time())
         if op == "services":
             runners = self.supervisor.runners.values()
@@ -105,6 +117,10 @@ class ControlHandler:
         elif op == "logs":
             async for line in self._logs(request):
                 yield line
+        elif op == "metrics":
+            if self._metrics is None:
+                raise InvalidInputError("this executor keeps no metrics")
+            yield {"ok": True, "text": self._metrics.text(request.get("openmetrics") is True)}
         else:
             raise InvalidInputError(f"unknown control operation {op!r}")
 
@@ -237,7 +253,7 @@ def check_request(request: dict[str, Any]) -> str | None:
     since = request.get("since")
     if since is not None and not (isinstance(since, str) and len(since) <= MAX_SINCE_CHARS):
         return '"since" must be an RFC 3339 time'
-    for flag in ("follow", "wait"):
+    for flag in ("follow", "wait", "openmetrics"):
         if request.get(flag) is not None and not isinstance(request.get(flag), bool):
             return f'"{flag}" must be true or false'
     for field in ("timeout", "settle"):

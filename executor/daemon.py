@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ from extsvc.executor.clock import SystemClock
 from extsvc.executor.durations import format_duration
 from extsvc.executor.errors import PlanError
 from extsvc.executor.logs import make_console
+from extsvc.executor.metricsserve import MetricsFile, MetricsHttpServer, MetricsSource
 from extsvc.executor.notify import Notifier
 from extsvc.executor.options import DaemonOptions
 from extsvc.executor.runc import RuncRuntime
@@ -137,6 +139,7 @@ async def _run(
 
         # A console nobody reads drops its lines (counted, one notice), never blocks.
         console = make_console(options.console, on_dropped=reporter.notice)
+        metrics = Metrics(options, plan, reporter)
         supervisor = Supervisor(
             plan,
             runtime,
@@ -154,9 +157,10 @@ async def _run(
             configuration_problem=configs.problem,
             configuration_watched=True,  # configs.watch wakes the waiting services
             prepare_spec=configs.apply,
-            on_event=reporter.on_event,
+            on_event=metrics.observing(reporter.on_event),
             log_rotation=options.log_rotation,
         )
+        metrics.serve(supervisor)
         reloading = asyncio.Lock()
 
         def running_status() -> str:
@@ -168,14 +172,19 @@ async def _run(
                 raise PlanError("the executor is stopping: not reloading")
             async with reloading:
                 notifier.reloading()
+                metrics.counters.reloads += 1
                 try:
                     try:
                         new_plan = startup.load(options)
                     except PlanError as error:
+                        metrics.counters.reload_failures += 1
+                        metrics.changed()
                         raise PlanError(
                             f"reload refused, the running services are kept:\n{error}"
                         ) from None
                     report = await supervisor.reload(new_plan)
+                    metrics.counters.plan_digest = supervisor.plan_digest or ""
+                    metrics.changed()
                 finally:
                     notifier.ready(running_status())
             reporter.notice(report.summary())
@@ -205,9 +214,11 @@ async def _run(
         from extsvc.executor.control import SOCKET_NAME, ControlHandler, ControlServer
 
         control = ControlServer(
-            workspace.state_dir / SOCKET_NAME, ControlHandler(supervisor, reload=reload)
+            workspace.state_dir / SOCKET_NAME,
+            ControlHandler(supervisor, reload=reload, metrics=metrics.source),
         )
         await control.start()
+        await metrics.listen()
         watcher = asyncio.create_task(configs.watch(supervisor, handlers.stop))
         watchdog = asyncio.create_task(notifier.watchdog(_watchdog_usec()))
         reporter.notice(
@@ -243,6 +254,7 @@ async def _run(
             )
         # After the shutdown: `logs -f` clients get the last lines and the reason it ended.
         await control.close()
+        await metrics.close()
         console.close()
         watchdog.cancel()
         recovery.remove_created_cgroup_parents(supervisor.plan, workspace)
@@ -252,6 +264,65 @@ async def _run(
             # Creates begun at start-up that no service took (a stop came first).
             await runtime.discard_head_starts()
         begun.lock.release()
+
+
+class Metrics:
+    """The daemon's metrics and where they go (executor.metricsserve): the control
+    socket always, the file and the HTTP endpoint when asked for."""
+
+    def __init__(self, options: DaemonOptions, plan: Plan, reporter: Reporter) -> None:
+        from extsvc import __version__
+        from extsvc.executor.metrics import ExecutorCounters
+
+        self._options = options
+        self._reporter = reporter
+        self.counters = ExecutorCounters(__version__, time.time())
+        self.source: MetricsSource | None = None
+        self._file: MetricsFile | None = None
+        self._http: MetricsHttpServer | None = None
+
+    def serve(self, supervisor: Supervisor) -> None:
+        self.counters.plan_digest = supervisor.plan_digest or ""
+        self.source = MetricsSource(self.counters, lambda: list(supervisor.runners.values()))
+        if self._options.metrics_file is not None:
+            self._file = MetricsFile(self._options.metrics_file, self.source, self._reporter.notice)
+            self._file.write()
+
+    def observing(
+        self, on_event: Callable[[str, Event], None] | None
+    ) -> Callable[[str, Event], None]:
+        def observe(service_id: str, event: Event) -> None:
+            if on_event is not None:
+                on_event(service_id, event)
+            self.changed()
+
+        return observe
+
+    def changed(self) -> None:
+        if self._file is not None:
+            self._file.changed()
+
+    async def listen(self) -> None:
+        if self._options.metrics_listen is None or self.source is None:
+            return
+        host, port = self._options.metrics_listen
+        server = MetricsHttpServer(host, port, self.source)
+        try:
+            await server.start()
+        except OSError as error:
+            # Monitoring must not hold up the boot: the services run, and this is said.
+            self._reporter.notice(
+                f"cannot serve metrics on {host}:{port}: {error.strerror}; not serving them"
+            )
+            return
+        self._http = server
+        self._reporter.notice(f"serving metrics on http://{host}:{server.bound_port}/metrics")
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+        if self._file is not None:
+            self._file.close()
 
 
 async def end_leftover_tasks(timeout: float = LEFTOVER_TASK_TIMEOUT) -> int:

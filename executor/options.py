@@ -61,6 +61,8 @@ class DaemonOptions:
     overlay: bool = True
     runtime_timeout: float = RUNC_COMMAND_TIMEOUT
     log_rotation: LogRotation = DEFAULT_LOG_ROTATION
+    metrics_file: Path | None = None
+    metrics_listen: tuple[str, int] | None = None
 
     def __post_init__(self) -> None:
         # runc resolves a bundle's relative root.path against the bundle directory:

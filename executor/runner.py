@@ -138,6 +138,8 @@ class ServiceRunner:
         self._created: tuple[Container, str] | None = None
         self._early_create_failed = False
         self.runs = 0
+        # Runs whose container never started (create or start failed).
+        self.failed_starts = 0
         self.last_exit_code: int | None = None
         self.last_succeeded = False
         self._stop_requested = asyncio.Event()
@@ -515,6 +517,7 @@ class ServiceRunner:
             self._unhealthy.set()
 
     def _failed_start(self, error: LaunchError) -> RunOutcome:
+        self.failed_starts += 1
         self.log.mark(f"-- failed to start: {runc_cause(str(error))} --")
         return RunOutcome(error=str(error))
 

@@ -25,6 +25,7 @@ LAZY_COMMANDS = {
     # talosctl habit: `services` lists them too.
     "services": "extsvc.executor.cli:service_command",
     "logs": "extsvc.executor.cli:logs_command",
+    "metrics": "extsvc.executor.cli_metrics:metrics_command",
     "plan": "extsvc.executor.cli_plan:plan_command",
     "reload": "extsvc.executor.cli:reload_command",
     "systemd-unit": "extsvc.executor.cli:systemd_unit_command",
