@@ -11,7 +11,6 @@ document is an event too where its directory is watched (``extsvc run``).
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -108,8 +107,8 @@ class HostServiceUp:
         if rule.path is not None:
             return self._path_exists(rule.path)
         if rule.systemd_unit is not None:
-            systemctl = shutil.which("systemctl") or "systemctl"
-            argv: tuple[str, ...] = (systemctl, "is-active", "--quiet", rule.systemd_unit)
+            # Found in the children's PATH (executor.spawn), as a command's program is.
+            argv: tuple[str, ...] = ("systemctl", "is-active", "--quiet", rule.systemd_unit)
         else:
             assert rule.command is not None
             argv = rule.command

@@ -101,7 +101,7 @@ async def run_daemon(
             request()
 
     handlers = Signals(loop, on_reload, reporter.notice)
-    notifier = Notifier.from_environment()
+    notifier = Notifier(begun.manager.notify_socket)
     try:
         await _run(options, begun, reporter, handlers, notifier, reload_requests)
     finally:
@@ -220,7 +220,7 @@ async def _run(
         await control.start()
         await metrics.listen()
         watcher = asyncio.create_task(configs.watch(supervisor, handlers.stop))
-        watchdog = asyncio.create_task(notifier.watchdog(_watchdog_usec()))
+        watchdog = asyncio.create_task(notifier.watchdog(begun.manager.watchdog_usec))
         reporter.notice(
             f"running {len(plan.services)} service(s) from {plan.path} "
             f"(state {workspace.state_dir}, logs {options.log_dir})"
@@ -355,11 +355,3 @@ def task_stacks() -> str:
             lines.append(f"    {code.co_filename}:{frame.f_lineno} in {code.co_name}")
             awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
     return "\n".join(lines)
-
-
-def _watchdog_usec() -> str | None:
-    """$WATCHDOG_USEC, when it is meant for this process ($WATCHDOG_PID unset or ours)."""
-    owner = os.environ.get("WATCHDOG_PID")
-    if owner and owner != str(os.getpid()):
-        return None
-    return os.environ.get("WATCHDOG_USEC")

@@ -5,14 +5,15 @@ executor says ``READY=1`` once the plan is loaded, recovery is done and every
 service began its first attempt; ``RELOADING=1`` … ``READY=1`` around a reload;
 ``STOPPING=1`` at shutdown; and ``WATCHDOG=1`` every half ``$WATCHDOG_USEC``
 while its event loop runs (so a hung loop is what the watchdog catches).
-Without ``$NOTIFY_SOCKET`` (not started by systemd) every call does nothing.
+Without ``$NOTIFY_SOCKET`` (not started by systemd) every call does nothing. The
+variables are read once at start-up and removed from the executor's environment
+(executor.environment); the notifier is given what was read.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import socket
 import time
 
@@ -24,10 +25,6 @@ class Notifier:
             address = "\0" + address[1:]
         self.address = address or None
         self._socket: socket.socket | None = None
-
-    @classmethod
-    def from_environment(cls) -> Notifier:
-        return cls(os.environ.get("NOTIFY_SOCKET"))
 
     @property
     def enabled(self) -> bool:
@@ -62,14 +59,11 @@ class Notifier:
     def status(self, status: str) -> None:
         self.send(f"STATUS={status}")
 
-    async def watchdog(self, usec: str | None) -> None:
+    async def watchdog(self, usec: int | None) -> None:
         """Ping every half watchdog interval until cancelled (systemd's recommendation)."""
-        try:
-            interval = int(usec or "") / 2_000_000
-        except ValueError:
+        if self.address is None or not usec or usec <= 0:
             return
-        if self.address is None or interval <= 0:
-            return
+        interval = usec / 2_000_000
         while True:
             self.send("WATCHDOG=1")
             await asyncio.sleep(interval)

@@ -1,6 +1,8 @@
 """Starting processes the executor's way, without an event loop.
 
-Every helper (runc, readiness commands) and every container runs in its own
+Every helper (runc, readiness commands) gets the environment built for children
+(executor.environment), never the executor's own; a command named without a slash is
+looked up in that environment's PATH. Every helper and every container runs in its own
 session, out of the terminal's foreground process group: a Ctrl-C reaches the
 executor alone, which stops the containers gracefully. It starts with the default
 action for the signals Python ignores and an empty signal mask (the CLI blocks the
@@ -13,9 +15,13 @@ Loop-free so that the start-up path (executor.startup) can spawn the first
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
+import shutil
 import signal
 from collections.abc import Sequence
+
+from extsvc.executor.environment import CHILD_ENVIRONMENT, CHILD_PATH
 
 PR_SET_CHILD_SUBREAPER = 36
 # Python ignores SIGPIPE and SIGXFSZ; a child must start with the default action, as
@@ -39,21 +45,23 @@ def spawn(
     stdout: int = DEVNULL,
     stderr: int = DEVNULL,
 ) -> tuple[int, int]:
-    """posix_spawn ``argv`` (PATH lookup) with these fds as 0, 1, 2 (DEVNULL: /dev/null).
+    """posix_spawn ``argv`` (looked up in CHILD_PATH) with CHILD_ENVIRONMENT and these fds
+    as 0, 1, 2 (DEVNULL: /dev/null). A program not found raises FileNotFoundError.
 
     Returns its PID and a pidfd: whoever waits for it uses the pidfd, never the PID
     (executor.reaper: one owner of every exit status).
     """
+    program = _find(argv[0])
     null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
     try:
         actions = [
             (os.POSIX_SPAWN_DUP2, null if fd == DEVNULL else fd, target)
             for target, fd in enumerate((stdin, stdout, stderr))
         ]
-        pid = os.posix_spawnp(
-            argv[0],
+        pid = os.posix_spawn(
+            program,
             list(argv),
-            os.environ,
+            CHILD_ENVIRONMENT,
             file_actions=actions,
             setsigdef=RESTORED_SIGNALS,
             setsigmask=(),
@@ -63,3 +71,14 @@ def spawn(
         os.close(null)
     # Unreaped, the PID cannot be reused: the pidfd is certainly this process's.
     return pid, os.pidfd_open(pid)
+
+
+def _find(command: str) -> str:
+    """``command``'s path: as given when it has a slash, else found in the children's PATH
+    (posix_spawnp would search the executor's own)."""
+    if "/" in command:
+        return command
+    found = shutil.which(command, path=CHILD_PATH)
+    if found is None:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), command)
+    return found

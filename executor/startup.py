@@ -1,8 +1,10 @@
 """What `extsvc run` does before its event loop exists, and the head start it gives boot.
 
-Checks the host, loads the plan (and the host-services file), locks the state dir
-and makes the executor a child subreaper: everything that can refuse to run
-happens here, before the host is touched (DESIGN §7).
+First takes the service manager's variables out of the executor's environment
+(executor.environment: before any child is spawned). Checks the host, loads the
+plan (and the host-services file), locks the state dir and makes the executor a
+child subreaper: everything that can refuse to run happens here, before the host is
+touched (DESIGN §7).
 
 Then the head start (issue 12): importing asyncio and the supervisor takes longer
 than a `runc create`, so the services that wait for nothing (no dependency of any
@@ -29,6 +31,7 @@ from extsvc.compiler.format.plan import Dependencies, Plan, PlanError, load_plan
 from extsvc.executor import mounts, recovery, spawn
 from extsvc.executor.adapt import HostFacts, adapt_spec
 from extsvc.executor.bundles import HeadStart, begin_create, spec_key
+from extsvc.executor.environment import ServiceManager
 from extsvc.executor.errors import EnvironmentMissingError, LaunchError
 from extsvc.executor.errors import PlanError as ExecutorPlanError
 from extsvc.executor.extconfig import ConfigDirectory
@@ -43,6 +46,8 @@ NO_DEPENDENCIES = Dependencies()
 class Startup:
     """The daemon's inputs, checked, and the creates already begun."""
 
+    # What the service manager that started the executor gave it (sd_notify, watchdog).
+    manager: ServiceManager
     binary: str
     plan: Plan
     host_services: dict[str, ReadinessRule]
@@ -86,6 +91,7 @@ def load(options: DaemonOptions) -> Plan:
 
 def begin(options: DaemonOptions, notice: Callable[[str], None]) -> Startup:
     """Check, load, lock; then begin creating what waits for nothing. Raises ExecutorError."""
+    manager = ServiceManager.take()
     binary = check_environment(options)
     plan = load(options)
     host_services = load_host_services(options.host_services)
@@ -96,6 +102,7 @@ def begin(options: DaemonOptions, notice: Callable[[str], None]) -> Startup:
         # Before any create: a container's init is re-parented to us when runc exits.
         spawn.become_subreaper()
         startup = Startup(
+            manager,
             binary,
             plan,
             host_services,

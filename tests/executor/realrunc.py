@@ -12,8 +12,10 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -279,3 +281,27 @@ def running_daemon(
         yield daemon.start(env=env, new_session=new_session)
     finally:
         daemon.force_cleanup()
+
+
+@contextlib.contextmanager
+def notify_receiver(path: Path) -> Iterator[list[str]]:
+    """A datagram socket at ``path``, read all along as systemd reads its own."""
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind(str(path))
+    receiver.settimeout(0.2)
+    messages: list[str] = []
+    done = threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            with contextlib.suppress(TimeoutError):
+                messages.append(receiver.recv(4096).decode())
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        yield messages
+    finally:
+        done.set()
+        reader.join(5)
+        receiver.close()

@@ -266,7 +266,7 @@ def test_sd_notify_datagrams(tmp_path: Path) -> None:
     notifier.stopping()
 
     async def one_ping() -> None:
-        task = asyncio.create_task(notifier.watchdog("20000000"))
+        task = asyncio.create_task(notifier.watchdog(20_000_000))
         await asyncio.sleep(0.01)
         task.cancel()
 

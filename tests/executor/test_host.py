@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from extsvc.executor import cgroups, mounts
+from extsvc.executor import cgroups, mounts, spawn
 from extsvc.executor.conditions import HostServiceUp, NetworkReady
 from extsvc.executor.durations import format_duration
 from extsvc.executor.errors import EnvironmentMissingError, InvalidInputError
@@ -131,13 +131,13 @@ def test_systemd_rule_asks_systemctl_is_active(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A systemd rule is met when `systemctl is-active --quiet UNIT` exits 0 (a stand-in
-    systemctl on PATH records the call: this machine has no systemd)."""
+    systemctl first in the children's PATH records the call: this machine has no systemd)."""
     calls = tmp_path / "calls"
     fake = tmp_path / "bin" / "systemctl"
     fake.parent.mkdir()
     fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n[ "$3" = up.service ]\n')
     fake.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    monkeypatch.setattr(spawn, "CHILD_PATH", f"{fake.parent}:{spawn.CHILD_PATH}")
 
     async def check(unit: str) -> bool:
         return await HostServiceUp("x", ReadinessRule(systemd_unit=unit)).satisfied()
