@@ -124,8 +124,9 @@ def check_runs_as_compiled(daemon: Daemon, out: Path, name: str, data: Path) -> 
     service_id = f"ext-{name}"
     pid = int(daemon.wait_state(service_id, "Running", timeout=30)["pid"])
     wait_for(lambda: f"up {name}" in daemon.logs(service_id), 15, "the service's line")
-    # A health check ran (runc exec): one has written what its command was given.
+    # A health check ran (runc exec) and wrote what its command was given.
     wait_for(lambda: (data / "exec.environ").exists(), 15, "the health check")
+    wait_for(lambda: environ_of(data / "exec.environ") != [], 15, "what it was given")
     spec = json.loads((out / "bundles" / name / "config.json").read_text())
     # runc's one addition: HOME (the user's home from the rootfs's /etc/passwd, else /),
     # when the spec sets none; the busybox rootfs has no passwd.
