@@ -9,10 +9,11 @@ STAMP  := $(VENV)/.installed
 all: test
 
 # runc and busybox-static come from Debian; apt-get update first, as on a fresh machine.
+# faketime (libfaketime) steps the wall clock of one executor in tests.
 system-deps:
-	@if ! command -v runc >/dev/null 2>&1 || ! dpkg -s busybox-static >/dev/null 2>&1; then \
-		echo ">> installing runc and busybox-static"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runc busybox-static >/dev/null; \
+	@if ! command -v runc >/dev/null 2>&1 || ! dpkg -s busybox-static faketime >/dev/null 2>&1; then \
+		echo ">> installing runc, busybox-static and faketime"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runc busybox-static faketime >/dev/null; \
 	fi
 
 # Prometheus's own tools for the metrics tests: promtool (check metrics, check/test rules)

@@ -64,13 +64,13 @@ class HealthMonitor:
         self.health = Health.UNKNOWN
         self.last_message = ""
         self.consecutive_failures = 0
-        self._started = clock.now()
+        self._started = clock.monotonic()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
 
     def start(self) -> None:
         self._stopping = False
-        self._started = self._clock.now()
+        self._started = self._clock.monotonic()
         self._task = asyncio.create_task(self._loop(), name="health check")
 
     async def stop(self) -> None:
@@ -86,18 +86,18 @@ class HealthMonitor:
         # the cancellation; the loop then slept on and stop() waited for ever (found by
         # the soak with SIGUSR1: a shutdown stuck in HealthMonitor.stop).
         while not self._stopping:
-            began = self._clock.now()
+            began = self._clock.monotonic()
             result = await self.probe()
             if self._stopping:
                 return
             self.record(result)
-            spent = self._clock.now() - began
+            spent = self._clock.monotonic() - began
             await self._clock.sleep(max(0.0, self.check.interval - spent))
 
     async def probe(self) -> CheckResult:
         """Run the check once, bounded by its timeout (a hung `runc exec` included)."""
         timeout = self.check.timeout
-        began = self._clock.now()
+        began = self._clock.monotonic()
         try:
             # The runtime kills the command at the timeout; the extra second bounds
             # a runtime that fails to return even so.
@@ -111,7 +111,7 @@ class HealthMonitor:
         output = _shortened(last_line(result.output))
         if result.exit_code == 0:
             return CheckResult(True, output)
-        if self._clock.now() - began >= timeout:
+        if self._clock.monotonic() - began >= timeout:
             # The runtime killed it at the timeout (whatever exit status that left).
             return CheckResult(False, f"timed out after {format_duration(timeout)}")
         detail = f": {output}" if output else ""
@@ -124,7 +124,7 @@ class HealthMonitor:
         if result.ok:
             self.consecutive_failures = 0
             self.health = Health.OK
-        elif self._clock.now() - self._started >= self.check.start_period:
+        elif self._clock.monotonic() - self._started >= self.check.start_period:
             self.consecutive_failures += 1
             if self.consecutive_failures >= self.check.retries:
                 self.health = Health.FAIL

@@ -20,7 +20,9 @@ class RestartBudget:
         self._failures: deque[float] = deque()
 
     def exhausted_by(self, failed_at: float) -> bool:
-        """Record a failed run; True when it takes the failures over the limit."""
+        """Record a failed run at ``failed_at`` (monotonic seconds: a wall-clock step
+        must neither forget the failures before it nor keep them for ever); True when
+        it takes the failures over the limit."""
         self._failures.append(failed_at)
         while self._failures and self._failures[0] <= failed_at - self.limit.window:
             self._failures.popleft()

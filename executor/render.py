@@ -15,8 +15,12 @@ def _epoch(moment: str | float) -> float:
     return datetime.fromisoformat(moment).timestamp()
 
 
-def _age(now: str | float, moment: str | float) -> str:
-    return f"{format_duration(max(_epoch(now) - _epoch(moment), 0.0))} ago"
+def _age(now: str | float, moment: str | float, ago: Any = None) -> str:
+    """``ago``, the age the executor measured (CLOCK_BOOTTIME: a wall-clock step does not
+    change it), or else the difference of two wall-clock labels."""
+    if not isinstance(ago, int | float):
+        ago = _epoch(now) - _epoch(moment)
+    return f"{format_duration(max(float(ago), 0.0))} ago"
 
 
 def _health(service: dict[str, Any]) -> str:
@@ -54,7 +58,7 @@ def services_table(services: list[dict[str, Any]], now: str | float) -> str:
                 service["id"],
                 service["state"],
                 _health(service),
-                _age(now, service["lastChange"]),
+                _age(now, service["lastChange"], service.get("lastChangeAgo")),
                 service["lastEvent"],
             ]
         )
@@ -99,7 +103,9 @@ def service_detail(service: dict[str, Any], now: str | float) -> str:
     for index, event in enumerate(events):
         label = "EVENTS" if index == 0 else ""
         text = folded(event["message"], event.get("count", 1))
-        lines.append(f"{label:<9}[{event['state']}]: {text} ({_age(now, event['time'])})")
+        lines.append(
+            f"{label:<9}[{event['state']}]: {text} ({_age(now, event['time'], event.get('ago'))})"
+        )
     if not events:
         lines.append(f"{'EVENTS':<9}-")
     return "\n".join(lines)

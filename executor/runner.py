@@ -34,7 +34,7 @@ from extsvc.compiler.format.plan import OnUnhealthy, RestartPolicy, ServicePlan
 from extsvc.executor.adapt import HostFacts, adapt_spec
 from extsvc.executor.bundles import spec_key
 from extsvc.executor.causes import runc_cause
-from extsvc.executor.clock import Clock
+from extsvc.executor.clock import Clock, Moment
 from extsvc.executor.conditions import Condition, HostServiceUp
 from extsvc.executor.durations import format_duration
 from extsvc.executor.errors import LaunchError
@@ -131,7 +131,7 @@ class ServiceRunner:
         self._prepare_spec = prepare_spec or (lambda s: s.spec)
         self.state = ServiceState.INITIALIZED
         self.events = EventHistory()
-        self.last_change = clock.now()
+        self.last_change = Moment.now(clock)
         # The running task's container (None while waiting, even if one is created).
         self.container: Container | None = None
         # Created ahead of its start, with the spec it was created from.
@@ -219,12 +219,13 @@ class ServiceRunner:
         """Record an event; a change of state must be in TRANSITIONS (Supervisor's guard).
 
         ``failure`` marks a run's failure report, folded when it repeats (EventHistory)."""
+        at = Moment.now(self.clock)
         if state is not self.state:
             allowed = TRANSITIONS[self.state]
             assert state in allowed, f"{self.id}: {self.state.value} -> {state.value} not allowed"
             self.state = state
-            self.last_change = self.clock.now()
-        event = self.events.append(Event(state, message, self.clock.now(), failure=failure))
+            self.last_change = at
+        event = self.events.append(Event(state, message, at, failure=failure))
         if self._on_event is not None:
             self._on_event(self.id, event)
         self.board.notify()
@@ -278,7 +279,7 @@ class ServiceRunner:
             if (
                 not outcome.succeeded
                 and budget is not None
-                and budget.exhausted_by(self.clock.now())
+                and budget.exhausted_by(self.clock.monotonic())
             ):
                 # -> Failed: too many failures in the window; only `start` tries again.
                 self._transition(ServiceState.FAILED, f"{budget.describe()}: {report}")
@@ -296,11 +297,11 @@ class ServiceRunner:
                 f"{report}; restarting {how} in {format_duration(delay)}",
                 failure=not outcome.succeeded,
             )
-            began = self.clock.now()
+            began = self.clock.monotonic()
             # A task that could not even start would fail to be created ahead as well.
             self._early_create_failed = outcome.error is not None
             created = await self._interruptible(self._create_early())
-            remaining = max(0.0, delay - (self.clock.now() - began))
+            remaining = max(0.0, delay - (self.clock.monotonic() - began))
             if created is _STOPPED or (
                 await self._until_stop(self.clock.sleep(remaining)) is _STOPPED
             ):
@@ -336,7 +337,7 @@ class ServiceRunner:
         """
         last_message = ""
         timeout = self.service.policy.start_timeout
-        deadline = None if timeout is None else self.clock.now() + timeout
+        deadline = None if timeout is None else self.clock.monotonic() + timeout
         while True:
             changed = self.board.next_change()
             unmet = await self._unmet()
@@ -355,7 +356,7 @@ class ServiceRunner:
             if gave_up is not None:
                 self.gave_up_reason = gave_up
                 return ServiceState.SKIPPED, f"Service skipped: {gave_up}"
-            if deadline is not None and self.clock.now() >= deadline:
+            if deadline is not None and self.clock.monotonic() >= deadline:
                 assert timeout is not None
                 return ServiceState.FAILED, (
                     f"Start timeout ({short_duration(timeout)}) reached: "
@@ -368,7 +369,7 @@ class ServiceRunner:
             if any(c.polled for c in unmet):
                 wakeups.append(self.clock.sleep(self.settings.check_interval))
             if deadline is not None:
-                wakeups.append(self.clock.sleep(max(0.0, deadline - self.clock.now())))
+                wakeups.append(self.clock.sleep(max(0.0, deadline - self.clock.monotonic())))
             if await self._until_stop(_first_of(wakeups)) is _STOPPED:
                 return ServiceState.SKIPPED, "Service skipped: stopped while waiting"
 

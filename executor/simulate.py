@@ -73,10 +73,17 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
 
 class VirtualClock:
-    """The executor's Clock on the loop's virtual time; boot is at 0."""
+    """The executor's Clock on the loop's virtual time; boot is at 0 on every reading
+    (no suspend, no wall-clock step: FACTS times are seconds since boot)."""
 
-    def now(self) -> float:
+    def monotonic(self) -> float:
         return asyncio.get_running_loop().time()
+
+    def boottime(self) -> float:
+        return self.monotonic()
+
+    def wall(self) -> float:
+        return self.monotonic()
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -94,17 +101,17 @@ def fact_probes(facts: Facts, clock: VirtualClock) -> HostProbes:
             moment = facts.host_services.get(path.removeprefix(HOST_SERVICE_ROOT))
         else:
             moment = facts.paths.get(path.rstrip("/") or "/", facts.paths.get(path))
-        return _true_at(moment, clock.now())
+        return _true_at(moment, clock.monotonic())
 
     def network(check: str) -> Any:
-        return lambda: _true_at(facts.network.get(check), clock.now())
+        return lambda: _true_at(facts.network.get(check), clock.monotonic())
 
     return HostProbes(
         path_exists=path_exists,
         network={
             check: network(check) for check in ("addresses", "connectivity", "hostname", "etcfiles")
         },
-        clock_synchronised=lambda: _true_at(facts.time, clock.now()),
+        clock_synchronised=lambda: _true_at(facts.time, clock.monotonic()),
     )
 
 
@@ -224,7 +231,7 @@ async def _simulate(plan: Plan, facts: Facts) -> Simulation:
     def record(service_id: str, event: Event) -> None:
         if recording:  # not the shutdown at the end: the boot is what is simulated
             events.append(
-                TimelineEvent(event.timestamp, service_id, event.state.value, event.message)
+                TimelineEvent(event.at.monotonic, service_id, event.state.value, event.message)
             )
 
     host_services = {
@@ -245,7 +252,9 @@ async def _simulate(plan: Plan, facts: Facts) -> Simulation:
             ),
             log_dir=Path(logs),
             host_services=host_services,
-            has_configuration=lambda name: _true_at(facts.configurations.get(name), clock.now()),
+            has_configuration=lambda name: _true_at(
+                facts.configurations.get(name), clock.monotonic()
+            ),
             on_event=record,
             probes=fact_probes(facts, clock),
         )

@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
+from extsvc.executor.clock import Moment
 from extsvc.executor.logfiles import stamp
 
 EVENT_HISTORY = 64
@@ -66,7 +67,8 @@ def folded(message: str, count: int) -> str:
 class Event:
     state: ServiceState
     message: str
-    timestamp: float
+    # When it happened: the wall reading labels it, the others measure its age.
+    at: Moment
     # A run's failure (its report); identical ones in a row are folded into one, counted.
     failure: bool = False
     count: int = 1
@@ -80,7 +82,7 @@ class Event:
             "state": self.state.value,
             "message": self.message,
             "count": self.count,
-            "time": stamp(self.timestamp),
+            "time": stamp(self.at.wall),
         }
 
 

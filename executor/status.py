@@ -11,6 +11,7 @@ from typing import Any
 
 import psutil
 
+from extsvc.executor.clock import Moment
 from extsvc.executor.health import Health
 from extsvc.executor.logfiles import stamp
 from extsvc.executor.runner import ServiceRunner
@@ -26,13 +27,20 @@ def health(runner: ServiceRunner) -> dict[str, Any] | None:
     return {"healthy": _HEALTHY[runner.health], "message": runner.last_health_message or None}
 
 
+def _ago(runner: ServiceRunner, at: Moment) -> float:
+    """Seconds since ``at`` on CLOCK_BOOTTIME: the age a person reads ("5m ago") counts a
+    suspend and does not jump when the wall clock is stepped."""
+    return round(max(runner.clock.boottime() - at.boottime, 0.0), 3)
+
+
 def summary(runner: ServiceRunner) -> dict[str, Any]:
     last = runner.events.last
     return {
         "id": runner.id,
         "state": runner.state.value,
         "health": health(runner),
-        "lastChange": stamp(runner.last_change),
+        "lastChange": stamp(runner.last_change.wall),
+        "lastChangeAgo": _ago(runner, runner.last_change),
         "lastEvent": last.text if last is not None else "",
     }
 
@@ -50,7 +58,10 @@ def detail(runner: ServiceRunner) -> dict[str, Any]:
             "lastHealthMessage": runner.last_health_message,
             "logToConsole": runner.service.log_to_console,
             "adaptations": list(runner.adaptations),
-            "events": [event.to_json() for event in reversed(list(runner.events))],
+            "events": [
+                {**event.to_json(), "ago": _ago(runner, event.at)}
+                for event in reversed(list(runner.events))
+            ],
             "processes": process_tree(container.pid) if container is not None else [],
         }
     )

@@ -27,12 +27,28 @@ async def settle(rounds: int = 50) -> None:
 
 
 class FakeClock:
+    """``time`` is the monotonic reading, which ``sleep`` and ``advance`` move; the wall
+    clock is ``time`` plus an offset that ``step_wall`` changes (time sync at boot), and
+    boottime is ``time`` plus ``suspended``."""
+
     def __init__(self, start: float = 1_000_000.0) -> None:
         self.time = start
+        self.wall_offset = 1_700_000_000.0 - start
+        self.suspended = 0.0
         self._sleepers: list[tuple[float, asyncio.Future[None]]] = []
 
-    def now(self) -> float:
+    def monotonic(self) -> float:
         return self.time
+
+    def boottime(self) -> float:
+        return self.time + self.suspended
+
+    def wall(self) -> float:
+        return self.time + self.wall_offset
+
+    def step_wall(self, seconds: float) -> None:
+        """The wall clock jumps (``clock_settime``); monotonic time does not move."""
+        self.wall_offset += seconds
 
     async def sleep(self, seconds: float) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from extsvc.executor import cgroups, mounts, spawn
+from extsvc.executor.clock import Moment
 from extsvc.executor.conditions import HostServiceUp, NetworkReady
 from extsvc.executor.durations import format_duration
 from extsvc.executor.errors import EnvironmentMissingError, InvalidInputError
@@ -217,8 +218,10 @@ def test_a_folded_failure_reads_the_same_in_the_event_and_in_the_detail_view() -
     assert folded("task failed", 12) == "task failed (\u00d712)"
     now = time.time()
     events = [
-        Event(ServiceState.WAITING, "task failed; restarting in 5s", now - 1, True, 3),
-        Event(ServiceState.PREPARING, "Running pre state", now - 9),
+        Event(
+            ServiceState.WAITING, "task failed; restarting in 5s", Moment(now - 1, 0, 0), True, 3
+        ),
+        Event(ServiceState.PREPARING, "Running pre state", Moment(now - 9, 0, 0)),
     ]
     detail = service_detail(
         {
