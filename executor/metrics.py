@@ -153,9 +153,9 @@ def service_families(runners: Iterable[ServiceRunner], live: bool) -> list[Famil
         failed_starts.add(runner.failed_starts, service=service)
         if runner.last_exit_code is not None:
             exit_code.add(runner.last_exit_code, service=service)
-        changed.add(runner.last_change, service=service)
+        changed.add(runner.last_change.wall, service=service)
         if runner.state is ServiceState.RUNNING:
-            run_started.add(runner.last_change, service=service)
+            run_started.add(runner.last_change.wall, service=service)
         dropped.add(runner.log.dropped_total, service=service)
         container = runner.container
         if live and container is not None:
