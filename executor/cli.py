@@ -17,7 +17,12 @@ from typing import Any
 import click
 
 from extsvc.compiler.format.quantities import parse_duration
-from extsvc.executor.errors import EnvironmentMissingError, ExecutorError, InvalidInputError
+from extsvc.executor.errors import (
+    EnvironmentMissingError,
+    ExecutorError,
+    InvalidInputError,
+    UsageError,
+)
 
 STATE_DIR_HELP = "Executor state directory (holds the control socket)."
 DEFAULT_STATE_DIR = "/run/extsvc"
@@ -220,13 +225,28 @@ def _log_dir(state_dir: Path, log_dir: Path | None) -> Path:
 @click.argument("service_id", required=False)
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines (needs the daemon).")
 @click.option(
+    "-n",
     "--tail",
-    type=click.IntRange(min=-1),
-    default=-1,
+    "--lines",
+    "tail",
+    default="all",
     show_default=True,
-    help="Only the last N lines; -1: all that are kept.",
+    metavar="N",
+    help="Only the last N lines (as tail -n and journalctl -n); all (or -1): every line kept.",
 )
-@click.option("--since", default=None, help="Only lines newer than a duration (10m) or a time.")
+@click.option(
+    "--since",
+    default=None,
+    metavar="TIME",
+    help="Only lines from TIME on: a time ago (5m, -5m, 1h ago), now, today, yesterday, "
+    "or a time (2026-01-02T15:04:05Z; '2026-01-02 15:04' is local time).",
+)
+@click.option(
+    "--until",
+    default=None,
+    metavar="TIME",
+    help="Only lines up to TIME (the same forms as --since); not with -f.",
+)
 @click.option("--timestamps", is_flag=True, help="Prefix each line with its time (RFC 3339).")
 @state_dir_option
 @log_dir_option("Log directory [default: the running daemon's, else /var/log/extsvc].", None)
@@ -234,14 +254,16 @@ def _log_dir(state_dir: Path, log_dir: Path | None) -> Path:
 def logs_command(
     service_id: str | None,
     follow: bool,
-    tail: int,
+    tail: str,
     since: str | None,
+    until: str | None,
     timestamps: bool,
     state_dir: Path,
     log_dir: Path | None,
     output: str,
 ) -> None:
-    """Print the logs of SERVICE_ID (ext-NAME or NAME), or of every service interleaved.
+    """Print the logs of SERVICE_ID (ext-NAME or NAME), or of every service merged by
+    time, each line prefixed with its service (as journalctl does).
 
     Read from the log files, so they are there after a crash or a failed boot;
     `-f` follows through the running daemon and says why it ended.
@@ -249,21 +271,22 @@ def logs_command(
     from extsvc.executor import logfiles
 
     with reported_errors():
-        count = None if tail < 0 else tail
         try:
-            bound = logfiles.parse_since(since) if since else ""
+            count = logfiles.parse_count(tail)
+            lower = logfiles.parse_time(since, "--since") if since else ""
+            upper = logfiles.parse_time(until, "--until") if until else ""
         except ValueError as error:
-            raise click.BadParameter(str(error), param_hint="--since") from None
+            raise UsageError(str(error)) from None
+        if follow and upper:
+            raise UsageError("--until cannot be used with -f: following has no end")
         directory = _log_dir(state_dir, log_dir)
-        try:
-            services = _logged_services(directory, service_id)
-        except PermissionError:
-            raise EnvironmentMissingError(
-                f"permission denied reading {directory}: run as root (sudo)"
-            ) from None
+        services = _logged_services(directory, service_id)
         prefix = service_id is None
+        printed = 0
 
         def emit(record: logfiles.LogRecord) -> None:
+            nonlocal printed
+            printed += 1
             if output == "json":
                 click.echo(json.dumps(record.to_json()))
             else:
@@ -271,32 +294,54 @@ def logs_command(
 
         try:
             if follow:
-                _follow(state_dir, directory, services, service_id, count, bound, emit)
+                _follow(state_dir, directory, services, service_id, count, lower, emit)
                 return
-            for record in _kept(directory, services, count, bound):
+            for record in _kept(directory, services, count, lower, upper):
                 emit(record)
         except KeyboardInterrupt:
             pass
         except BrokenPipeError:  # `extsvc logs x | head`
             sys.stderr.close()
+            return
+        if not printed and count != 0:
+            # As journalctl's "-- No entries --": an empty answer is said, never silent.
+            where = f"{directory}" + (f" for {services[0]}" if service_id else "")
+            bounded = " in that time range" if lower or upper else ""
+            what = "log lines" if services else "service logs"
+            click.echo(f"extsvc: no {what} in {where}{bounded}", err=True)
 
 
-def _kept(directory: Path, services: list[str], count: int | None, since: str) -> list[Any]:
+def _kept(
+    directory: Path, services: list[str], count: int | None, since: str, until: str = ""
+) -> list[Any]:
     """The kept records of ``services``, interleaved by time, the last ``count``."""
     from extsvc.executor import logfiles
 
     per_service = (
-        logfiles.read_service(logfiles.service_files(directory, s), s, count, since)
+        logfiles.read_service(logfiles.service_files(directory, s), s, count, since, until)
         for s in services
     )
     return logfiles.merge(per_service, count)
 
 
 def _logged_services(directory: Path, service_id: str | None) -> list[str]:
+    """The services with logs in ``directory`` (``service_id`` only, if given): an error
+    when there is no such directory, as a mistyped --log-dir must not look like no logs."""
     from extsvc.executor.client import resolve_id
     from extsvc.executor.logfiles import services_in
 
-    known = services_in(directory)
+    try:
+        if not directory.is_dir():
+            what = "not a directory" if directory.exists() else "no such directory"
+            raise InvalidInputError(
+                f"no logs at {directory}: {what} (pass --log-dir, or the --state-dir of the "
+                "daemon whose logs to read)"
+            )
+        known = services_in(directory)
+    except PermissionError:
+        raise EnvironmentMissingError(
+            f"permission denied reading {directory}: run as root (sudo)"
+        ) from None
     if service_id is None:
         return known
     if not known:

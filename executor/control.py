@@ -40,7 +40,7 @@ from extsvc.executor.errors import (
     UnknownServiceError,
 )
 from extsvc.executor.health import Health
-from extsvc.executor.logfiles import MARKER, LogRecord, merge, stamp
+from extsvc.executor.logfiles import MARKER, MAX_LINES, LogRecord, merge, stamp
 from extsvc.executor.logs import FollowerQueue
 from extsvc.executor.metricsserve import MetricsSource
 from extsvc.executor.runner import ServiceRunner
@@ -54,7 +54,7 @@ MAX_REQUEST_BYTES = 64 * 1024
 # A client that connects and sends no request line within this is answered and closed.
 REQUEST_TIMEOUT = 10.0
 # Bounds of the request fields (anything outside is refused as an invalid request).
-MAX_TAIL = 10_000_000
+MAX_TAIL = MAX_LINES  # -n beyond it means every line kept
 MAX_SECONDS = 7 * 24 * 3600.0
 MAX_ID_CHARS = 256
 MAX_SINCE_CHARS = 64

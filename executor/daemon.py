@@ -64,7 +64,13 @@ def write_run_info(workspace: Workspace, options: DaemonOptions, plan: Plan) -> 
 
 
 class Signals:
-    """The loop's handlers for the daemon's signals; unblocks them once installed."""
+    """The loop's handlers for the daemon's signals; unblocks them once installed.
+
+    SIGTERM and SIGINT count together, as docker's daemon counts them: the first
+    stops every service gracefully (``stop``), the second makes ``on_repeat`` say
+    what the stop waits for, the third and any later one ask ``on_repeat`` to kill
+    at once (a terminal's Ctrl-C pressed again and again).
+    """
 
     def __init__(
         self,
@@ -74,15 +80,49 @@ class Signals:
     ) -> None:
         self.loop = loop
         self.stop = asyncio.Event()
+        self.count = 0
+        # Told the count of each stop signal after the first (set once there is something
+        # to report on or to kill).
+        self.on_repeat: Callable[[int], None] = lambda count: None
         for signum in signals.STOP_SIGNALS:
-            loop.add_signal_handler(signum, self.stop.set)
+            loop.add_signal_handler(signum, self._stop_signal)
         loop.add_signal_handler(signals.RELOAD_SIGNAL, on_reload)
         loop.add_signal_handler(signals.DUMP_SIGNAL, lambda: on_dump(task_stacks()))
         signals.unblock()
 
+    def _stop_signal(self) -> None:
+        self.count += 1
+        if self.count == 1:
+            self.stop.set()
+        else:
+            self.on_repeat(self.count)
+
     def remove(self) -> None:
         for signum in signals.HANDLED_SIGNALS:
             self.loop.remove_signal_handler(signum)
+
+
+def stop_signal_reply(
+    count: int, supervisor: Supervisor, ends_in: float, notice: Callable[[str], None]
+) -> None:
+    """The second stop signal says what the stop waits for; the third kills at once."""
+    waiting = supervisor.stop_status()
+    limit = f"at most {format_duration(max(ends_in, 0.0))} more"
+    if not waiting:
+        notice(f"stopping: every service has stopped, finishing ({limit})")
+        return
+    if count >= 3 and not supervisor.killing:
+        supervisor.kill_now()
+        notice(
+            f"killing {len(waiting)} service(s) at once (SIGKILL), then removing their "
+            "containers, mounts and cgroups"
+        )
+        return
+    notice(f"stopping: waiting for {len(waiting)} service(s), {limit}:")
+    for line in waiting:
+        notice(f"  {line}")
+    if count < 3:
+        notice("press Ctrl-C (or send SIGINT/SIGTERM) once more to kill them at once")
 
 
 async def run_daemon(
@@ -236,7 +276,11 @@ async def _run(
 
         reload_requests.clear()
         notifier.stopping()
-        reporter.notice("stopping all services")
+        reporter.notice("stopping all services (Ctrl-C again: what the stop waits for)")
+        ends_at = handlers.loop.time() + options.shutdown_bound
+        handlers.on_repeat = lambda count: stop_signal_reply(
+            count, supervisor, ends_at - handlers.loop.time(), reporter.notice
+        )
         watcher.cancel()
         for task in list(background):
             with contextlib.suppress(asyncio.CancelledError):

@@ -27,6 +27,12 @@ class UnknownServiceError(InvalidInputError):
     """A control request named a service the running plan does not have."""
 
 
+class UsageError(ExecutorError):
+    """A command line that cannot be used as given (exit 2), said in one line."""
+
+    exit_code = 2
+
+
 class EnvironmentMissingError(ExecutorError):
     """The host lacks something the executor needs (exit 3); the message says the fix."""
 

@@ -7,11 +7,12 @@ Each stored line is ``<time> <stream> <text>``::
 
 ``time`` is RFC 3339 in UTC with milliseconds, so comparing two stamps as
 strings compares the instants: merging services and ``--since`` need no date
-parsing. ``stream`` is ``output`` for a container's line and ``extsvc`` for the
-executor's own markers between runs. The container's stdout and stderr are *one*
-pipe (DESIGN §6: so their relative order is kept exactly as written), so the
-executor cannot tell them apart; calling such a line "stdout" would be a lie,
-hence ``output``. A line written before this format (no stamp) reads as
+parsing. ``stream`` is ``output`` for a container's line, ``partial`` for a piece
+of one stored before its newline came (the next output record continues it), and
+``extsvc`` for the executor's own markers between runs. The container's stdout and
+stderr are *one* pipe (DESIGN §6: so their relative order is kept exactly as
+written), so the executor cannot tell them apart; calling such a line "stdout"
+would be a lie, hence ``output``. A line written before this format (no stamp) reads as
 ``output`` with an empty time.
 
 This module is imported by `extsvc logs`, whose start-up time is a budget
@@ -32,10 +33,21 @@ from datetime import UTC
 from pathlib import Path
 
 OUTPUT = "output"  # a container's stdout and stderr, merged in one pipe
+# A piece of output whose line was not ended yet (a prompt, progress dots): the next
+# output record of the service continues it. Shown with PARTIAL_MARK after it.
+PARTIAL = "partial"
+PARTIAL_MARK = "\\"
 MARKER = "extsvc"  # the executor's run markers
 LOG_SUFFIX = ".log"
 _STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 _BLOCK = 64 * 1024
+# "-5m", "5m ago": that long before now.
+_AGO = re.compile(r"-\s*(?P<minus>.+)|(?P<ago>.+?)\s+ago")
+# The last instant an RFC 3339 stamp can say (9999-12-31T23:59:59Z): times are clamped
+# to 1970 .. 9999 rather than refused, as "100000h ago" means "everything".
+_LAST_STAMP = 253402300799.0
+# -n/--tail beyond this is "all": the control socket's bound (executor.control.MAX_TAIL).
+MAX_LINES = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -76,6 +88,10 @@ def decode(raw: bytes, service: str = "") -> LogRecord:
 
 def run_started(service_id: str, run: int) -> str:
     return f"-- {service_id} run {run} started --"
+
+
+def run_failed_to_start(service_id: str, run: int, cause: str) -> str:
+    return f"-- {service_id} run {run} failed to start: {cause} --"
 
 
 def run_ended(exit_code: int | None, stopped: bool = False) -> str:
@@ -151,21 +167,24 @@ def _lines_forwards(path: Path) -> Iterator[bytes]:
 
 
 def read_service(
-    files: list[Path], service: str, tail: int | None = None, since: str = ""
+    files: list[Path], service: str, tail: int | None = None, since: str = "", until: str = ""
 ) -> list[LogRecord]:
-    """The records of one service (``files`` oldest first): the last ``tail`` at or after
-    ``since`` (an RFC 3339 UTC stamp; "" for no bound). ``tail=None`` means all."""
+    """The records of one service (``files`` oldest first): the last ``tail`` of those
+    stamped from ``since`` to ``until`` (RFC 3339 UTC stamps, both included; "" for no
+    bound). ``tail=None`` means all."""
     if tail == 0:
         return []
     if tail is None:
         records = (decode(raw, service) for path in files for raw in _lines_forwards(path))
-        return [r for r in records if r.time >= since]
+        return [r for r in records if r.time >= since and (not until or r.time <= until)]
     newest_first: list[LogRecord] = []
     for path in reversed(files):
         for raw in _lines_backwards(path):
             record = decode(raw, service)
             if since and record.time < since:
                 return newest_first[::-1]
+            if until and record.time > until:
+                continue
             newest_first.append(record)
             if len(newest_first) == tail:
                 return newest_first[::-1]
@@ -180,27 +199,73 @@ def merge(per_service: Iterable[list[LogRecord]], tail: int | None) -> list[LogR
     return list(deque(merged, maxlen=tail))
 
 
-def parse_since(text: str, now: float | None = None) -> str:
-    """``10m``/``1h30m`` (ago) or an RFC 3339 time -> a UTC stamp; ValueError otherwise."""
-    from extsvc.compiler.format.quantities import parse_duration
+def parse_time(text: str, option: str = "--since", now: float | None = None) -> str:
+    """A time as `extsvc logs --since/--until` take it -> a UTC stamp; ValueError (one line,
+    the value cut short) otherwise.
 
+    That long ago: ``5m``, ``-5m``, ``5m ago``, ``1h30m ago`` (journalctl's and
+    ``date -d``'s spellings); ``now``, ``today``, ``yesterday`` (local midnight); or
+    a time: RFC 3339 (``2026-01-02T15:04:05Z``), or a local date and time
+    (``2026-01-02``, ``2026-01-02 15:04``, as ``date`` prints them).
+    """
     moment = time.time() if now is None else now
-    try:
-        return stamp(moment - parse_duration(text))
-    except ValueError:
-        pass
+    word = text.strip().lower()
+    if word == "now":
+        return stamp(moment)
+    if word in ("today", "yesterday"):
+        local = time.localtime(moment)
+        day = local.tm_mday - (word == "yesterday")
+        # mktime normalises day 0 to the month before, and finds the offset (DST) itself.
+        return stamp(time.mktime((local.tm_year, local.tm_mon, day, 0, 0, 0, 0, 0, -1)))
+    relative = _AGO.fullmatch(word)
+    ago = _seconds(relative.group("minus") or relative.group("ago") if relative else word)
+    if ago is not None:
+        return stamp(min(max(moment - ago, 0.0), _LAST_STAMP))
     from datetime import datetime
 
     try:
         parsed = datetime.fromisoformat(text.strip())
     except ValueError:
+        from extsvc.compiler.format.diagnostics import short_repr
+
         raise ValueError(
-            f"invalid --since {text!r}: write a duration (10m, 1h30m) or an RFC 3339 time "
-            "(2026-01-02T15:04:05Z)"
+            f"invalid {option} {short_repr(text)}: write a time ago (5m, -5m, 1h ago), "
+            "now, today, yesterday, or a time (2026-01-02T15:04:05Z, '2026-01-02 15:04')"
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.astimezone()  # a time without offset is local time, as `date` prints it
-    return stamp(parsed.astimezone(UTC).timestamp())
+    return stamp(min(max(parsed.astimezone(UTC).timestamp(), 0.0), _LAST_STAMP))
+
+
+def _seconds(text: str) -> float | None:
+    from extsvc.compiler.format.quantities import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError:
+        return None
+
+
+def parse_count(text: str, option: str = "--tail") -> int | None:
+    """``-n/--tail``: a number of lines; None for all (``-1``, ``all``, or more lines
+    than any log keeps); ValueError (one line, the value cut short) otherwise."""
+    digits = text.strip().lower()
+    if digits in ("-1", "all"):
+        return None
+    if not digits.isdigit():
+        from extsvc.compiler.format.diagnostics import short_repr
+
+        raise ValueError(
+            f"invalid {option} {short_repr(text)}: write a number of lines, or all (-1)"
+        )
+    # Beyond this no log holds as many lines: all of them (and no 5,000-digit int()).
+    return None if len(digits) > len(str(MAX_LINES)) or int(digits) > MAX_LINES else int(digits)
+
+
+def shown_line(record: LogRecord) -> str:
+    """The record's text as people read it (logs, console): a partial piece ends with
+    PARTIAL_MARK, as a shell's continued line (its next line continues it)."""
+    return record.line + PARTIAL_MARK if record.stream == PARTIAL else record.line
 
 
 def format_record(record: LogRecord, timestamps: bool, prefix: bool) -> str:
@@ -209,5 +274,5 @@ def format_record(record: LogRecord, timestamps: bool, prefix: bool) -> str:
         parts.append(record.time or "-")
     if prefix:
         parts.append(f"{record.service}:")
-    parts.append(record.line)
+    parts.append(shown_line(record))
     return " ".join(parts)

@@ -25,11 +25,13 @@ from typing import IO, BinaryIO, Protocol
 from extsvc.executor.logfiles import (
     MARKER,
     OUTPUT,
+    PARTIAL,
     LogRecord,
     encode,
     log_path,
     read_service,
     rotated_files,
+    shown_line,
     stamp,
 )
 from extsvc.executor.options import DEFAULT_LOG_ROTATION, ConsoleKind
@@ -294,15 +296,17 @@ class ServiceLog:
         self.dropped_since_error = 0
         self.dropped_total = 0
 
-    def write(self, line: str, at: float | None = None) -> None:
+    def write(self, line: str, at: float | None = None, partial: bool = False) -> None:
         """A line of the container's output (its stdout and stderr share one pipe), read at
-        ``at`` (seconds since the epoch; now by default)."""
+        ``at`` (seconds since the epoch; now by default); ``partial``: a piece of a line
+        not ended yet, which the next line continues."""
         if line.strip():
             self.last_line = line
-        if self._console is not None:
-            self._console.write(self.service_id, line)
         moment = time.time() if at is None else at
-        self._store(LogRecord(stamp(moment), OUTPUT, line, self.service_id))
+        record = LogRecord(stamp(moment), PARTIAL if partial else OUTPUT, line, self.service_id)
+        if self._console is not None:
+            self._console.write(self.service_id, shown_line(record))
+        self._store(record)
 
     def mark(self, text: str) -> None:
         """The executor's own line between runs (``-- ext-x run 3 started --``)."""

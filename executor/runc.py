@@ -36,6 +36,8 @@ from extsvc.executor.runtime import Container, ExecResult, OutputSink
 from extsvc.executor.workspace import Workspace
 
 MAX_LINE_BYTES = 64 * 1024
+# A line not ended after this long (a prompt, progress dots) reaches the log as a piece.
+PARTIAL_LINE_DELAY = 1.0
 # After the init exits, its pipe closes as soon as the last container process is gone.
 OUTPUT_DRAIN_TIMEOUT = 2.0
 # After a health check's timeout: how long runc exec may take to name the process it
@@ -249,29 +251,56 @@ class RuncRuntime:
         return []
 
 
-async def pump_lines(read_fd: int, on_output: OutputSink) -> None:
+async def pump_lines(
+    read_fd: int, on_output: OutputSink, partial_delay: float = PARTIAL_LINE_DELAY
+) -> None:
     """Call ``on_output(line, time read)`` per line until every writer has closed the pipe.
 
-    An over-long line is passed on in MAX_LINE_BYTES pieces rather than dropped; a
-    last line without a newline is passed on at the end.
+    A line not ended yet (a prompt, a progress dot) is passed on as a partial piece
+    (``partial=True``) once it has waited ``partial_delay`` seconds, and the rest of it
+    follows as a piece or the line's end; an over-long line is passed on in
+    MAX_LINE_BYTES partial pieces rather than dropped; a last line without a newline is
+    passed on at the end. The timer exists only while part of a line waits: an idle
+    pipe costs no wake-up.
     """
     pending = bytearray()
+    loop = asyncio.get_running_loop()
+    timer: asyncio.TimerHandle | None = None
+
+    def flush_partial() -> None:
+        nonlocal timer
+        timer = None
+        if pending:
+            on_output(bytes(pending), time.time(), True)
+            pending.clear()
 
     def on_chunk(chunk: bytes) -> None:
+        nonlocal timer
         now = time.time()
         pending.extend(chunk)
         start = 0
         while (end := pending.find(b"\n", start)) >= 0:
-            on_output(_strip_cr(bytes(pending[start:end])), now)
+            on_output(_strip_cr(bytes(pending[start:end])), now, False)
             start = end + 1
         del pending[:start]
         while len(pending) >= MAX_LINE_BYTES:
-            on_output(bytes(pending[:MAX_LINE_BYTES]), now)
+            on_output(bytes(pending[:MAX_LINE_BYTES]), now, True)
             del pending[:MAX_LINE_BYTES]
+        if not pending and timer is not None:
+            timer.cancel()
+            timer = None
+        elif pending and timer is None:
+            # Armed by the first byte that waits, not moved by later ones: a dot a second
+            # still reaches the log within partial_delay.
+            timer = loop.call_later(partial_delay, flush_partial)
 
-    await read_pipe(read_fd, on_chunk)
+    try:
+        await read_pipe(read_fd, on_chunk)
+    finally:
+        if timer is not None:
+            timer.cancel()
     if pending:
-        on_output(_strip_cr(bytes(pending)), time.time())
+        on_output(_strip_cr(bytes(pending)), time.time(), False)
 
 
 def _strip_cr(line: bytes) -> bytes:

@@ -40,7 +40,7 @@ from extsvc.executor.durations import format_duration
 from extsvc.executor.errors import LaunchError
 from extsvc.executor.health import Health, HealthMonitor
 from extsvc.executor.limits import RestartBudget, short_duration
-from extsvc.executor.logfiles import run_ended, run_started
+from extsvc.executor.logfiles import run_ended, run_failed_to_start, run_started
 from extsvc.executor.logs import ServiceLog
 from extsvc.executor.runtime import Container, ContainerRuntime, ExecResult
 from extsvc.executor.states import TRANSITIONS, Event, EventHistory, ServiceState
@@ -137,7 +137,10 @@ class ServiceRunner:
         # Created ahead of its start, with the spec it was created from.
         self._created: tuple[Container, str] | None = None
         self._early_create_failed = False
+        # Attempts to run: every start, failed ones included (the log numbers them; `extsvc
+        # service` shows runs - 1 as RESTARTS), and how many of them got a running task.
         self.runs = 0
+        self.tasks_started = 0
         # Runs whose container never started (create or start failed).
         self.failed_starts = 0
         self.last_exit_code: int | None = None
@@ -156,6 +159,11 @@ class ServiceRunner:
         # Inside a runtime call or a readiness command: a stop cancels the lifecycle there.
         self._in_interruptible = False
         self._cancelled_by_stop = False
+        # Set by kill_now(): a stop sends SIGKILL at once, or cuts the grace short.
+        self._kill_now = asyncio.Event()
+        # While a stop signals the task: when SIGTERM went (clock.now()), the grace, and
+        # when SIGKILL went; what `stop_status` tells an operator waiting for the stop.
+        self._signalled: tuple[float, float, float | None] | None = None
         # The log file failing (disk full) and recovering: events of the current state.
         log.on_problem = lambda message: self._transition(self.state, message)
 
@@ -204,6 +212,30 @@ class ServiceRunner:
             self._lifecycle.cancel()
         if self._lifecycle is not None:
             await asyncio.shield(self._lifecycle)
+
+    def kill_now(self) -> None:
+        """From now on a stop does not wait: SIGKILL at once (the grace cut short), then
+        the same cleanup as ever (container deleted, mounts and cgroup removed)."""
+        self._kill_now.set()
+
+    def stop_status(self) -> str:
+        """What the stop of this service is waiting for, for an operator ("SIGTERM sent 2s
+        ago, SIGKILL in 8s")."""
+        if self._signalled is not None:
+            sent, grace, killed = self._signalled
+            now = self.clock.now()
+            if killed is not None:
+                return f"SIGKILL sent {format_duration(now - killed)} ago, waiting for it to exit"
+            left = max(0.0, sent + grace - now)
+            return (
+                f"SIGTERM sent {format_duration(now - sent)} ago, "
+                f"SIGKILL in {format_duration(left)}"
+            )
+        if self.state is ServiceState.PREPARING:
+            return "its start is being cancelled"
+        if self.state is ServiceState.STOPPING:
+            return "its container, mounts and cgroup are being removed"
+        return f"{self.state.value}, stopping"
 
     async def restart(self) -> None:
         await self.stop()
@@ -420,17 +452,19 @@ class ServiceRunner:
         except LaunchError as error:
             self._transition(self.state, f"Cleanup incomplete: {error}")
 
-    def _on_output(self, line: bytes, read_at: float) -> None:
-        self.log.write(line.decode(errors="replace"), read_at)
+    def _on_output(self, line: bytes, read_at: float, partial: bool = False) -> None:
+        self.log.write(line.decode(errors="replace"), read_at, partial)
 
     async def _run_once(self) -> RunOutcome:
         # -> Preparing: conditions are met (or the restart interval is over).
         self._transition(ServiceState.PREPARING, "Running pre state")
+        # This attempt's number: taken once it starts or fails (a stop first takes none).
+        run = self.runs + 1
         try:
             spec, adaptations = self._spec()
         except LaunchError as error:
             await self._discard_created()
-            return self._failed_start(error)
+            return self._failed_start(run, error)
         if self._created is not None and self._created[1] != spec_key(spec):
             # The spec changed since the container was created (a new configuration).
             await self._discard_created()
@@ -450,7 +484,7 @@ class ServiceRunner:
                     self.runtime.create(self.service, spec, self._on_output)
                 )
             except LaunchError as error:
-                return self._failed_start(error)
+                return self._failed_start(run, error)
             if isinstance(created, _Stopped):
                 await self._cleanup()
                 return RunOutcome(stopped=True)
@@ -462,14 +496,15 @@ class ServiceRunner:
             return RunOutcome(stopped=True)
         try:
             # Before the start: the container may write before "Started task" is known.
-            self.log.mark(run_started(self.id, self.runs + 1))
+            self.log.mark(run_started(self.id, run))
             try:
                 if await self._interruptible(self.runtime.start(container)) is _STOPPED:
                     return RunOutcome(stopped=True)
             except LaunchError as error:
-                return self._failed_start(error)
+                return self._failed_start(run, error)
             self.container = container
-            self.runs += 1
+            self.runs = run
+            self.tasks_started += 1
             # Preparing -> Running: the task exists and runs.
             self._transition(
                 ServiceState.RUNNING,
@@ -517,31 +552,57 @@ class ServiceRunner:
         if monitor.check.on_unhealthy is OnUnhealthy.RESTART:
             self._unhealthy.set()
 
-    def _failed_start(self, error: LaunchError) -> RunOutcome:
+    def _failed_start(self, run: int, error: LaunchError) -> RunOutcome:
+        self.runs = run
         self.failed_starts += 1
-        self.log.mark(f"-- failed to start: {runc_cause(str(error))} --")
+        self.log.mark(run_failed_to_start(self.id, run, runc_cause(str(error))))
         return RunOutcome(error=str(error))
 
     async def _terminate(self, container: Container) -> int | None:
+        grace = self.stop_timeout
+        if self._kill_now.is_set():
+            # Running -> Stopping: told to kill at once (the executor's third Ctrl-C).
+            self._transition(
+                ServiceState.STOPPING,
+                f"Sending SIGKILL to task {self.id} (PID {container.pid}, container {self.id}): "
+                "the executor was told to kill at once",
+            )
+            self._signalled = (self.clock.now(), 0.0, self.clock.now())
+            container.signal(signal.SIGKILL)
+            try:
+                return await container.wait()
+            finally:
+                self._signalled = None
         # Running -> Stopping: SIGTERM to every process, then the grace period.
         self._transition(
             ServiceState.STOPPING,
             f"Sending SIGTERM to task {self.id} (PID {container.pid}, container {self.id})",
         )
         container.signal(signal.SIGTERM)
-        grace = self.stop_timeout
+        self._signalled = (self.clock.now(), grace, None)
         waiting = asyncio.ensure_future(container.wait())
         sleeping = asyncio.ensure_future(self.clock.sleep(grace))
-        await asyncio.wait({waiting, sleeping}, return_when=asyncio.FIRST_COMPLETED)
-        sleeping.cancel()
-        if not waiting.done():
-            self._transition(
-                ServiceState.STOPPING,
-                f"Sending SIGKILL to task {self.id} (PID {container.pid}, container {self.id}): "
-                f"still running {format_duration(grace)} after SIGTERM",
-            )
-            container.signal(signal.SIGKILL)
-        return await waiting
+        hurried = asyncio.ensure_future(self._kill_now.wait())
+        try:
+            await asyncio.wait({waiting, sleeping, hurried}, return_when=asyncio.FIRST_COMPLETED)
+            sleeping.cancel()
+            hurried.cancel()
+            if not waiting.done():
+                why = (
+                    "the executor was told to kill at once"
+                    if self._kill_now.is_set()
+                    else f"still running {format_duration(grace)} after SIGTERM"
+                )
+                self._transition(
+                    ServiceState.STOPPING,
+                    f"Sending SIGKILL to task {self.id} (PID {container.pid}, "
+                    f"container {self.id}): {why}",
+                )
+                self._signalled = (self._signalled[0], grace, self.clock.now())
+                container.signal(signal.SIGKILL)
+            return await waiting
+        finally:
+            self._signalled = None
 
     @property
     def stop_timeout(self) -> float:

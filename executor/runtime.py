@@ -14,15 +14,18 @@ A created container that is never started is removed by ``cleanup`` alone.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from extsvc.compiler.format.plan import ServicePlan
 
-# One line the container wrote, without its newline, and when it was read
-# (time.time()). stdout and stderr share one pipe: a line's stream is not known.
-OutputSink = Callable[[bytes, float], None]
+
+class OutputSink(Protocol):
+    def __call__(self, line: bytes, read_at: float, partial: bool = False) -> None:
+        """One line the container wrote, without its newline, and when it was read
+        (time.time()); ``partial``: a piece of a line not ended yet, continued by the
+        next call. stdout and stderr share one pipe: a line's stream is not known."""
 
 
 @dataclass(frozen=True)

@@ -291,7 +291,7 @@ def _waits_forever(plan: Plan, supervisor: Supervisor, facts: Facts) -> set[str]
     while changed:
         changed = False
         for service_id, service in plan.services.items():
-            if service_id in forever or supervisor.runners[service_id].runs:
+            if service_id in forever or supervisor.runners[service_id].tasks_started:
                 continue
             stuck_on = [
                 dep
@@ -311,7 +311,7 @@ def _outcomes(supervisor: Supervisor, plan: Plan, facts: Facts) -> tuple[Outcome
         last = runner.events.last
         message = last.message if last is not None else ""
         never: str | None = None
-        if runner.runs == 0:
+        if runner.tasks_started == 0:
             if runner.state is ServiceState.WAITING and message.startswith("Waiting for "):
                 what = message.removeprefix("Waiting for ")
                 never = (
@@ -321,7 +321,9 @@ def _outcomes(supervisor: Supervisor, plan: Plan, facts: Facts) -> tuple[Outcome
                 )
             else:
                 never = message
-        outcomes.append(Outcome(service_id, runner.state.value, runner.runs, message, never))
+        outcomes.append(
+            Outcome(service_id, runner.state.value, runner.tasks_started, message, never)
+        )
     return tuple(outcomes)
 
 

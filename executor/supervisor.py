@@ -99,6 +99,8 @@ class Supervisor:
         # Services stopped through the control socket: a reload leaves them stopped.
         self.held: set[str] = set()
         self.stopping = False
+        # Set by kill_now(): the shutdown no longer waits, neither for graces nor for order.
+        self._killing = asyncio.Event()
         self._listeners: dict[str, set[asyncio.Queue[Event]]] = {}
         self._on_event = on_event
         self._host_services = host_services or {}
@@ -216,6 +218,35 @@ class Supervisor:
         for runner in self.runners.values():
             runner.log.close()
 
+    @property
+    def killing(self) -> bool:
+        return self._killing.is_set()
+
+    def kill_now(self) -> None:
+        """Cut every stop short: SIGKILL at once, whatever the grace and the order (the
+        executor's third Ctrl-C). Each service is still cleaned up as in any stop."""
+        self._killing.set()
+        for runner in self.runners.values():
+            runner.kill_now()
+
+    def stop_status(self) -> list[str]:
+        """What a shutdown still waits for: one line per service not stopped yet."""
+        lines = []
+        for service_id, runner in sorted(self.runners.items()):
+            if not runner.active:
+                continue
+            waiting_for = [d for d in self.plan.dependents_of(service_id) if self._active(d)]
+            if waiting_for and runner.state is not ServiceState.STOPPING:
+                lines.append(f"{service_id}: waits for {', '.join(waiting_for)} to stop first")
+                continue
+            pid = f" (PID {runner.container.pid})" if runner.container is not None else ""
+            lines.append(f"{service_id}{pid}: {runner.stop_status()}")
+        return lines
+
+    def _active(self, service_id: str) -> bool:
+        runner = self.runners.get(service_id)
+        return runner is not None and runner.active
+
     async def _stop_dependents_first(self, service_ids: set[str]) -> None:
         """Stop ``service_ids``, each after those of them that depend on it (current plan)."""
         stopped: dict[str, asyncio.Future[None]] = {
@@ -224,8 +255,17 @@ class Supervisor:
 
         async def stop_after_dependents(service_id: str) -> None:
             try:
-                dependents = self.plan.dependents_of(service_id)
-                await asyncio.gather(*(stopped[d] for d in dependents if d in stopped))
+                dependents = [
+                    stopped[d] for d in self.plan.dependents_of(service_id) if d in stopped
+                ]
+                if dependents:
+                    # All of them stopped, or the order given up for a kill (kill_now). Not
+                    # gather: cancelling it would cancel the other services' futures.
+                    all_stopped = asyncio.ensure_future(asyncio.wait(dependents))
+                    killing = asyncio.ensure_future(self._killing.wait())
+                    await asyncio.wait({all_stopped, killing}, return_when=asyncio.FIRST_COMPLETED)
+                    all_stopped.cancel()
+                    killing.cancel()
                 await self.runners[service_id].stop()
             finally:
                 stopped[service_id].set_result(None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import re
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +19,7 @@ from extsvc.executor.logfiles import (
     decode,
     format_record,
     merge,
-    parse_since,
+    parse_time,
     read_service,
     run_ended,
     run_started,
@@ -159,8 +160,54 @@ def test_all_services_interleave_by_time(tmp_path: Path) -> None:
 
 def test_since_takes_a_duration_or_a_time() -> None:
     now = 1767323045.0  # 2026-01-02T03:04:05Z
-    assert parse_since("10m", now) == "2026-01-02T02:54:05.000Z"
-    assert parse_since("2026-01-02T03:00:00Z", now) == "2026-01-02T03:00:00.000Z"
-    assert parse_since("2026-01-02T04:00:00+01:00", now) == "2026-01-02T03:00:00.000Z"
-    with pytest.raises(ValueError, match="invalid --since 'yesterday'"):
-        parse_since("yesterday", now)
+    assert parse_time("10m", now=now) == "2026-01-02T02:54:05.000Z"
+    assert parse_time("2026-01-02T03:00:00Z", now=now) == "2026-01-02T03:00:00.000Z"
+    assert parse_time("2026-01-02T04:00:00+01:00", now=now) == "2026-01-02T03:00:00.000Z"
+    with pytest.raises(ValueError, match="invalid --since 'the day before'"):
+        parse_time("the day before", now=now)
+
+
+def test_a_partial_line_is_passed_on_after_the_delay_and_no_timer_waits_while_idle() -> None:
+    from extsvc.executor.runc import pump_lines
+
+    async def scenario() -> tuple[list[tuple[bytes, bool]], list[asyncio.TimerHandle]]:
+        loop = asyncio.get_running_loop()
+        armed: list[asyncio.TimerHandle] = []
+        call_later = loop.call_later
+
+        def spy(delay: float, callback: Any, *args: Any) -> asyncio.TimerHandle:
+            handle = call_later(delay, callback, *args)
+            if getattr(callback, "__name__", "") == "flush_partial":  # not asyncio.sleep's
+                armed.append(handle)
+            return handle
+
+        loop.call_later = spy  # type: ignore[method-assign]
+        got: list[tuple[bytes, bool]] = []
+        read_fd, write_fd = os.pipe()
+        pump = asyncio.ensure_future(
+            pump_lines(read_fd, lambda line, at, partial=False: got.append((line, partial)), 0.2)
+        )
+        os.write(write_fd, b"whole line\n")
+        await asyncio.sleep(0.3)
+        assert armed == []  # nothing waits: no timer
+        os.write(write_fd, b"Password: ")
+        await asyncio.sleep(0.05)
+        assert got == [(b"whole line", False)] and len(armed) == 1
+        await asyncio.sleep(0.3)  # past the delay: the piece is passed on, marked
+        assert got[-1] == (b"Password: ", True) and len(armed) == 1
+        os.write(write_fd, b"typed\nhalf")
+        await asyncio.sleep(0.05)
+        os.write(write_fd, b" and the rest\n")  # ended before the delay: one line, no piece
+        await asyncio.sleep(0.3)
+        os.close(write_fd)
+        await pump
+        return got, armed
+
+    got, armed = asyncio.run(scenario())
+    assert got == [
+        (b"whole line", False),
+        (b"Password: ", True),
+        (b"typed", False),
+        (b"half and the rest", False),
+    ]
+    assert len(armed) == 2 and armed[1].cancelled()

@@ -340,5 +340,5 @@ def test_a_runc_failure_event_says_the_cause_not_runcs_log_line(tmp_path: Path) 
         # The log keeps runc's whole line, and marks the failed start.
         records = daemon.records(f"ext-{name}")
         assert any("level=error" in r["line"] for r in records)
-        assert records[-1]["line"].startswith("-- failed to start: ")
+        assert records[-1]["line"].startswith(f"-- ext-{name} run 1 failed to start: ")
         assert daemon.stop() == 0
