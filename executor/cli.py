@@ -306,7 +306,7 @@ def logs_command(
         if not printed and count != 0:
             # As journalctl's "-- No entries --": an empty answer is said, never silent.
             where = f"{directory}" + (f" for {services[0]}" if service_id else "")
-            bounded = " in that time range" if lower or upper else ""
+            bounded = " in that time range" if services and (lower or upper) else ""
             what = "log lines" if services else "service logs"
             click.echo(f"extsvc: no {what} in {where}{bounded}", err=True)
 

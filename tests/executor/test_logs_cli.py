@@ -141,8 +141,9 @@ def test_a_missing_log_dir_is_an_error_and_an_empty_one_is_said(tmp_path: Path) 
         )
     empty = tmp_path / "empty"
     empty.mkdir()
-    code, out, err = _logs_command(tmp_path, "--log-dir", str(empty))
-    assert (code, out, err) == (0, "", f"extsvc: no service logs in {empty}\n")
+    for args in ([], ["--since", "5m ago"]):
+        code, out, err = _logs_command(tmp_path, "--log-dir", str(empty), *args)
+        assert (code, out, err) == (0, "", f"extsvc: no service logs in {empty}\n")
 
 
 @pytest.mark.parametrize(
