@@ -161,7 +161,7 @@ class ServiceRunner:
         self._cancelled_by_stop = False
         # Set by kill_now(): a stop sends SIGKILL at once, or cuts the grace short.
         self._kill_now = asyncio.Event()
-        # While a stop signals the task: when SIGTERM went (clock.now()), the grace, and
+        # While a stop signals the task: when SIGTERM went (clock.monotonic()), the grace, and
         # when SIGKILL went; what `stop_status` tells an operator waiting for the stop.
         self._signalled: tuple[float, float, float | None] | None = None
         # The log file failing (disk full) and recovering: events of the current state.
@@ -223,7 +223,7 @@ class ServiceRunner:
         ago, SIGKILL in 8s")."""
         if self._signalled is not None:
             sent, grace, killed = self._signalled
-            now = self.clock.now()
+            now = self.clock.monotonic()
             if killed is not None:
                 return f"SIGKILL sent {format_duration(now - killed)} ago, waiting for it to exit"
             left = max(0.0, sent + grace - now)
@@ -567,7 +567,7 @@ class ServiceRunner:
                 f"Sending SIGKILL to task {self.id} (PID {container.pid}, container {self.id}): "
                 "the executor was told to kill at once",
             )
-            self._signalled = (self.clock.now(), 0.0, self.clock.now())
+            self._signalled = (self.clock.monotonic(), 0.0, self.clock.monotonic())
             container.signal(signal.SIGKILL)
             try:
                 return await container.wait()
@@ -579,7 +579,7 @@ class ServiceRunner:
             f"Sending SIGTERM to task {self.id} (PID {container.pid}, container {self.id})",
         )
         container.signal(signal.SIGTERM)
-        self._signalled = (self.clock.now(), grace, None)
+        self._signalled = (self.clock.monotonic(), grace, None)
         waiting = asyncio.ensure_future(container.wait())
         sleeping = asyncio.ensure_future(self.clock.sleep(grace))
         hurried = asyncio.ensure_future(self._kill_now.wait())
@@ -598,7 +598,7 @@ class ServiceRunner:
                     f"Sending SIGKILL to task {self.id} (PID {container.pid}, "
                     f"container {self.id}): {why}",
                 )
-                self._signalled = (self._signalled[0], grace, self.clock.now())
+                self._signalled = (self._signalled[0], grace, self.clock.monotonic())
                 container.signal(signal.SIGKILL)
             return await waiting
         finally:
