@@ -3,7 +3,8 @@
 Reads like the list of its stages (STYLE: a main that reads like the pipeline).
 
 Signals, as a daemon: SIGTERM and SIGINT stop every service (dependents first,
-the configured grace) and exit 0; SIGHUP reloads the plan; SIGUSR1 prints every
+the configured grace) and exit 0; a second one during the stop says what it waits
+for, a third kills at once (and still cleans up); SIGHUP reloads the plan; SIGUSR1 prints every
 task and what it waits for. The CLI blocks them at its first instruction and they
 are unblocked only once the loop's handlers are in place, so none can kill the
 executor half-started (a pending one is delivered then). Containers run in their

@@ -439,3 +439,44 @@ def test_a_stop_ends_a_crash_loop_whose_create_outlasts_the_restart_interval(
         await asyncio.wait_for(supervisor.shutdown(), 5)
 
     scenario()
+
+
+def test_a_shutdown_says_what_it_waits_for_and_kill_now_drops_grace_and_order(
+    tmp_path: Path,
+) -> None:
+    @run
+    async def scenario() -> None:
+        world = World(
+            tmp_path,
+            make_service("web", services=("ext-db",)),
+            make_service("db"),
+            make_service("idle", paths=(str(tmp_path / "never"),)),
+            scripts={
+                "ext-web": [Script(None, ignore_sigterm=True)],
+                "ext-db": [Script(None, ignore_sigterm=True)],
+            },
+        )
+        world.supervisor.start_all()
+        await settle()
+        shutdown = asyncio.ensure_future(world.supervisor.shutdown())
+        await settle()
+        await world.clock.advance(3)
+        web_pid = world.supervisor.runners["ext-web"].container.pid  # type: ignore[union-attr]
+        assert world.supervisor.stop_status() == [
+            "ext-db: waits for ext-web to stop first",
+            f"ext-web (PID {web_pid}): SIGTERM sent 3s ago, SIGKILL in 7s",
+        ]  # ext-idle never ran: it stopped at once
+        world.supervisor.kill_now()
+        await settle()
+        await shutdown  # no clock advance needed: neither grace nor order is waited for
+        signals = {c.id: c.signals for c in world.runtime.containers}
+        assert signals == {
+            "ext-web": [signal.SIGTERM, signal.SIGKILL],
+            "ext-db": [signal.SIGKILL],  # never asked to stop gracefully: killed at once
+            "ext-idle": [],  # created ahead while it waits, never started: deleted
+        }
+        assert sorted(world.runtime.cleanups) == ["ext-db", "ext-idle", "ext-web"]
+        assert world.messages("ext-db")[-2].endswith(": the executor was told to kill at once")
+        assert world.supervisor.stop_status() == []
+
+    scenario()
