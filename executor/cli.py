@@ -238,7 +238,7 @@ def _log_dir(state_dir: Path, log_dir: Path | None) -> Path:
     "--since",
     default=None,
     metavar="TIME",
-    help="Only lines from TIME on: a time ago (5m, -5m, 1h ago), now, today, yesterday, "
+    help="Only lines from TIME on: a time ago (5m, -5m, 1h ago, -2d), now, today, yesterday, "
     "or a time (2026-01-02T15:04:05Z; '2026-01-02 15:04' is local time).",
 )
 @click.option(

@@ -43,6 +43,17 @@ _STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 _BLOCK = 64 * 1024
 # "-5m", "5m ago": that long before now.
 _AGO = re.compile(r"-\s*(?P<minus>.+)|(?P<ago>.+?)\s+ago")
+# A span as systemd.time(7) spells it (lower case: "m" is minutes; no months or years,
+# whose length is a convention).
+_SPAN_PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*")
+_SPAN_UNITS = {
+    **dict.fromkeys(("ms", "msec"), 0.001),
+    **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1.0),
+    **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), 60.0),
+    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 3600.0),
+    **dict.fromkeys(("d", "day", "days"), 86400.0),
+    **dict.fromkeys(("w", "week", "weeks"), 604800.0),
+}
 # The last instant an RFC 3339 stamp can say (9999-12-31T23:59:59Z): times are clamped
 # to 1970 .. 9999 rather than refused, as "100000h ago" means "everything".
 _LAST_STAMP = 253402300799.0
@@ -203,10 +214,11 @@ def parse_time(text: str, option: str = "--since", now: float | None = None) -> 
     """A time as `extsvc logs --since/--until` take it -> a UTC stamp; ValueError (one line,
     the value cut short) otherwise.
 
-    That long ago: ``5m``, ``-5m``, ``5m ago``, ``1h30m ago`` (journalctl's and
-    ``date -d``'s spellings); ``now``, ``today``, ``yesterday`` (local midnight); or
-    a time: RFC 3339 (``2026-01-02T15:04:05Z``), or a local date and time
-    (``2026-01-02``, ``2026-01-02 15:04``, as ``date`` prints them).
+    That long ago: ``5m``, ``-5m``, ``5m ago``, ``1h 30min ago``, ``-2d`` (journalctl's
+    and ``date -d``'s spellings, systemd.time(7)'s units up to weeks); ``now``,
+    ``today``, ``yesterday`` (local midnight); or a time: RFC 3339
+    (``2026-01-02T15:04:05Z``), or a local date and time (``2026-01-02``,
+    ``2026-01-02 15:04``, as ``date`` prints them).
     """
     moment = time.time() if now is None else now
     word = text.strip().lower()
@@ -229,7 +241,7 @@ def parse_time(text: str, option: str = "--since", now: float | None = None) -> 
         from extsvc.compiler.format.diagnostics import short_repr
 
         raise ValueError(
-            f"invalid {option} {short_repr(text)}: write a time ago (5m, -5m, 1h ago), "
+            f"invalid {option} {short_repr(text)}: write a time ago (5m, -5m, 2 days ago), "
             "now, today, yesterday, or a time (2026-01-02T15:04:05Z, '2026-01-02 15:04')"
         ) from None
     if parsed.tzinfo is None:
@@ -238,12 +250,16 @@ def parse_time(text: str, option: str = "--since", now: float | None = None) -> 
 
 
 def _seconds(text: str) -> float | None:
-    from extsvc.compiler.format.quantities import parse_duration
-
-    try:
-        return parse_duration(text)
-    except ValueError:
-        return None
+    """A time span as systemd.time(7) writes one (``90s``, ``1h30m``, ``2 days``,
+    ``1h 30min``); None if ``text`` is not one."""
+    total = 0.0
+    position = 0
+    for part in _SPAN_PART.finditer(text):
+        if part.start() != position or part[2] not in _SPAN_UNITS:
+            return None
+        total += float(part[1]) * _SPAN_UNITS[part[2]]
+        position = part.end()
+    return total if position and position == len(text) else None
 
 
 def parse_count(text: str, option: str = "--tail") -> int | None:
