@@ -70,15 +70,6 @@ class Duration(click.ParamType):  # type: ignore[type-arg]
             self.fail(str(error), param, ctx)
 
 
-stop_timeout_option = click.option(
-    "--stop-timeout",
-    type=Duration(),
-    default="10s",
-    show_default=True,
-    help="Grace period between SIGTERM and SIGKILL (Talos: 10s).",
-)
-
-
 @contextmanager
 def reported_errors() -> Iterator[None]:
     """One line and the error's exit code instead of a traceback."""
@@ -388,13 +379,58 @@ def _follow(
     raise ConnectionLost("end of logs: the connection to the executor was lost (killed?)")
 
 
+def _run_option_parameters(command: Callable[..., Any]) -> Callable[..., Any]:
+    """One click option per `extsvc run` option (bootunit.run_options reads run's parser):
+    the same flags, help and checks, nothing given unless said (run's defaults apply)."""
+    from extsvc.executor.bootunit import ALWAYS_WRITTEN, Kind, run_options
+
+    for option in reversed(run_options()):
+        kinds: dict[Kind, Any] = {
+            Kind.PATH: click.Path(path_type=Path),
+            Kind.DURATION: Duration(),
+            Kind.CHOICE: click.Choice(option.choices),
+            Kind.TEXT: str,
+        }
+        always = option.dest in ALWAYS_WRITTEN
+        command = click.option(
+            *option.flags,
+            option.dest,
+            is_flag=option.kind is Kind.FLAG,
+            type=None if option.kind is Kind.FLAG else kinds[option.kind],
+            default=option.default if always or option.kind is Kind.FLAG else None,
+            help=f"`extsvc run {option.flag}`: {option.help}",
+        )(command)
+    return command
+
+
 @click.command("systemd-unit")
 @click.argument("out", type=click.Path(path_type=Path), default="/var/lib/extsvc/out")
-@state_dir_option
-@log_dir_option("Log directory the unit passes to `extsvc run`.")
-@stop_timeout_option
-def systemd_unit_command(out: Path, state_dir: Path, log_dir: Path, stop_timeout: float) -> None:
-    """Print a systemd unit that runs OUT at boot with this installation of extsvc."""
-    from extsvc.executor.bootunit import systemd_unit
+@click.option(
+    "--watchdog",
+    type=Duration(),
+    default="60s",
+    show_default=True,
+    help="WatchdogSec: systemd restarts an executor whose loop stops for this long (0s: none).",
+)
+@click.option(
+    "--systemd-version",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Version of the systemd that runs the unit: 253 and later reload with "
+    "Type=notify-reload [default: this machine's `systemctl --version`, else 252].",
+)
+@_run_option_parameters
+def systemd_unit_command(
+    out: Path, watchdog: float, systemd_version: int | None, **run: Any
+) -> None:
+    """Print a systemd unit that runs OUT at boot with this installation of extsvc.
 
-    click.echo(systemd_unit(out, state_dir, log_dir, stop_timeout), nl=False)
+    Every option of `extsvc run` is accepted and written into ExecStart. OUT must hold
+    a compiled plan (its stop timeouts size TimeoutStopSec).
+    """
+    from extsvc.executor.bootunit import local_systemd_version, run_options, systemd_unit
+
+    arguments = [a for o in run_options() for a in o.arguments(run[o.dest])]
+    version = systemd_version if systemd_version is not None else local_systemd_version()
+    with reported_errors():
+        click.echo(systemd_unit(out, arguments, watchdog, version), nl=False)

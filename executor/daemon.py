@@ -286,14 +286,15 @@ async def _run(
         for task in list(background):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        bound = options.shutdown_bound(supervisor.plan)
         try:
-            await asyncio.wait_for(supervisor.shutdown(), options.shutdown_bound)
+            await asyncio.wait_for(supervisor.shutdown(), bound)
         except TimeoutError:
             # Only a runtime that hangs even its cleanup gets here: no process of ours
             # stays; its state, mounts and cgroups are removed by the next start.
             killed = recovery.kill_service_processes(supervisor.plan)
             reporter.notice(
-                f"shutdown did not finish within {format_duration(options.shutdown_bound)} "
+                f"shutdown did not finish within {format_duration(bound)} "
                 f"(the runtime does not answer): killed {killed} container process(es); "
                 "the next `extsvc run` removes what is left"
             )

@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from extsvc.compiler.format.plan import Plan, ServicePolicy
 
 DEFAULT_STATE_DIR = Path("/run/extsvc")
 DEFAULT_LOG_DIR = Path("/var/log/extsvc")
@@ -69,11 +73,22 @@ class DaemonOptions:
         # a relative --state-dir would point every container at a rootfs that is not there.
         object.__setattr__(self, "state_dir", self.state_dir.absolute())
 
-    @property
-    def shutdown_bound(self) -> float:
-        """How long a shutdown may take: the grace period plus a fixed bound.
+    def shutdown_bound(self, plan: Plan) -> float:
+        """How long stopping every service of ``plan`` may take.
 
-        A stop is the grace period, then at most a runtime call or two (each killed
-        at ``runtime_timeout``); past this bound a hung runtime is left behind.
+        Each dependency level stops only after the levels that depend on it, so the
+        longest grace of each level counts, one level after the other (a bound on any
+        chain of dependencies). Then at most a runtime call or two (each killed at
+        ``runtime_timeout``) and our own bookkeeping; past this bound a hung runtime is
+        left behind. `extsvc systemd-unit` derives TimeoutStopSec from it.
         """
-        return self.stop_timeout + 2 * self.runtime_timeout + SHUTDOWN_MARGIN
+        graces = sum(
+            max((grace(plan.services[i].policy, self.stop_timeout) for i in level), default=0.0)
+            for level in plan.levels
+        )
+        return graces + 2 * self.runtime_timeout + SHUTDOWN_MARGIN
+
+
+def grace(policy: ServicePolicy, default: float) -> float:
+    """SIGTERM -> SIGKILL grace: the service's own (x-extsvc stopTimeout) or the executor's."""
+    return policy.stop_timeout if policy.stop_timeout is not None else default

@@ -42,6 +42,7 @@ from extsvc.executor.health import Health, HealthMonitor
 from extsvc.executor.limits import RestartBudget, short_duration
 from extsvc.executor.logfiles import run_ended, run_failed_to_start, run_started
 from extsvc.executor.logs import ServiceLog
+from extsvc.executor.options import grace
 from extsvc.executor.runtime import Container, ContainerRuntime, ExecResult
 from extsvc.executor.states import TRANSITIONS, Event, EventHistory, ServiceState
 
@@ -607,8 +608,7 @@ class ServiceRunner:
     @property
     def stop_timeout(self) -> float:
         """SIGTERM -> SIGKILL grace: the service's own (x-extsvc stopTimeout) or the executor's."""
-        own = self.service.policy.stop_timeout
-        return own if own is not None else self.settings.stop_timeout
+        return grace(self.service.policy, self.settings.stop_timeout)
 
     async def _interruptible(self, awaitable: Awaitable[T]) -> T | _Stopped:
         """``awaitable``'s result, or _STOPPED if a stop came first and cancelled it.
