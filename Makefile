@@ -10,10 +10,13 @@ all: test
 
 # runc and busybox-static come from Debian; apt-get update first, as on a fresh machine.
 # faketime (libfaketime) steps the wall clock of one executor in tests.
+# mmdebstrap and systemd-container (systemd-nspawn) build and boot the real systemd of
+# tests/boot (tests/support/nspawn.py; its image is cached in /var/cache/extsvc/nspawn).
+SYSTEM_PACKAGES := runc busybox-static faketime mmdebstrap systemd-container
 system-deps:
-	@if ! command -v runc >/dev/null 2>&1 || ! dpkg -s busybox-static faketime >/dev/null 2>&1; then \
-		echo ">> installing runc, busybox-static and faketime"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runc busybox-static faketime >/dev/null; \
+	@if ! dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1; then \
+		echo ">> installing $(SYSTEM_PACKAGES)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
 	fi
 
 # Prometheus's own tools for the metrics tests: promtool (check metrics, check/test rules)

@@ -1,0 +1,49 @@
+"""One real systemd machine for every test under tests/boot (tests/support/nspawn.py).
+
+The boot is shared (about a minute with a cached image), so a test leaves the unit as
+it found it or says otherwise; ``extsvc_active`` puts it back to active first. The
+machine is booted with SERVICES and the unit `extsvc systemd-unit` writes with
+UNIT_OPTIONS; a test that needs another service adds it with
+``machine.add_service`` + ``machine.recompile`` + a reload.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import cannot_run
+from tests.executor.realrunc import IDLE, shell_service
+from tests.support import nspawn
+
+# alpha <- beta: one dependency, so a stop has two levels.
+SERVICES = {
+    "alpha": shell_service("alpha", f"echo started alpha; {IDLE}"),
+    "beta": shell_service("beta", f"echo started beta; {IDLE}", depends=[{"service": "ext-alpha"}]),
+}
+UNIT_OPTIONS = ("--stop-timeout", "5s", "--restart-interval", "1s", "--watchdog", "10s")
+
+
+@pytest.fixture(scope="session")
+def machine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[nspawn.Machine]:
+    reason = nspawn.missing()
+    if reason is not None:
+        cannot_run(reason, "the systemd rig")
+    workdir = tmp_path_factory.mktemp("systemd-rig")
+    with nspawn.boot(workdir, SERVICES, UNIT_OPTIONS) as booted:
+        yield booted
+
+
+@pytest.fixture
+def extsvc_active(machine: nspawn.Machine) -> nspawn.Machine:
+    """The machine with the unit active and every service of SERVICES Running."""
+    if machine.show("ActiveState") != "active":
+        machine.systemctl("reset-failed", nspawn.UNIT, check=False)
+        machine.systemctl("start", nspawn.UNIT)
+    machine.wait_for(
+        lambda: all(machine.services()[f"ext-{n}"]["state"] == "Running" for n in SERVICES),
+        60,
+        "every service Running",
+    )
+    return machine
