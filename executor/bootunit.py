@@ -29,6 +29,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -73,6 +74,9 @@ class RunOption:
     help: str
     default: Any
     choices: tuple[str, ...] = ()
+    metavar: str | None = None
+    # TEXT: run's own check of the text (a size, a count), written back as given.
+    check: Callable[[str], Any] | None = None
 
     @property
     def flag(self) -> str:
@@ -116,6 +120,8 @@ def run_options() -> list[RunOption]:
                 help=action.help or "",
                 default=action.default,
                 choices=tuple(action.choices or ()),
+                metavar=action.metavar if isinstance(action.metavar, str) else None,
+                check=action.type if kind is Kind.TEXT and callable(action.type) else None,
             )
         )
     return options

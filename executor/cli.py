@@ -379,6 +379,24 @@ def _follow(
     raise ConnectionLost("end of logs: the connection to the executor was lost (killed?)")
 
 
+class CheckedText(click.ParamType):  # type: ignore[type-arg]
+    """Text that `extsvc run`'s own parser accepts (its type function), kept as given."""
+
+    name = "text"
+
+    def __init__(self, check: Callable[[str], Any]) -> None:
+        self.check = check
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        import argparse
+
+        try:
+            self.check(str(value))
+        except (argparse.ArgumentTypeError, ValueError) as error:
+            self.fail(str(error), param, ctx)
+        return str(value)
+
+
 def _run_option_parameters(command: Callable[..., Any]) -> Callable[..., Any]:
     """One click option per `extsvc run` option (bootunit.run_options reads run's parser):
     the same flags, help and checks, nothing given unless said (run's defaults apply)."""
@@ -389,7 +407,7 @@ def _run_option_parameters(command: Callable[..., Any]) -> Callable[..., Any]:
             Kind.PATH: click.Path(path_type=Path),
             Kind.DURATION: Duration(),
             Kind.CHOICE: click.Choice(option.choices),
-            Kind.TEXT: str,
+            Kind.TEXT: CheckedText(option.check) if option.check else str,
         }
         always = option.dest in ALWAYS_WRITTEN
         command = click.option(
@@ -398,6 +416,7 @@ def _run_option_parameters(command: Callable[..., Any]) -> Callable[..., Any]:
             is_flag=option.kind is Kind.FLAG,
             type=None if option.kind is Kind.FLAG else kinds[option.kind],
             default=option.default if always or option.kind is Kind.FLAG else None,
+            metavar=option.metavar,
             help=f"`extsvc run {option.flag}`: {option.help}",
         )(command)
     return command

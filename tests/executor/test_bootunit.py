@@ -140,7 +140,7 @@ def _sample(option: Any, tmp: Path) -> list[str]:
         Kind.PATH: f"relative/{option.dest}",
         Kind.DURATION: "1.5s",
         Kind.CHOICE: option.choices[-1] if option.choices else "",
-        Kind.TEXT: "/usr/sbin/runc",
+        Kind.TEXT: "/usr/sbin/runc" if option.dest == "runtime" else str(option.default),
     }
     return [option.flag, samples[option.kind]]
 
@@ -168,10 +168,20 @@ def test_options_not_given_are_left_to_runs_defaults(tmp_path: Path) -> None:
     assert _run_arguments(unit) == ["--state-dir", "/run/extsvc", "--log-dir", "/var/log/extsvc"]
 
 
-def test_a_bad_option_value_is_refused_like_run_refuses_it(tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["systemd-unit", str(_chain(tmp_path)), "--console", "tty"])
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        (["--console", "tty"], "'tty' is not one of 'stdout', 'kmsg', 'none'"),
+        (["--stop-timeout", "soon"], "invalid duration 'soon'"),
+        (["--log-max-files", "0"], "invalid count of files '0': write 1 to 100"),
+    ],
+)
+def test_a_bad_option_value_is_refused_like_run_refuses_it(
+    tmp_path: Path, given: list[str], said: str
+) -> None:
+    result = CliRunner().invoke(cli, ["systemd-unit", str(_chain(tmp_path)), *given])
     assert result.exit_code == 2
-    assert "'tty' is not one of 'stdout', 'kmsg', 'none'" in result.output
+    assert said in result.output
     assert "[Service]" not in result.output
 
 
