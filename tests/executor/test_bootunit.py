@@ -129,6 +129,10 @@ def test_the_units_stop_timeout_reads_back_exactly(tmp_path: Path) -> None:
         assert parse_duration(written) == parse_duration(given)
 
 
+# Text options whose default is no example of a value (a new one: add it here).
+TEXT_SAMPLES = {"runtime": "/usr/sbin/runc", "metrics_listen": "127.0.0.1:9477"}
+
+
 def _sample(option: Any, tmp: Path) -> list[str]:
     """A value for each kind of `run` option (relative paths: the unit makes them absolute)."""
     if option.kind is Kind.FLAG:
@@ -140,7 +144,7 @@ def _sample(option: Any, tmp: Path) -> list[str]:
         Kind.PATH: f"relative/{option.dest}",
         Kind.DURATION: "1.5s",
         Kind.CHOICE: option.choices[-1] if option.choices else "",
-        Kind.TEXT: "/usr/sbin/runc" if option.dest == "runtime" else str(option.default),
+        Kind.TEXT: TEXT_SAMPLES.get(option.dest, str(option.default)),
     }
     return [option.flag, samples[option.kind]]
 
