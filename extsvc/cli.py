@@ -28,7 +28,7 @@ LAZY_COMMANDS = {
     "metrics": "extsvc.executor.cli_metrics:metrics_command",
     "plan": "extsvc.executor.cli_plan:plan_command",
     "reload": "extsvc.executor.cli:reload_command",
-    "systemd-unit": "extsvc.executor.cli:systemd_unit_command",
+    "systemd-unit": "extsvc.executor.cli_unit:systemd_unit_command",
 }
 
 
