@@ -278,7 +278,8 @@ async def _run(
         reload_requests.clear()
         notifier.stopping()
         reporter.notice("stopping all services (Ctrl-C again: what the stop waits for)")
-        ends_at = handlers.loop.time() + options.shutdown_bound
+        bound = options.shutdown_bound(supervisor.plan)
+        ends_at = handlers.loop.time() + bound
         handlers.on_repeat = lambda count: stop_signal_reply(
             count, supervisor, ends_at - handlers.loop.time(), reporter.notice
         )
@@ -286,7 +287,6 @@ async def _run(
         for task in list(background):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        bound = options.shutdown_bound(supervisor.plan)
         try:
             await asyncio.wait_for(supervisor.shutdown(), bound)
         except TimeoutError:
