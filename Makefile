@@ -39,8 +39,8 @@ $(STAMP): pyproject.toml
 install: system-deps $(STAMP)
 
 lint: install
-	$(BIN)/ruff check --no-cache extsvc compiler executor tests bench examples
-	$(BIN)/ruff format --no-cache --check extsvc compiler executor
+	$(BIN)/ruff check --no-cache extsvc compiler executor extension tests bench examples
+	$(BIN)/ruff format --no-cache --check extsvc compiler executor extension
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 

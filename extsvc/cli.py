@@ -1,4 +1,5 @@
-"""The `extsvc` command line: it only dispatches to the compiler's and the executor's commands.
+"""The `extsvc` command line: it only dispatches to the compiler's, the executor's and the
+extension installer's commands.
 
 Startup time matters (`extsvc validate` runs in pre-commit hooks, `extsvc
 service` in loops), so each command's module is imported only when that
@@ -29,6 +30,7 @@ LAZY_COMMANDS = {
     "plan": "extsvc.executor.cli_plan:plan_command",
     "reload": "extsvc.executor.cli:reload_command",
     "systemd-unit": "extsvc.executor.cli_unit:systemd_unit_command",
+    "extension": "extsvc.extension.cli:extension_command",
 }
 
 

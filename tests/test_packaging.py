@@ -39,6 +39,7 @@ def test_wheel_adds_only_the_extsvc_import_name(tmp_path: Path) -> None:
     assert "extsvc/compiler/format/schemas/plan.schema.json" in names
     assert "extsvc/compiler/seccomp/default-amd64.json" in names
     assert "extsvc/oci_schemas/config-schema.json" in names
+    assert "extsvc/extension/install.py" in names
 
 
 def test_installed_tree_imports_as_extsvc_only(tmp_path: Path) -> None:
