@@ -182,6 +182,9 @@ def _commit(layout: Layout, item: _Staged) -> Installed:
     }
     old_files = set(old["files"]) if old else set()
     old_dirs = set(old["directories"]) if old else set()
+    # Directories an extension made are shared by those that use them: the last one
+    # removed takes them away.
+    made_by_extensions = {d for record in records.values() for d in record["directories"]}
     ops: list[list[str]] = []
     backups: list[list[str]] = []
     files: list[str] = []
@@ -200,7 +203,7 @@ def _commit(layout: Layout, item: _Staged) -> Installed:
             directories.append(resolved)
             ops.append(["place", f"{ROOTFS}/{rel}", resolved])
         elif kind is Kind.DIR and stat.S_ISDIR(existing.st_mode):  # type: ignore[union-attr]
-            if resolved in old_dirs:
+            if resolved in made_by_extensions:
                 directories.append(resolved)
         elif kind is Kind.DIR and stat.S_ISLNK(existing.st_mode) and _is_dir(layout, resolved):  # type: ignore[union-attr]
             continue  # the root's own link to a directory (/lib -> usr/lib): go through it

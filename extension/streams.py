@@ -12,6 +12,9 @@ and the whole image may not unpack to more than ``max_bytes``.
 from __future__ import annotations
 
 import hashlib
+import os
+import queue
+import threading
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -81,8 +84,20 @@ class BlobReader:
         return actual
 
 
+_END = object()
+# Chunks decompressed ahead of the reader: bounds the memory to ~QUEUE_CHUNKS MiB.
+QUEUE_CHUNKS = 4
+
+
 class LayerReader:
-    """The uncompressed tar of a layer, a file-like ``read`` for ``tarfile`` (stream mode)."""
+    """The uncompressed tar of a layer, file-like for ``tarfile`` (read, tell, seek forward).
+
+    A second thread reads the blob, hashes it, decompresses it, hashes and bounds what
+    comes out, while the caller parses and writes: as ``tar -xz`` gets gzip in a second
+    process. zlib and hashlib release the GIL for their work, so the two overlap; the
+    thread shares nothing with the caller but a bounded queue of chunks (an error it meets
+    is handed on through it, and raised by ``read``).
+    """
 
     def __init__(
         self, blob: BlobReader, compression: str | None, diff_id: str | None, budget: Budget
@@ -92,7 +107,11 @@ class LayerReader:
         self.budget = budget
         self.hash = hashlib.sha256()
         self.count = 0
-        self.buffer = b""
+        self.buffer = bytearray()
+        self.offset = 0  # where in ``buffer`` the next read starts
+        self.position = 0  # bytes handed out (tell)
+        self.ended = False
+        self.blob_checked = False  # the producer read the blob to its end and checked it
         first = blob.read(CHUNK)
         if compression is None:
             compression = (
@@ -103,7 +122,12 @@ class LayerReader:
                 else ""
             )
         self.compression = compression
-        self.chunks = self._chunks(first)
+        self.queue: queue.Queue[object] = queue.Queue(QUEUE_CHUNKS)
+        self.stopping = threading.Event()
+        self.producer = threading.Thread(
+            target=self._produce, args=(first,), name="extsvc-layer", daemon=True
+        )
+        self.producer.start()
 
     def _chunks(self, first: bytes) -> Iterator[bytes]:
         if self.compression == "gzip":
@@ -112,18 +136,92 @@ class LayerReader:
             return _unzstd(self.blob, first)
         return _plain(self.blob, first)
 
+    def _produce(self, first: bytes) -> None:
+        try:
+            for chunk in self._chunks(first):
+                self._account(chunk)
+                if not self._put(chunk):
+                    return
+            self.blob.finish()
+            self.blob_checked = True
+            self._put(_END)
+        except BaseException as error:  # handed to the reader, raised there
+            self._put(error)
+
+    def _put(self, item: object) -> bool:
+        while not self.stopping.is_set():
+            try:
+                self.queue.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _next_chunk(self) -> bytes | None:
+        if self.ended:
+            return None
+        while True:
+            try:
+                item = self.queue.get(timeout=1)
+                break
+            except queue.Empty:
+                # Only after stop(), by a bug: never wait for a producer that is gone.
+                if not self.producer.is_alive() and self.queue.empty():
+                    raise ExtensionError(f"{self.blob.what}: the layer reader stopped") from None
+        if item is _END:
+            self.ended = True
+            return None
+        if isinstance(item, BaseException):
+            self.ended = True
+            raise item
+        assert isinstance(item, bytes)
+        return item
+
     def read(self, n: int = -1) -> bytes:
-        while n < 0 or len(self.buffer) < n:
-            chunk = next(self.chunks, None)
+        """Up to ``n`` bytes (all that is left for -1); b"" at the end."""
+        while n < 0 or len(self.buffer) - self.offset < n:
+            chunk = self._next_chunk()
             if chunk is None:
                 break
-            self._account(chunk)
-            self.buffer = self.buffer + chunk if self.buffer else chunk
-        if n < 0 or n >= len(self.buffer):
-            data, self.buffer = self.buffer, b""
-        else:
-            data, self.buffer = self.buffer[:n], self.buffer[n:]
+            if self.offset:
+                # Drop what was handed out before growing (the buffer stays ~ one chunk).
+                del self.buffer[: self.offset]
+                self.offset = 0
+            self.buffer += chunk
+        end = len(self.buffer) if n < 0 else min(len(self.buffer), self.offset + n)
+        data = bytes(memoryview(self.buffer)[self.offset : end])
+        self.offset = end
+        self.position += len(data)
         return data
+
+    def copy_into(self, fd: int, size: int) -> None:
+        """The next ``size`` bytes (or fewer, at the end) written to ``fd``, without copies."""
+        while size > 0:
+            if self.offset == len(self.buffer):
+                chunk = self._next_chunk()
+                if chunk is None:
+                    return
+                self.buffer, self.offset = bytearray(chunk), 0
+            end = min(len(self.buffer), self.offset + size)
+            view = memoryview(self.buffer)[self.offset : end]
+            while view:
+                view = view[os.write(fd, view) :]
+            size -= end - self.offset
+            self.position += end - self.offset
+            self.offset = end
+
+    # tarfile's seekable mode asks where it is and seeks forward past what it skips:
+    # cheaper than its stream mode, which copies its whole buffer for each header.
+    def tell(self) -> int:
+        return self.position
+
+    def seek(self, target: int, whence: int = 0) -> int:
+        if whence != 0 or target < self.position:
+            raise OSError("a layer is read front to back only")
+        while self.position < target:
+            if not self.read(min(CHUNK, target - self.position)):
+                break
+        return self.position
 
     def _account(self, chunk: bytes) -> None:
         self.hash.update(chunk)
@@ -141,11 +239,23 @@ class LayerReader:
                 f"({self.blob.count} bytes to more than {self.count}): a decompression bomb?"
             )
 
+    def stop(self) -> None:
+        """End the producer (the reader gives up on the layer); idempotent."""
+        self.stopping.set()
+        self.producer.join()
+
+    def check_blob(self) -> None:
+        """After a problem: whether the blob is what its descriptor says (its digest
+        error explains any other problem in it, so it is raised instead)."""
+        self.stop()
+        if not self.blob_checked:
+            self.blob.finish()
+
     def finish(self) -> None:
         """Read to the end (the tar's trailing blocks), then check every digest and size."""
         while self.read(CHUNK):
             pass
-        self.blob.finish()
+        self.stop()
         actual = "sha256:" + self.hash.hexdigest()
         if self.diff_id is not None and actual != self.diff_id:
             raise ExtensionError(

@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import shutil
 import tarfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -49,7 +48,53 @@ _SPECIAL = {
     tarfile.FIFOTYPE: "a FIFO",
 }
 
-DataOpener = Callable[[], BinaryIO]
+
+class MemberData:
+    """A member's bytes: ``open`` for the manifest, ``copy_into`` for a file's data."""
+
+    def open(self) -> BinaryIO:
+        raise NotImplementedError
+
+    def copy_into(self, fd: int) -> None:
+        with self.open() as source:
+            while chunk := source.read(CHUNK):
+                _write_all(fd, chunk)
+
+
+class _FileData(MemberData):
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def open(self) -> BinaryIO:
+        return self.path.open("rb")
+
+
+class _TarData(MemberData):
+    def __init__(
+        self, archive: tarfile.TarFile, info: tarfile.TarInfo, reader: LayerReader
+    ) -> None:
+        self.archive, self.info, self.reader = archive, info, reader
+
+    def open(self) -> BinaryIO:
+        stream = self.archive.extractfile(self.info)
+        assert stream is not None
+        return stream  # type: ignore[return-value]
+
+    def copy_into(self, fd: int) -> None:
+        if self.info.sparse is not None:  # tarfile knows where the holes are
+            super().copy_into(fd)
+            return
+        # Straight from the layer's buffer: no copy through tarfile's file objects.
+        self.reader.seek(self.info.offset_data)
+        self.reader.copy_into(fd, self.info.size)
+        if self.reader.tell() != self.info.offset_data + self.info.size:
+            raise tarfile.ReadError(f"{self.info.name!r}: the layer ends inside its data")
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 @dataclass
@@ -66,7 +111,7 @@ class _Writer:
     directories: dict[str, Member | None] = field(default_factory=dict)
     manifest: bytes | None = None
 
-    def apply(self, action: Action, data: DataOpener | None) -> None:
+    def apply(self, action: Action, data: MemberData | None) -> None:
         target = (
             os.path.join(self.root, action.path) if not isinstance(action, ReadManifest) else ""
         )
@@ -89,7 +134,7 @@ class _Writer:
             os.link(os.path.join(self.root, action.source), target, follow_symlinks=False)
         else:
             assert data is not None
-            with data() as stream:
+            with data.open() as stream:
                 self.manifest = stream.read(MANIFEST_MAX_BYTES + 1)
 
     def _remove(self, action: Remove, target: str) -> None:
@@ -101,14 +146,10 @@ class _Writer:
         else:
             os.unlink(target)
 
-    def _write(self, target: str, member: Member, data: DataOpener) -> None:
+    def _write(self, target: str, member: Member, data: MemberData) -> None:
         fd = os.open(target, _CREATE, 0o600)
         try:
-            with data() as source:
-                while chunk := source.read(CHUNK):
-                    view = memoryview(chunk)
-                    while view:
-                        view = view[os.write(fd, view) :]
+            data.copy_into(fd)
             if self.as_root:
                 os.fchown(fd, member.uid, member.gid)
             os.fchmod(fd, member.mode)
@@ -186,9 +227,9 @@ def _unpack_directory(image: Image, planner: Planner, writer: _Writer) -> None:
             actions = planner.plan(member, 0)
         except MemberError as error:
             raise ExtensionError(f"{image.source}: {error}") from None
-        opener = (lambda p=data_path: open(p, "rb")) if data_path is not None else None  # noqa: SIM115
+        data = _FileData(data_path) if data_path is not None else None
         for action in actions:
-            writer.apply(action, opener)
+            writer.apply(action, data)
 
 
 def _unpack_layer(
@@ -199,26 +240,26 @@ def _unpack_layer(
         blob = BlobReader(raw, what, layer.digest, layer.size)
         reader = LayerReader(blob, layer.compression, layer.diff_id, budget)
         try:
-            # Stream mode: the layer is read once, front to back, as it is hashed.
-            archive = tarfile.open(fileobj=reader, mode="r|", bufsize=CHUNK)  # type: ignore[call-overload]  # noqa: SIM115
-            for info in archive:
-                actions = planner.plan(member_of(info), number)
-                opener = _member_data(archive, info)
-                for action in actions:
-                    writer.apply(action, opener)
-        except MemberError as error:
-            raise ExtensionError(f"{what}: {error}") from None
-        except tarfile.TarError as error:
-            # A layer cut short or garbled: say so, but a wrong digest says more.
+            _apply_tar(reader, number, planner, writer)
             reader.finish()
-            raise ExtensionError(f"{what}: not a valid tar ({error})") from None
-        reader.finish()
+        except (MemberError, tarfile.TarError, ExtensionError, OSError) as error:
+            # A blob that is not what its manifest says explains any other problem in
+            # it (a garbled stream, a strange member): that is the one to report.
+            reader.check_blob()
+            if isinstance(error, ExtensionError | OSError):
+                raise
+            problem = f"not a valid tar ({error})" if isinstance(error, tarfile.TarError) else error
+            raise ExtensionError(f"{what}: {problem}") from None
+        finally:
+            reader.stop()
 
 
-def _member_data(archive: tarfile.TarFile, info: tarfile.TarInfo) -> DataOpener:
-    def opener() -> BinaryIO:
-        stream = archive.extractfile(info)
-        assert stream is not None
-        return stream  # type: ignore[return-value]
-
-    return opener
+def _apply_tar(reader: LayerReader, number: int, planner: Planner, writer: _Writer) -> None:
+    # Read once, front to back, as it is hashed (the reader seeks forward only).
+    archive = tarfile.open(fileobj=reader, mode="r:")  # type: ignore[call-overload]  # noqa: SIM115
+    for info in archive:
+        actions = planner.plan(member_of(info), number)
+        data = _TarData(archive, info, reader)
+        for action in actions:
+            writer.apply(action, data)
+    archive.members = []  # what tarfile keeps of each member is not needed
