@@ -12,6 +12,7 @@ BENCHMARKS = (
     "control_bench.py",
     "lifecycle_bench.py",
     "review_bench.py",
+    "extension_bench.py",
 )
 
 
