@@ -341,8 +341,16 @@ class Machine:
         return {s["id"]: s for s in self.listing()["services"]}
 
     def runc_containers(self) -> list[str]:
-        done = self.run("runc", "--root", str(STATE_DIR / "runc"), "list", "-q", check=False)
-        return done.stdout.split()
+        """The ids `runc list` shows in the unit's state dir."""
+        return sorted(self.runc_states())
+
+    def runc_states(self, after: str = "") -> dict[str, dict[str, Any]]:
+        """`runc list -f json` in the unit's state dir, by id; ``after``: a shell command
+        run just before, in the same shell (nothing of ours in between)."""
+        # No state dir (nothing ever ran, or all removed): runc says so and lists nothing.
+        listing = f"{{ runc --root {STATE_DIR / 'runc'} list -f json 2>/dev/null || true; }}"
+        shown = self.sh(f"{after} && {listing}" if after else listing).strip()
+        return {c["id"]: c for c in json.loads(shown or "null") or []}
 
     def read(self, path: Path | str) -> str:
         return (self.root / str(path).lstrip("/")).read_text(errors="replace")
