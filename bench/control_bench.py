@@ -6,9 +6,11 @@ them in loops, so each must cost at most 1.5x that baseline. The control server
 is the real one (executor.control) over a supervisor with fake containers, in a
 thread of this process: what is measured is the command, not a container.
 
-Each figure is the median of several runs taken in this same process, so the
-machine's noise hits both sides of a ratio alike. Run: ``make bench`` or
-``.venv/bin/python bench/control_bench.py``.
+Each figure is the median of several runs, the commands taking turns (baseline,
+service, logs, baseline, ...), so a shared machine's load, which comes and goes,
+hits both sides of a ratio alike. Run: ``make bench`` or
+``.venv/bin/python bench/control_bench.py``. The same ratio under load is
+measured by bench/soak.py, against the soak's own executor.
 """
 
 from __future__ import annotations
@@ -41,14 +43,16 @@ TARGET = 1.5
 ENVIRONMENT = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
 
 
-def timed(command: list[str]) -> float:
-    """Median wall time of ``command`` in seconds; a failure aborts the benchmark."""
-    samples = []
+def timed(*commands: list[str]) -> list[float]:
+    """Median wall time of each command in seconds, the commands run in turn REPEAT
+    times; a failure aborts the benchmark."""
+    samples: list[list[float]] = [[] for _ in commands]
     for _ in range(REPEAT):
-        start = time.perf_counter()
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env=ENVIRONMENT)
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+        for command, taken in zip(commands, samples, strict=True):
+            start = time.perf_counter()
+            subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env=ENVIRONMENT)
+            taken.append(time.perf_counter() - start)
+    return [statistics.median(taken) for taken in samples]
 
 
 def serve(state: Path, logs: Path, ready: threading.Event, stop: threading.Event) -> None:
@@ -94,9 +98,11 @@ def main() -> int:
         ready.wait(30)
         write_log(logs / "ext-svc-00.log", 1024 * 1024)
         try:
-            baseline = timed([python, "-c", "import click"])
-            service = timed([extsvc, "service", "--state-dir", str(state)])
-            tail = timed([extsvc, "logs", "svc-00", "--tail", "10", "--log-dir", str(logs)])
+            baseline, service, tail = timed(
+                [python, "-c", "import click"],
+                [extsvc, "service", "--state-dir", str(state)],
+                [extsvc, "logs", "svc-00", "--tail", "10", "--log-dir", str(logs)],
+            )
         finally:
             stop.set()
             server.join(30)

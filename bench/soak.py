@@ -11,9 +11,14 @@ quiet services. Meanwhile a `logs -f` client that never reads stays connected,
 and `extsvc reload` runs every 30 s (the plan recompiled with one service changed).
 
 Printed over the first minute and the last minute: the executor's RSS, open fds,
-CPU (% of one core), and event-loop latency percentiles. The loop latency is
-measured from outside as the round trip of a `services` request on the control
-socket every 100 ms (it includes the request's own work, a few ms).
+CPU (% of one core), and the round trip of a `services` request on the control
+socket every 100 ms, split into its legs: before the executor read it (accept,
+the loop's turns ahead of it, the executor waiting for a CPU), handling it, and
+the answer's way back (the prober waiting for a CPU); beside it the executor's
+own view of its loop (executor.loopstats: longest turns, fraction of the time
+it waited for a CPU). And the cost of the command a user runs: `extsvc service`
+against ``python -c "import click"``, alternated every few seconds (the ratio
+that bench/control_bench.py measures on a quiet host), with `--debug`'s legs.
 """
 
 from __future__ import annotations
@@ -31,12 +36,14 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import psutil  # noqa: E402
 
+from bench.control_bench import ENVIRONMENT  # noqa: E402
 from extsvc.executor.control import ControlClient  # noqa: E402
 from tests.executor.realrunc import remove_traces, shell_service, wait_for  # noqa: E402
 from tests.support.rootfs import make_busybox_rootfs  # noqa: E402
@@ -97,6 +104,8 @@ class Probe:
         self.client = client
         self.samples: list[tuple[float, int, int, float]] = []  # time, rss, fds, cpu seconds
         self.latencies: list[tuple[float, float]] = []
+        # (time, queued, handled, way back, loop turn p99, executor's CPU wait fraction)
+        self.legs: list[tuple[float, float, float, float, float, float]] = []
         self.stop = threading.Event()
         self.errors = 0
         self.last_error = ""
@@ -106,8 +115,10 @@ class Probe:
         while not self.stop.is_set():
             began = time.monotonic()
             try:
-                self.client.request({"op": "services"})
+                marks: dict[str, float] = {}
+                response = self.client.request({"op": "services"}, marks)
                 self.latencies.append((began, time.monotonic() - began))
+                self._record_legs(began, marks, response)
             except Exception as error:
                 self.errors += 1
                 self.last_error = f"{type(error).__name__}: {error}"
@@ -124,6 +135,30 @@ class Probe:
                         )
                     )
             self.stop.wait(max(0.0, 0.1 - (time.monotonic() - began)))
+
+    def _record_legs(self, began: float, marks: dict[str, float], response: Any) -> None:
+        timing, loop = response.get("timing") or {}, response.get("loop") or {}
+        if "queuedSeconds" not in timing:
+            return
+        queued, handled = timing["queuedSeconds"], timing["handledSeconds"]
+        back = marks["answered"] - marks["sent"] - queued - handled
+        turn = (loop.get("batchSeconds") or {}).get("p99", 0.0)
+        self.legs.append((began, queued, handled, back, turn, loop.get("cpuWait") or 0.0))
+
+    def legs_report(self, label: str, start: float, end: float) -> str:
+        legs = [leg for leg in self.legs if start <= leg[0] <= end]
+        if not legs:
+            return f"{label}: no timed requests"
+        names = ("before read", "handling", "way back", "loop turn p99", "executor CPU wait")
+        parts = []
+        for index, name in enumerate(names, start=1):
+            values = sorted(leg[index] for leg in legs)
+            p50, p90 = values[len(values) // 2], values[int(len(values) * 0.9)]
+            if name == "executor CPU wait":
+                parts.append(f"{name} p50 {p50 * 100:.0f}% p90 {p90 * 100:.0f}%")
+            else:
+                parts.append(f"{name} p50 {p50 * 1000:.1f} p90 {p90 * 1000:.1f} ms")
+        return f"{label} legs: " + "; ".join(parts)
 
     def report(self, label: str, start: float, end: float) -> str:
         samples = [s for s in self.samples if start <= s[0] <= end]
@@ -142,6 +177,49 @@ class Probe:
             f"(max {max(s[2] for s in samples)}), CPU {cpu:.1f}% of a core, "
             f"loop latency p50 {pct(50):.1f} ms p90 {pct(90):.1f} ms "
             f"p99 {pct(99):.1f} ms max {latencies[-1] * 1000:.1f} ms ({len(latencies)} probes)"
+        )
+
+
+class CommandCost:
+    """`extsvc service --debug` and ``python -c "import click"``, alternated, timed."""
+
+    def __init__(self, state: Path) -> None:
+        bin_dir = Path(sys.executable).parent
+        self.baseline = [str(bin_dir / "python"), "-c", "import click"]
+        self.service = [str(bin_dir / "extsvc"), "service", "--state-dir", str(state), "--debug"]
+        self.samples: list[tuple[float, str, float]] = []  # (time, which, seconds)
+        self.debug: list[tuple[float, str]] = []  # (time, --debug's lines)
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(2.0):
+            for which, command in (("click", self.baseline), ("service", self.service)):
+                began = time.monotonic()
+                done = subprocess.run(command, capture_output=True, text=True, env=ENVIRONMENT)
+                self.samples.append((began, which, time.monotonic() - began))
+                if which == "service":
+                    self.debug.append((began, done.stderr))
+
+    def report(self, label: str, start: float, end: float) -> str:
+        def median(which: str) -> float | None:
+            values = [v for t, w, v in self.samples if w == which and start <= t <= end]
+            return statistics.median(values) if values else None
+
+        click_s, service_s = median("click"), median("service")
+        if click_s is None or service_s is None:
+            return f"{label}: no command timed"
+        legs: dict[str, list[float]] = {}
+        for at, text in self.debug:
+            if start <= at <= end:
+                for line in text.splitlines():
+                    what, _, figure = line.removeprefix("debug: ").rpartition("  ")
+                    if figure.strip().endswith(" ms"):
+                        legs.setdefault(what.strip(), []).append(float(figure.split()[0]))
+        shown = "; ".join(f"{k} {statistics.median(v):.0f}" for k, v in legs.items())
+        return (
+            f"{label}: `extsvc service` {service_s * 1000:.0f} ms, `import click` "
+            f"{click_s * 1000:.0f} ms: {service_s / click_s:.2f} x (target <= 1.5 x); "
+            f"--debug medians (ms): {shown}"
         )
 
 
@@ -197,6 +275,8 @@ def main() -> None:
             )
             probe = Probe(daemon.pid, client)
             threading.Thread(target=probe.run, daemon=True).start()
+            cost = CommandCost(state)
+            threading.Thread(target=cost.run, daemon=True).start()
             began = time.monotonic()
             duration = args.minutes * 60
             reloads = 0
@@ -223,6 +303,7 @@ def main() -> None:
                     next_reload = max(next_reload + args.reload_every, time.monotonic())
                 time.sleep(0.5)
             probe.stop.set()
+            cost.stop.set()
             end = time.monotonic()
             window = min(60.0, duration / 3)
             services = client.request({"op": "services"})["services"]
@@ -232,6 +313,12 @@ def main() -> None:
             print(f"soak: {args.services} services for {args.minutes:g} min, {reloads} reloads")
             print(probe.report("first " + f"{window:.0f} s", began, began + window))
             print(probe.report("last  " + f"{window:.0f} s", end - window, end))
+            for label, start, stop in (
+                ("first " + f"{window:.0f} s", began, began + window),
+                ("last  " + f"{window:.0f} s", end - window, end),
+            ):
+                print(probe.legs_report(label, start, stop))
+                print(cost.report(label, start, stop))
             print(f"control requests that failed: {probe.errors} {probe.last_error}")
             print(f"reloads that did not answer within 120 s: {len(slow_reloads)}")
             for report in slow_reloads:

@@ -47,17 +47,27 @@ class ControlClient:
         self.path = state_dir / SOCKET_NAME
         self.timeout = timeout
 
-    def request(self, request: dict[str, Any]) -> dict[str, Any]:
-        for response in self.stream(request):
+    def request(
+        self, request: dict[str, Any], marks: dict[str, float] | None = None
+    ) -> dict[str, Any]:
+        for response in self.stream(request, marks):
             return response
         raise DaemonUnreachableError(f"the daemon on {self.path} closed the connection")
 
-    def stream(self, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    def stream(
+        self, request: dict[str, Any], marks: dict[str, float] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """The answers to ``request``. With ``marks``, the request says when it was sent
+        and ``marks`` gets CLOCK_MONOTONIC readings: connecting, sent, answered (the
+        first answer read), for `extsvc service --debug`."""
         import socket  # `extsvc logs` reads files without ever connecting: not imported for it
+        import time
 
         connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         connection.settimeout(self.timeout)
         try:
+            if marks is not None:
+                marks["connecting"] = time.monotonic()
             connection.connect(str(self.path))
         except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError):
             connection.close()
@@ -72,8 +82,13 @@ class ControlClient:
                 "run this as root (sudo)"
             ) from None
         with connection, connection.makefile("rb") as lines:
+            if marks is not None:
+                request = {**request, "sent": time.monotonic()}
+                marks["sent"] = request["sent"]
             connection.sendall(json.dumps(request).encode() + b"\n")
             for raw in lines:
+                if marks is not None and "answered" not in marks:
+                    marks["answered"] = time.monotonic()
                 response = json.loads(raw)
                 if response.get("ok") is False:
                     error_type = ERROR_KINDS.get(response.get("kind", "error"), ExecutorError)

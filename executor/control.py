@@ -14,6 +14,11 @@ One request per connection, one JSON object per line (times are RFC 3339)::
         <- {"time", "service", "stream", "line"} .. then {"ok": true, "end": true, "reason": ".."}
     errors                             <- {"ok": false, "error": "..", "kind": ".."}
 
+`services` and `service` answers carry ``"loop"``: how late the event loop runs
+(executor.loopstats). A request may carry ``"sent"``, the client's CLOCK_MONOTONIC
+reading as it sent it: its first answer then carries ``"timing"`` (how long the
+request waited before it was read, and how long it took to handle), as durations.
+
 A service id may be given without its ``ext-`` prefix. `extsvc service`,
 `extsvc reload` and `extsvc logs -f` talk to the daemon only through this
 socket (executor.client is their side of it).
@@ -27,7 +32,7 @@ import json
 import os
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +47,7 @@ from extsvc.executor.errors import (
 from extsvc.executor.health import Health
 from extsvc.executor.logfiles import MARKER, MAX_LINES, LogRecord, merge, stamp
 from extsvc.executor.logs import FollowerQueue
+from extsvc.executor.loopstats import LoopStats
 from extsvc.executor.metricsserve import MetricsSource
 from extsvc.executor.runner import ServiceRunner
 from extsvc.executor.sinks import dropped_message
@@ -68,6 +74,10 @@ CLIENT_DRAIN_TIMEOUT = 2.0
 Reload = Callable[[], Awaitable[dict[str, Any]]]
 # The operations answered (anything else is counted as "unknown": bounded label values).
 OPS = frozenset({"services", "service", "start", "stop", "restart", "reload", "logs", "metrics"})
+# Answered in the turn of the loop that accepts the connection (ControlServer).
+IMMEDIATE_OPS = frozenset({"services", "service"})
+# Connections accepted per turn of the loop; the listen backlog (asyncio's default).
+ACCEPT_BATCH = 100
 
 
 class StartFailed(ExecutorError):
@@ -82,10 +92,16 @@ class ControlHandler:
         supervisor: Supervisor,
         reload: Reload | None = None,
         metrics: MetricsSource | None = None,
+        loop_stats: LoopStats | None = None,
     ) -> None:
         self.supervisor = supervisor
         self._reload = reload
         self._metrics = metrics
+        self._loop_stats = loop_stats
+
+    def _loop(self) -> dict[str, Any]:
+        """How late the event loop runs (executor.loopstats), for status and --debug."""
+        return self._loop_stats.summary() if self._loop_stats else {"measured": False}
 
     def _plan(self) -> dict[str, Any]:
         return {
@@ -93,22 +109,36 @@ class ControlHandler:
             "changedOnDisk": self.supervisor.plan_changed_on_disk(),
         }
 
-    async def handle(self, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    def _count(self, op: Any) -> None:
+        if self._metrics is not None:
+            self._metrics.counters.count_request(op if op in OPS else "unknown")
+
+    def answer_now(self, request: dict[str, Any]) -> dict[str, Any] | None:
+        """The answer to a request that waits for nothing (``services``, ``service``),
+        computed at once; None for the others. Raises ExecutorError (unknown service)."""
+        op = request.get("op")
+        if op not in IMMEDIATE_OPS:
+            return None
+        self._count(op)
         # psutil and the process tree are for status requests, not the boot path.
         from extsvc.executor import status
 
-        op = request.get("op")
-        if self._metrics is not None:
-            self._metrics.counters.count_request(op if op in OPS else "unknown")
-        now = stamp(time.time())
+        answer: dict[str, Any] = {"ok": True, "now": stamp(time.time()), "plan": self._plan()}
         if op == "services":
-            runners = self.supervisor.runners.values()
-            services = [status.summary(r) for r in runners]
-            yield {"ok": True, "now": now, "plan": self._plan(), "services": services}
-        elif op == "service":
-            runner = self.supervisor.runner(str(request.get("id")))
-            yield {"ok": True, "now": now, "plan": self._plan(), "service": status.detail(runner)}
-        elif op in ("start", "stop", "restart"):
+            answer["services"] = [status.summary(r) for r in self.supervisor.runners.values()]
+        else:
+            answer["service"] = status.detail(self.supervisor.runner(str(request.get("id"))))
+        answer["loop"] = self._loop()
+        return answer
+
+    async def handle(self, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        immediate = self.answer_now(request)
+        if immediate is not None:
+            yield immediate
+            return
+        op = request.get("op")
+        self._count(op)
+        if op in ("start", "stop", "restart"):
             yield await self._control(op, request)
         elif op == "reload":
             if self._reload is None:
@@ -256,6 +286,9 @@ def check_request(request: dict[str, Any]) -> str | None:
     for flag in ("follow", "wait", "openmetrics"):
         if request.get(flag) is not None and not isinstance(request.get(flag), bool):
             return f'"{flag}" must be true or false'
+    sent = request.get("sent")
+    if sent is not None and not (isinstance(sent, int | float) and not isinstance(sent, bool)):
+        return '"sent" must be the CLOCK_MONOTONIC seconds at which the request was sent'
     for field in ("timeout", "settle"):
         value = request.get(field)
         if value is not None and not (
@@ -276,10 +309,18 @@ def _seconds(value: Any, default: float) -> float:
 
 
 class ControlServer:
+    """Accepts on its own (the listening socket is a reader of the loop) so that a status
+    request is answered in the very turn of the loop that sees the connection: the
+    client sends its request as soon as it is connected, so it is usually there already
+    (read with MSG_PEEK; if not, or for any other request, the connection goes the
+    asyncio streams way, the request still unread). asyncio's own server needs five or
+    six turns from the accept to the request, and under load each turn waits for a CPU:
+    a status request waited seconds (docs/reliability.md, the soak)."""
+
     def __init__(self, path: Path, handler: ControlHandler) -> None:
         self.path = path
         self.handler = handler
-        self._server: asyncio.AbstractServer | None = None
+        self._listening: socket.socket | None = None
         self._clients: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
@@ -293,14 +334,95 @@ class ControlServer:
             listening.bind(str(self.path))
         finally:
             os.umask(previous)
-        self._server = await asyncio.start_unix_server(
-            self._serve, sock=listening, limit=MAX_REQUEST_BYTES
-        )
+        listening.listen(ACCEPT_BATCH)
+        listening.setblocking(False)
+        self._listening = listening
+        asyncio.get_running_loop().add_reader(listening.fileno(), self._accept_ready)
+
+    def _accept_ready(self) -> None:
+        """Every waiting connection: a status request answered now, the others served."""
+        assert self._listening is not None
+        for _ in range(ACCEPT_BATCH):
+            try:
+                connection, _ = self._listening.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return  # out of fds (EMFILE): the loop calls again, the backlog waits
+            accepted = time.monotonic()
+            connection.setblocking(False)
+            try:
+                if self._answered_at_once(connection, accepted):
+                    continue
+            except OSError:
+                connection.close()
+                continue
+            except Exception:
+                connection.close()  # a bug: the client sees the connection closed
+                raise
+            self._track(self._serve_socket(connection, accepted))
+
+    def _answered_at_once(self, connection: socket.socket, accepted: float) -> bool:
+        """Answer the request already sent on ``connection`` if it waits for nothing;
+        False (nothing read) when the connection must be served the streams way."""
+        try:
+            waiting = connection.recv(MAX_REQUEST_BYTES, socket.MSG_PEEK)
+        except BlockingIOError:
+            return False
+        line, newline, _ = waiting.partition(b"\n")
+        if not newline:
+            return False
+        try:
+            request = json.loads(line)
+        except (ValueError, RecursionError):
+            return False
+        if not isinstance(request, dict) or check_request(request) is not None:
+            return False
+        if request.get("op") not in IMMEDIATE_OPS:
+            return False
+        received = time.monotonic()
+        connection.recv(len(line) + 1)  # what was peeked, now taken
+        try:
+            answer = self.handler.answer_now(request)
+        except ExecutorError as error:
+            answer = _error_answer(error)
+        assert answer is not None
+        timing = _timing(request, accepted, received)
+        if timing is not None:
+            timing["handledSeconds"] = round(time.monotonic() - received, 6)
+            answer = {**answer, "timing": timing}
+        payload = json.dumps(answer).encode() + b"\n"
+        try:
+            sent = connection.send(payload)
+        except BlockingIOError:
+            sent = 0
+        if sent == len(payload):
+            connection.close()
+        else:  # more than the socket buffer holds: the rest as the client reads it
+            self._track(_send_rest(connection, payload[sent:]))
+        return True
+
+    def _track(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._clients.add(task)
+        task.add_done_callback(self._clients.discard)
+
+    async def _serve_socket(self, connection: socket.socket, accepted: float) -> None:
+        try:
+            reader, writer = await asyncio.open_unix_connection(
+                sock=connection, limit=MAX_REQUEST_BYTES
+            )
+        except (OSError, asyncio.CancelledError):
+            connection.close()
+            return
+        await self._serve(reader, writer, accepted)
 
     async def close(self) -> None:
         """Stop listening; followers get CLIENT_DRAIN_TIMEOUT to receive their last lines."""
-        if self._server is not None:
-            self._server.close()
+        if self._listening is not None:
+            asyncio.get_running_loop().remove_reader(self._listening.fileno())
+            self._listening.close()
+            self._listening = None
         if self._clients:
             await asyncio.wait(set(self._clients), timeout=CLIENT_DRAIN_TIMEOUT)
         for client in list(self._clients):
@@ -308,16 +430,14 @@ class ControlServer:
         await asyncio.gather(*self._clients, return_exceptions=True)
         self.path.unlink(missing_ok=True)
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._clients.add(task)
+    async def _serve(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, accepted: float
+    ) -> None:
         try:
-            await self._answer(reader, writer)
+            await self._answer(reader, writer, accepted)
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:
-            self._clients.discard(task)
             if writer.transport.get_write_buffer_size():
                 # A client that does not read (a stuck `logs -f`): closing would wait for
                 # the buffer to drain, for ever, and hold up the executor's exit (found by
@@ -328,10 +448,13 @@ class ControlServer:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), CLIENT_DRAIN_TIMEOUT)
 
-    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _answer(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, accepted: float
+    ) -> None:
         problem = None
         try:
             line = await asyncio.wait_for(reader.readline(), REQUEST_TIMEOUT)
+            received = time.monotonic()
             request = json.loads(line)
             if not isinstance(request, dict):
                 raise ValueError("not an object")
@@ -351,22 +474,59 @@ class ControlServer:
         if problem is not None:
             await _send(writer, {"ok": False, "error": problem, "kind": "invalid-request"})
             return
+        timing = _timing(request, accepted, received)
         if request.get("op") == "logs" and request.get("follow"):
             await _until_client_leaves(self._respond(request, writer), reader)
         else:
-            await self._respond(request, writer)
+            await self._respond(request, writer, timing, received)
 
-    async def _respond(self, request: dict[str, Any], writer: asyncio.StreamWriter) -> None:
+    async def _respond(
+        self,
+        request: dict[str, Any],
+        writer: asyncio.StreamWriter,
+        timing: dict[str, float] | None = None,
+        received: float = 0.0,
+    ) -> None:
         try:
             async for response in self.handler.handle(request):
+                if timing is not None:
+                    # The first answer only: a follower's lines are not timed.
+                    handled = round(time.monotonic() - received, 6)
+                    response = {**response, "timing": {**timing, "handledSeconds": handled}}
+                    timing = None
                 await _send(writer, response)
         except ExecutorError as error:
-            kind = "error"
-            if isinstance(error, UnknownServiceError):
-                kind = "unknown-service"
-            elif isinstance(error, PlanError):
-                kind = "invalid-plan"
-            await _send(writer, {"ok": False, "error": str(error), "kind": kind})
+            await _send(writer, _error_answer(error))
+
+
+def _error_answer(error: ExecutorError) -> dict[str, Any]:
+    kind = "error"
+    if isinstance(error, UnknownServiceError):
+        kind = "unknown-service"
+    elif isinstance(error, PlanError):
+        kind = "invalid-plan"
+    return {"ok": False, "error": str(error), "kind": kind}
+
+
+def _timing(request: dict[str, Any], accepted: float, received: float) -> dict[str, float] | None:
+    """Where a request that says when it was sent (``sent``) waited, in seconds."""
+    sent = request.get("sent")
+    if not isinstance(sent, int | float):
+        return None
+    # The client's CLOCK_MONOTONIC reading: the same clock here (a Unix socket is this
+    # host, this boot). Only durations go back.
+    return {
+        "queuedSeconds": round(received - sent, 6),
+        "acceptedToReadSeconds": round(received - accepted, 6),
+    }
+
+
+async def _send_rest(connection: socket.socket, rest: bytes) -> None:
+    """The end of an answer too long for the socket buffer; dropped with the connection
+    if the client does not read it within REQUEST_TIMEOUT (it may be stuck)."""
+    loop = asyncio.get_running_loop()
+    with connection, contextlib.suppress(OSError, TimeoutError, asyncio.CancelledError):
+        await asyncio.wait_for(loop.sock_sendall(connection, rest), REQUEST_TIMEOUT)
 
 
 async def _until_client_leaves(work: Awaitable[None], reader: asyncio.StreamReader) -> None:

@@ -30,6 +30,7 @@ from extsvc.executor.clock import SystemClock
 from extsvc.executor.durations import format_duration
 from extsvc.executor.errors import PlanError
 from extsvc.executor.logs import make_console
+from extsvc.executor.loopstats import LoopStats
 from extsvc.executor.metricsserve import MetricsFile, MetricsHttpServer, MetricsSource
 from extsvc.executor.notify import Notifier
 from extsvc.executor.options import DaemonOptions
@@ -135,6 +136,8 @@ async def run_daemon(
     if begun is None:
         begun = startup.begin(options, reporter.notice)
     loop = asyncio.get_running_loop()
+    # How late the loop runs, for `extsvc service --debug` (no timer: idle stays idle).
+    loop_stats = LoopStats.install(loop)
     reload_requests: list[Callable[[], None]] = []
 
     def on_reload() -> None:
@@ -144,7 +147,7 @@ async def run_daemon(
     handlers = Signals(loop, on_reload, reporter.notice)
     notifier = Notifier(begun.manager.notify_socket)
     try:
-        await _run(options, begun, reporter, handlers, notifier, reload_requests)
+        await _run(options, begun, reporter, handlers, notifier, reload_requests, loop_stats)
     finally:
         handlers.remove()
         notifier.close()
@@ -157,6 +160,7 @@ async def _run(
     handlers: Signals,
     notifier: Notifier,
     reload_requests: list[Callable[[], None]],
+    loop_stats: LoopStats,
 ) -> None:
     plan, workspace, configs = begun.plan, begun.workspace, begun.configs
     runtime: RuncRuntime | None = None
@@ -181,6 +185,13 @@ async def _run(
         # A console nobody reads drops its lines (counted, one notice), never blocks.
         console = make_console(options.console, on_dropped=reporter.notice)
         metrics = Metrics(options, plan, reporter)
+        counters = metrics.counters
+
+        def note_loop_lag(late: float) -> None:
+            # extsvc_event_loop_lag_seconds: the lateness of the last timer the loop ran.
+            counters.loop_lag = late
+
+        loop_stats.on_timer_late = note_loop_lag
         supervisor = Supervisor(
             plan,
             runtime,
@@ -256,7 +267,9 @@ async def _run(
 
         control = ControlServer(
             workspace.state_dir / SOCKET_NAME,
-            ControlHandler(supervisor, reload=reload, metrics=metrics.source),
+            ControlHandler(
+                supervisor, reload=reload, metrics=metrics.source, loop_stats=loop_stats
+            ),
         )
         await control.start()
         await metrics.listen()

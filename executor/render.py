@@ -109,3 +109,68 @@ def service_detail(service: dict[str, Any], now: str | float) -> str:
     if not events:
         lines.append(f"{'EVENTS':<9}-")
     return "\n".join(lines)
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+def _process_age() -> float:
+    """Seconds since this process started (the kernel's record, in clock ticks since
+    boot), on CLOCK_BOOTTIME; 0 where /proc does not say."""
+    import os
+    import time
+
+    try:
+        with open("/proc/self/stat", "rb") as handle:
+            fields = handle.read().rsplit(b")", 1)[1].split()
+        started = int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return max(time.clock_gettime(time.CLOCK_BOOTTIME) - started, 0.0)
+
+
+def debug_report(marks: dict[str, float], response: dict[str, Any]) -> str:
+    """`extsvc service --debug`: each leg of this command, and the executor's loop."""
+    import time
+
+    done, age = time.monotonic(), _process_age()
+    timing = response.get("timing") or {}
+    queued = timing.get("queuedSeconds")
+    handled = timing.get("handledSeconds")
+    legs = [
+        ("start-up (interpreter, imports)", age - (done - marks["connecting"])),
+        ("connect and send", marks["sent"] - marks["connecting"]),
+    ]
+    if isinstance(queued, int | float) and isinstance(handled, int | float):
+        legs.append(("in the executor: before it read the request", queued))
+        legs.append(("in the executor: handling it", handled))
+        answer = marks["answered"] - marks["sent"] - queued - handled
+        legs.append(("the answer's way back", max(answer, 0.0)))
+    else:
+        legs.append(("the executor's answer", marks["answered"] - marks["sent"]))
+    legs.append(("reading, rendering, printing", done - marks["answered"]))
+    lines = [f"debug: {what:<46}{_ms(seconds):>11}" for what, seconds in legs]
+    lines.append(f"debug: {'total (since the process started)':<46}{_ms(age):>11}")
+    lines.append("debug: " + loop_summary(response.get("loop")))
+    return "\n".join(lines)
+
+
+def loop_summary(loop: Any) -> str:
+    """One line from the status JSON's ``loop`` (executor.loopstats)."""
+    if not isinstance(loop, dict) or not loop.get("measured"):
+        return "executor loop: not measured"
+    parts = [
+        f"executor loop, last {format_duration(loop['windowSeconds'])}: "
+        f"{loop['batches']} turns, busy {loop['busy'] * 100:.0f}%"
+    ]
+    for key, what in (("batchSeconds", "turn"), ("timerLateSeconds", "timers late by")):
+        figures = loop.get(key)
+        if figures:
+            parts.append(
+                f"{what} p50 {_ms(figures['p50'])} p99 {_ms(figures['p99'])} "
+                f"max {_ms(figures['max'])}"
+            )
+    if loop.get("cpuWait") is not None:
+        parts.append(f"waiting for a CPU {loop['cpuWait'] * 100:.0f}% of the time")
+    return "; ".join(parts)

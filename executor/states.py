@@ -6,10 +6,12 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from extsvc.executor.clock import Moment
 from extsvc.executor.logfiles import stamp
+
+if TYPE_CHECKING:  # `extsvc service` renders events without importing asyncio
+    from extsvc.executor.clock import Moment
 
 EVENT_HISTORY = 64
 

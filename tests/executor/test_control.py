@@ -15,14 +15,21 @@ from click.testing import CliRunner
 from extsvc.cli import cli
 from extsvc.executor.control import SOCKET_NAME, ControlClient, ControlHandler, ControlServer
 from extsvc.executor.errors import DaemonUnreachableError, UnknownServiceError
+from extsvc.executor.loopstats import LoopStats
 from extsvc.executor.supervisor import Supervisor
 from tests.executor.fakes import FakeClock, FakeRuntime, Script, make_plan, make_service, settle
 from tests.executor.test_supervisor_policy import FULL_HOST, SETTINGS
 
 
 async def with_server(
-    tmp: Path, body: Callable[[ControlClient], Any], holder: list[Supervisor] | None = None
+    tmp: Path,
+    body: Callable[[ControlClient], Any],
+    holder: list[Supervisor] | None = None,
+    measured: bool = False,
 ) -> Any:
+    """``body(client)`` in a thread, against a control server over fakes; ``measured``:
+    the loop is timed (executor.loopstats) as in the daemon."""
+    stats = LoopStats.install(asyncio.get_running_loop()) if measured else None
     clock = FakeClock()
     runtime = FakeRuntime(
         clock, {"ext-a": [Script(None, lines=("first", "second"))], "ext-b": [Script(0)]}
@@ -31,7 +38,7 @@ async def with_server(
     supervisor = Supervisor(plan, runtime, clock, FULL_HOST, SETTINGS, log_dir=tmp / "logs")
     if holder is not None:
         holder.append(supervisor)
-    server = ControlServer(tmp / SOCKET_NAME, ControlHandler(supervisor))
+    server = ControlServer(tmp / SOCKET_NAME, ControlHandler(supervisor, loop_stats=stats))
     await server.start()
     supervisor.start_all()
     await settle()
