@@ -28,7 +28,9 @@ from extsvc.extension.members import ROOTFS, Kind
 from extsvc.extension.sources import open_image
 from extsvc.extension.store import (
     SERVICES_DIR,
+    STATE_DIR,
     Layout,
+    inside_state,
     locked,
     new_staging,
     read_records,
@@ -190,6 +192,7 @@ def _commit(layout: Layout, item: _Staged) -> Installed:
     files: list[str] = []
     directories: list[str] = []
     moved: dict[str, str] = {}  # a directory the root lacks, moved whole: rel -> resolved
+    backed_up: set[str] = set()
     for rel, kind in _shipped(item):
         parent = next((m for m in _ancestors(rel) if m in moved), None)
         if parent is not None:
@@ -197,7 +200,18 @@ def _commit(layout: Layout, item: _Staged) -> Installed:
             (directories if kind is Kind.DIR else files).append(resolved)
             continue
         resolved = resolve_in_root(layout.root, rel)
+        if inside_state(resolved) or inside_state(rel):
+            raise ExtensionError(
+                f"{item.source}: /{rel}: an image may not write into extsvc's own records "
+                f"(/{STATE_DIR})"
+            )
         existing = _lstat(layout.root / resolved)
+        old_file = existing is not None and not stat.S_ISDIR(existing.st_mode)
+        if kind is Kind.DIR and old_file and resolved in old_files:
+            # The old version's file is the new one's directory.
+            backups.append(["backup", resolved, str(len(backups))])
+            backed_up.add(resolved)
+            existing = None
         if kind is Kind.DIR and existing is None:
             moved[rel] = resolved
             directories.append(resolved)
@@ -214,7 +228,7 @@ def _commit(layout: Layout, item: _Staged) -> Installed:
                 backups.append(["backup", resolved, str(len(backups))])
             files.append(resolved)
             ops.append(["place", f"{ROOTFS}/{rel}", resolved])
-    for path in sorted(old_files - set(files)):
+    for path in sorted(old_files - set(files) - backed_up):
         if _lstat(layout.root / path) is not None:
             backups.append(["backup", path, str(len(backups))])
     services = sorted(

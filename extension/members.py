@@ -51,6 +51,9 @@ ALLOWED_PREFIXES = (
     "/etc/vulkan",
 )
 MAX_NAME_BYTES = 4096
+# Members of all layers together: the index holds each one (a layer of empty files is a
+# cheap way to exhaust memory otherwise).
+MAX_MEMBERS = 1_000_000
 MANIFEST_MAX_BYTES = 1024 * 1024
 
 
@@ -208,8 +211,12 @@ class Planner:
     def __init__(self, max_bytes: int) -> None:
         self.index = TreeIndex()
         self.max_bytes = max_bytes
+        self.members = 0
 
     def plan(self, member: Member, layer: int) -> list[Action]:
+        self.members += 1
+        if self.members > MAX_MEMBERS:
+            raise MemberError(f"more than {MAX_MEMBERS} members in the image's layers")
         path = normalize(member.name)
         if not path:
             return []  # "./" itself: the image's root

@@ -79,6 +79,20 @@ def resolve_in_root(root: Path, relative: str) -> str:
     return "/".join([*resolved, last])
 
 
+def _plain_relative(path: object) -> bool:
+    return (
+        isinstance(path, str)
+        and bool(path)
+        and not path.startswith("/")
+        and all(part not in ("", ".", "..") for part in path.split("/"))
+    )
+
+
+def inside_state(resolved: str) -> bool:
+    """Whether a root-relative path is extsvc's own state (records, journal, staging)."""
+    return resolved == STATE_DIR or resolved.startswith(STATE_DIR + "/")
+
+
 @dataclass
 class Layout:
     root: Path
@@ -115,6 +129,11 @@ def read_records(layout: Layout) -> dict[str, dict[str, Any]]:
             raise ExtensionError(f"{path}: unreadable extension record ({error})") from None
         if not isinstance(record, dict) or record.get("name") != path.stem:
             raise ExtensionError(f"{path}: not an extension record of {path.stem!r}")
+        for key in ("files", "directories"):
+            paths = record.get(key)
+            if not isinstance(paths, list) or not all(map(_plain_relative, paths)):
+                # remove acts on these paths: never one that leaves the root.
+                raise ExtensionError(f"{path}: {key} must be a list of paths inside the root")
         records[path.stem] = record
     return records
 
@@ -199,11 +218,17 @@ def run_transaction(layout: Layout, journal: dict[str, Any]) -> None:
     """Carry out ``journal`` (written first), commit it, clean up."""
     write_json(layout.journal, journal)
     staging = layout.staging / journal["id"]
-    for operation, first, second in journal["ops"]:
-        if operation == "backup":
-            _move(layout.root / first, staging / "backup" / second)
-        else:
-            _move(staging / "image" / first, layout.root / second)
+    try:
+        for operation, first, second in journal["ops"]:
+            if operation == "backup":
+                _move(layout.root / first, staging / "backup" / second)
+            else:
+                _move(staging / "image" / first, layout.root / second)
+    except BaseException:
+        # A rename refused half-way (another filesystem, a full disk): every one done
+        # is undone now, as the next run would after a kill.
+        _rollback(layout, journal)
+        raise
     if journal["kind"] == "install":
         write_json(layout.record_path(journal["name"]), journal["record"])
     else:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from extsvc.extension import imagebuild, store
+from extsvc.extension import imagebuild, members, store
 from extsvc.extension.errors import ExtensionError
 from extsvc.extension.install import InstallOptions, install, installed
 from extsvc.extension.store import Layout, locked
@@ -301,3 +301,11 @@ def test_an_install_killed_at_any_step_leaves_the_old_or_the_new_root(tmp_path: 
     else:
         pytest.fail("the install never ran to its end")
     assert outcomes == {"old", "new"}
+
+
+def test_an_image_of_too_many_members(
+    world: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(members, "MAX_MEMBERS", 10)
+    layer = crafted(*(member(f"rootfs/usr/local/f{i}") for i in range(20)))
+    refused(world, [base_layer(), layer], "more than 10 members in the image's layers")

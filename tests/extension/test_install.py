@@ -6,6 +6,7 @@ import json
 import os
 import re
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -267,3 +268,61 @@ def test_compatibility_is_enforced_only_when_asked(tmp_path: Path) -> None:
     )
     assert code == 1
     assert "--talos-version '1.x': not a version such as v1.10.3" in output
+
+
+def test_an_image_never_writes_extsvcs_own_records(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    install([str(hello_tree(tmp_path))], root)
+    forged = make_tree(
+        tmp_path / "forger", {f"{STATE}/extensions/hello.json": "{}"}, manifest_yaml("forger")
+    )
+    before = snapshot(root)
+    with pytest.raises(ExtensionError, match="may not write into extsvc's own records"):
+        install([str(forged)], root)
+    assert snapshot(root) == before
+
+
+def test_a_record_naming_a_path_outside_the_root_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    (tmp_path / "victim").write_text("precious")
+    install([str(hello_tree(tmp_path))], root)
+    record_path = root / STATE / "extensions" / "hello.json"
+    record = json.loads(record_path.read_text())
+    record["files"].append("../victim")
+    record_path.write_text(json.dumps(record))
+    with pytest.raises(ExtensionError, match="files must be a list of paths inside the root"):
+        remove("hello", root)
+    assert (tmp_path / "victim").read_text() == "precious"
+
+
+def test_an_upgrade_can_turn_a_file_into_a_directory(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    install([str(hello_tree(tmp_path, "1.0.0", {"usr/local/share/thing": "a file"}))], root)
+    install([str(hello_tree(tmp_path, "2.0.0", {"usr/local/share/thing/inside": "x"}))], root)
+    assert (root / "usr/local/share/thing/inside").read_text() == "x"
+    (record,) = installed(root)
+    assert "usr/local/share/thing/inside" in record["files"]
+    assert "usr/local/share/thing" in record["directories"]
+    remove("hello", root)
+    assert not (root / "usr/local/share").exists()
+
+
+@pytest.mark.root
+def test_a_transaction_refused_half_way_is_undone_at_once(tmp_path: Path) -> None:
+    """A file for another filesystem than the one of ROOT/usr/local/lib/extsvc (where
+    staging is) cannot be renamed there: the service file already moved into
+    usr/local/etc goes back before the error is reported."""
+    root = tmp_path / "root"
+    mount = root / "usr/local/lib/containers"
+    mount.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], check=True)
+    try:
+        before = snapshot(root)
+        with pytest.raises(ExtensionError, match="is on another filesystem than"):
+            install([str(hello_tree(tmp_path))], root)
+        assert snapshot(root) == before
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
