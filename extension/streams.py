@@ -112,6 +112,7 @@ class LayerReader:
         self.position = 0  # bytes handed out (tell)
         self.ended = False
         self.blob_checked = False  # the producer read the blob to its end and checked it
+        self.blob_digest = ""
         first = blob.read(CHUNK)
         if compression is None:
             compression = (
@@ -142,7 +143,7 @@ class LayerReader:
                 self._account(chunk)
                 if not self._put(chunk):
                     return
-            self.blob.finish()
+            self.blob_digest = self.blob.finish()
             self.blob_checked = True
             self._put(_END)
         except BaseException as error:  # handed to the reader, raised there
@@ -224,7 +225,8 @@ class LayerReader:
         return self.position
 
     def _account(self, chunk: bytes) -> None:
-        self.hash.update(chunk)
+        if self.compression:  # an uncompressed layer's diff_id is its blob's digest
+            self.hash.update(chunk)
         self.count += len(chunk)
         self.budget.used += len(chunk)
         limits = self.budget.limits
@@ -256,7 +258,7 @@ class LayerReader:
         while self.read(CHUNK):
             pass
         self.stop()
-        actual = "sha256:" + self.hash.hexdigest()
+        actual = "sha256:" + self.hash.hexdigest() if self.compression else self.blob_digest
         if self.diff_id is not None and actual != self.diff_id:
             raise ExtensionError(
                 f"{self.blob.what}: uncompressed digest mismatch: the config says "
