@@ -112,11 +112,12 @@ def list_command(root: Path, output: str) -> None:
 
 
 def _table(records: list[dict[str, Any]]) -> str:
-    rows = [["NAME", "VERSION", "AUTHOR", "SERVICES", "DIGEST"]]
+    rows = [["NAME", "VERSION", "AUTHOR", "SERVICES", "TALOS", "DIGEST"]]
     for record in records:
         digest = record.get("digest") or "-"
         cells = [record["name"], record["version"], record["author"]]
-        cells += [",".join(record["services"]) or "-", digest[:19]]
+        cells += [",".join(record["services"]) or "-", record.get("compatibility") or "any"]
+        cells.append(digest[:19])
         rows.append([escape(str(cell)) for cell in cells])
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join(

@@ -8,10 +8,11 @@ install of a name is an upgrade, one transaction too.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import stat
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,10 +78,27 @@ def _check_root(root: Path) -> Path:
     return root.resolve()
 
 
+@contextlib.contextmanager
+def _writing(root: Path) -> Iterator[None]:
+    """An OSError of the root (read-only, no permission, full) as a refusal to report."""
+    try:
+        yield
+    except OSError as error:
+        where = f" {error.filename}" if error.filename else ""
+        raise ExtensionError(
+            f"cannot write under {root}:{where}: {error.strerror or error}"
+        ) from None
+
+
 def install(
     sources: Sequence[str], root: Path, options: InstallOptions | None = None
 ) -> list[Installed]:
     """Install every SOURCE under ``root``; raises ExtensionError (ManifestError) on refusal."""
+    with _writing(root):
+        return _install(sources, root, options)
+
+
+def _install(sources: Sequence[str], root: Path, options: InstallOptions | None) -> list[Installed]:
     options = options or InstallOptions()
     talos = _talos_version(options.talos_version)
     layout = Layout(_check_root(root))
@@ -299,6 +317,11 @@ def pending(root: Path) -> bool:
 
 def remove(name: str, root: Path) -> dict[str, Any]:
     """Remove exactly the files the extension ``name`` installed; its record is returned."""
+    with _writing(root):
+        return _remove(name, root)
+
+
+def _remove(name: str, root: Path) -> dict[str, Any]:
     layout = Layout(_check_root(root))
     with locked(layout):
         records = read_records(layout)

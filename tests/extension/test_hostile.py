@@ -235,7 +235,7 @@ def test_a_docker_archive_layer_that_does_not_match_its_config(world: dict[str, 
 
 def _killed_at(step: int, source: Path, root: Path) -> int:
     """Run the install in a forked child that SIGKILLs itself before its ``step``-th
-    rename, unlink, rmdir or rmtree; its wait status."""
+    open, mkdir, rename, unlink, rmdir or rmtree; its wait status."""
     pid = os.fork()
     if pid == 0:  # the child: never returns into pytest
         try:
@@ -250,7 +250,8 @@ def _killed_at(step: int, source: Path, root: Path) -> int:
 
                 return call
 
-            os.rename, os.rmdir, os.unlink = (killing(f) for f in (os.rename, os.rmdir, os.unlink))
+            calls = (os.open, os.mkdir, os.rename, os.rmdir, os.unlink)
+            os.open, os.mkdir, os.rename, os.rmdir, os.unlink = (killing(f) for f in calls)
             store.shutil.rmtree = killing(store.shutil.rmtree)  # type: ignore[assignment]
             install([str(source)], root)
         finally:
@@ -259,9 +260,10 @@ def _killed_at(step: int, source: Path, root: Path) -> int:
 
 
 def test_an_install_killed_at_any_step_leaves_the_old_or_the_new_root(tmp_path: Path) -> None:
-    """SIGKILL before every rename, unlink and rmdir of an upgrade in turn (the journal,
-    the backups, placing, the commit, the clean-up); then the next transaction rolls back
-    or finishes it, and the root is exactly the old one or exactly the new one."""
+    """SIGKILL before every open, mkdir, rename, unlink and rmdir of an upgrade in turn
+    (staging and unpacking, the journal, the backups, placing, the commit, the clean-up);
+    then the next transaction rolls back or finishes it, and the root is exactly the old
+    one or exactly the new one."""
     files = {f"usr/local/lib/containers/hello/f{i}": str(i) for i in range(3)}
     old_tree = make_tree(tmp_path / "v1", {**files, "usr/local/lib/containers/hello/old": "o"},
                          manifest_yaml("hello", "1.0.0"))  # fmt: skip
@@ -280,13 +282,15 @@ def test_an_install_killed_at_any_step_leaves_the_old_or_the_new_root(tmp_path: 
     install([str(new_tree)], reference)
     new = state(reference)
     outcomes = set()
-    for limit in range(1, 40):
+    for limit in range(1, 200):
         root = tmp_path / f"root{limit}"
         root.mkdir()
         install([str(old_tree)], root)
         status = _killed_at(limit, new_tree, root)
         if os.WIFEXITED(status):
             assert state(root) == new
+            # Killed at every step before: unpacking (opens, mkdirs) and the transaction.
+            assert limit > 40, limit
             break
         assert os.WTERMSIG(status) == signal.SIGKILL
         with locked(Layout(root)):  # what the next install or remove does first

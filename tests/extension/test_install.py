@@ -71,7 +71,9 @@ def test_each_kind_installs_lists_and_removes(tmp_path: Path, kind: str) -> None
     assert record["sourceKind"] == kind
     assert (record["digest"] is None) == (kind == "directory")
     code, table = run("extension", "list", "--root", str(root))
-    assert table.splitlines()[0].split() == ["NAME", "VERSION", "AUTHOR", "SERVICES", "DIGEST"]
+    header = ["NAME", "VERSION", "AUTHOR", "SERVICES", "TALOS", "DIGEST"]
+    assert table.splitlines()[0].split() == header
+    assert ">= v1.5.0" in table.splitlines()[1]
     assert table.splitlines()[1].split()[:2] == ["hello", "1.0.0"]
 
     code, output = run("extension", "remove", "hello", "--root", str(root))
@@ -326,3 +328,17 @@ def test_a_transaction_refused_half_way_is_undone_at_once(tmp_path: Path) -> Non
         assert snapshot(root) == before
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.mark.root
+def test_a_read_only_root_is_a_message_not_a_traceback(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(root)], check=True)
+    try:
+        code, output = run("extension", "install", str(hello_tree(tmp_path)), "--root", str(root))
+        assert code == 1
+        assert output.startswith(f"extsvc: cannot write under {root}: ")
+        assert "Read-only file system" in output
+    finally:
+        subprocess.run(["umount", "-l", str(root)], check=False)
