@@ -46,6 +46,20 @@ def processes(cgroups_path: str, root: Path = CGROUP_ROOT) -> set[int]:
     return pids
 
 
+def holds(cgroups_path: str, pid: int) -> bool:
+    """Whether process ``pid`` is in the cgroup (or one below it), in any hierarchy."""
+    path = "/" + cgroups_path.strip("/")
+    try:
+        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    except OSError:
+        return False
+    for line in lines:
+        member = line.split(":", 2)[-1]
+        if member == path or member.startswith(path + "/"):
+            return True
+    return False
+
+
 def kill(
     cgroups_path: str,
     signum: int = signal.SIGKILL,

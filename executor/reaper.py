@@ -23,7 +23,7 @@ import contextlib
 import os
 import signal
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from extsvc.executor import spawn
@@ -144,6 +144,44 @@ class Children:
             self._owned[pid] = child
             child.exited.add_done_callback(lambda _: self._owned.pop(pid, None))
         return child
+
+    async def reaped(self, pidfds: Mapping[int, int], timeout: float) -> set[int]:
+        """Wait until each process (PID: its pidfd, left open) has ended and, if it is our
+        child, been reaped: by its owner if it has one, here if it is a stray. An ended
+        process still counts in its cgroup until it is reaped. Returns the PIDs that
+        had not by ``timeout``."""
+        waiting = set(pidfds)
+        all_done: asyncio.Future[None] = self._loop.create_future()
+
+        def done(pid: int) -> None:
+            waiting.discard(pid)
+            if not waiting and not all_done.done():
+                all_done.set_result(None)
+
+        def readable(pid: int) -> None:
+            self._loop.remove_reader(pidfds[pid])
+            # A stray's status: nobody waits for it. Not our child: its parent's to read.
+            with contextlib.suppress(ChildProcessError):
+                os.waitid(os.P_PIDFD, pidfds[pid], os.WEXITED | os.WNOHANG)
+            done(pid)
+
+        watched = []
+        for pid, pidfd in pidfds.items():
+            owner = self._owned.get(pid)
+            if owner is not None:
+                owner.exited.add_done_callback(lambda _, pid=pid: done(pid))  # type: ignore[misc]
+            else:
+                self._loop.add_reader(pidfd, readable, pid)
+                watched.append(pidfd)
+        try:
+            if waiting:
+                await asyncio.wait_for(all_done, timeout)
+        except TimeoutError:
+            pass
+        finally:
+            for pidfd in watched:
+                self._loop.remove_reader(pidfd)
+        return set(waiting)
 
     @contextlib.contextmanager
     def holding_strays(self) -> Iterator[None]:

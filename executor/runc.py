@@ -219,10 +219,19 @@ class RuncRuntime:
             try:
                 await self.remove_container(service.id)
             except LaunchError as error:
-                # runc could not kill what is left: its cgroup says what that is.
-                hung = error
-                if cgroups_path:
-                    cgroups.kill(cgroups_path)
+                hung = error  # runc could not kill what is left: its cgroup says what that is
+        if cgroups_path:
+            # What runc does not know of: a create stopped in its middle (runc killed
+            # before it wrote its state, a directory `runc delete` then only removes) leaves
+            # its init in the cgroup, in a session of its own (not killed with runc's
+            # group), ending or ended but not reaped: the cgroup cannot be removed until
+            # it is gone.
+            left = await empty_cgroup(cgroups_path, self.command_timeout)
+            if left and hung is None:
+                hung = LaunchError(
+                    f"processes {sorted(left)} of cgroup {cgroups_path} did not end within "
+                    f"{format_duration(self.command_timeout)} of SIGKILL"
+                )
         discard_bundle(self.workspace, service)
         if hung is not None:
             raise hung
@@ -249,6 +258,49 @@ class RuncRuntime:
             if isinstance(containers, list):
                 return [c for c in containers if isinstance(c, dict)]
         return []
+
+
+async def empty_cgroup(cgroups_path: str, limit: float) -> set[int]:
+    """SIGKILL every process in the cgroup and wait until none is left, at most ``limit``
+    seconds; returns the PIDs still there then. What runc left is the executor's (a
+    subreaper): each is waited for until reaped, as an ended process holds its cgroup
+    until then."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    before: set[int] = set()
+    while pids := cgroups.processes(cgroups_path):
+        remaining = deadline - loop.time()
+        if pids == before or remaining <= 0:
+            # The same ones again: ended, not ours to reap, and their parent does not.
+            return pids
+        pidfds: dict[int, int] = {}
+        try:
+            for pid in pids:
+                pidfd = _kill_in_cgroup(cgroups_path, pid)
+                if pidfd is not None:
+                    pidfds[pid] = pidfd
+            await reaper.children().reaped(pidfds, remaining)
+        finally:
+            for pidfd in pidfds.values():
+                os.close(pidfd)
+        before = pids
+    return set()
+
+
+def _kill_in_cgroup(cgroups_path: str, pid: int) -> int | None:
+    """SIGKILL ``pid`` if it is in the cgroup; its pidfd (to wait on), None if it is not
+    there any more. Signalled through the pidfd once the cgroup is known to hold this
+    very process: never a PID reused since it was listed."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        return None  # ended and reaped since it was listed
+    if not cgroups.holds(cgroups_path, pid):
+        os.close(pidfd)
+        return None
+    with contextlib.suppress(ProcessLookupError):  # it ended: still to be reaped
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+    return pidfd
 
 
 async def pump_lines(

@@ -126,15 +126,19 @@ class Daemon:
             *FAST_OPTIONS, *self.extra,
         ]  # fmt: skip
 
-    def start(self, env: dict[str, str] | None = None, new_session: bool = False) -> Daemon:
-        """Run it; ``new_session``: as a terminal's foreground job, its own process group."""
+    def start(
+        self, env: dict[str, str] | None = None, new_session: bool = False, answering: bool = True
+    ) -> Daemon:
+        """Run it; ``new_session``: as a terminal's foreground job, its own process group;
+        ``answering``: return once its control socket answers (else at once)."""
         environment = {**os.environ, **(env or {})}
         with self.stdout_path.open("ab") as stdout, self.stderr_path.open("ab") as stderr:
             self.process = subprocess.Popen(
                 self.argv(), stdout=stdout, stderr=stderr, env=environment,
                 start_new_session=new_session,
             )  # fmt: skip
-        wait_for(self._answers, timeout=20, what="the control socket")
+        if answering:
+            wait_for(self._answers, timeout=20, what="the control socket")
         return self
 
     def _answers(self) -> bool:

@@ -1,6 +1,7 @@
 """Fault injection with real runc, start side (issue 11 item 7): a bundle whose start
-cannot succeed (rootfs missing, entrypoint missing or not executable), and the executor
-SIGKILLed at each point of a start, then started again on the same state dir.
+cannot succeed (rootfs missing, entrypoint missing or not executable), the executor
+SIGKILLed at each point of a start, then started again on the same state dir, and the
+executor stopped (SIGTERM) at each point of a start (issue 16 item 8).
 
 Whatever fails, the failing service ends with one event naming the cause, the executor
 keeps serving the control socket and its other services, and nothing is left behind:
@@ -21,8 +22,10 @@ from pathlib import Path
 import psutil
 import pytest
 
+from extsvc.compiler.format.plan import cgroups_path
 from extsvc.executor import cgroups
 from extsvc.executor.errors import ExecutorError
+from extsvc.executor.workspace import Workspace
 from tests.executor.faults import FaultyRuntime
 from tests.executor.realrunc import (
     IDLE,
@@ -214,3 +217,91 @@ def test_sigkill_mid_start_then_restart_leaves_nothing(tmp_path: Path, point: st
             assert second.stop() == 0
         assert traces(state, [name]) == []
         assert not cgroups.processes(f"/system/extensions/{name}")
+
+
+# Where a SIGTERM reaches the executor during a start: (how the service's container is
+# created, what the runtime does). A "head start": the service waits for nothing, its
+# create begins before the event loop exists; "waiting": it waits for a path that never
+# comes, its container is created while it waits; "at once": its condition is met, the
+# event loop creates and starts it. "pause SUB": the runtime call waits before runc
+# runs; "hold create": `runc create` waits in its middle (cgroup made, init started,
+# runc's state not yet written), three services at once; "returned SUB": runc has
+# returned; "term SUB": the call sends the SIGTERM itself as runc begins; "term-after
+# SUB": right after runc returned.
+STOP_POINTS = {
+    "head-start-before-create": ("head start", "pause create"),
+    "head-start-during-create": ("head start", "hold create"),
+    "head-start-after-create": ("head start", "pause start"),
+    "waiting-before-create": ("waiting", "pause create"),
+    "waiting-during-create": ("waiting", "hold create"),
+    "waiting-after-create": ("waiting", "returned create"),
+    "before-create": ("at once", "pause create"),
+    "during-create": ("at once", "hold create"),
+    "after-create": ("at once", "pause start"),
+    "during-start": ("at once", "term start"),
+    "right-after-start": ("at once", "term-after start"),
+}
+
+
+def left_behind(tmp: Path, names: list[str]) -> list[str]:
+    """Everything a stopped executor must not leave: containers (runc's list and its
+    state dir), mounts, bundles, cgroup dirs in every hierarchy, processes."""
+    state = tmp / "state"
+    found = traces(state, names)
+    runc_root = state / "runc"
+    if runc_root.exists():
+        found += [f"runc state {p}" for p in runc_root.iterdir()]
+    found += [f"bundle or rootfs of {n}" for n in sorted(Workspace(state).leftover_names())]
+    for name in names:
+        found += [f"process {pid} in {name}" for pid in cgroups.processes(cgroups_path(name))]
+    for process in psutil.process_iter(["pid", "cmdline"]):
+        command = " ".join(process.info["cmdline"] or ())
+        if str(tmp) in command and alive(process.info["pid"]):
+            found.append(f"process {process.info['pid']} {command}")
+    return found
+
+
+@pytest.mark.parametrize("point", list(STOP_POINTS))
+def test_sigterm_mid_start_exits_0_and_leaves_nothing(tmp_path: Path, point: str) -> None:
+    kind, how = STOP_POINTS[point]
+    action, subcommand = how.split()
+    runtime = FaultyRuntime(tmp_path)
+    names = [unique(f"stop-{i}") for i in range(3 if action == "hold" else 1)]
+    depends = {
+        "head start": None,
+        "waiting": [{"path": str(tmp_path / "never")}],
+        "at once": [{"path": str(tmp_path)}],
+    }[kind]
+    out, _ = compile_plan(tmp_path, {n: shell_service(n, IDLE, depends=depends) for n in names})
+    reached: Callable[[], bool] | None = None
+    if action == "returned":
+        runtime.mark_return(subcommand)
+        reached = lambda: runtime.returned(subcommand)  # noqa: E731
+    elif action == "pause":
+        runtime.pause(subcommand)
+        reached = lambda: runtime.paused_pid(subcommand) is not None  # noqa: E731
+    elif action == "hold":
+        runtime.hold_in_create()
+        # Every create held, each with its lingering process in the cgroup.
+        reached = lambda: len(runtime.held_in_create()) == len(runtime.lingering()) == len(names)  # noqa: E731
+    elif action == "term":
+        runtime.term(subcommand)
+    else:
+        runtime.term_after(subcommand)
+    daemon = Daemon(tmp_path, out, names, "--runtime", str(runtime.path))
+    try:
+        daemon.start(answering=False)
+        assert daemon.process is not None
+        if reached is not None:
+            wait_for(reached, 30, f"the start to reach {point}")
+            daemon.process.send_signal(signal.SIGTERM)
+        assert daemon.process.wait(30) == 0, daemon.stderr()
+        assert "Traceback" not in daemon.stderr()
+        # Before anything held is released: a runtime call left waiting would run runc
+        # for nobody once released.
+        assert left_behind(tmp_path, names) == []
+        assert not any(alive(pid) for pid in runtime.lingering())
+    finally:
+        runtime.release(subcommand)
+        runtime.release_create()
+        daemon.force_cleanup()
