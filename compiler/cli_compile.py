@@ -72,7 +72,7 @@ def _check_rootfs_base(_ctx: click.Context, _param: click.Parameter, value: str)
     "--output",
     "output",
     required=True,
-    type=click.Path(path_type=Path),
+    type=click.Path(readable=False, path_type=Path),
     help="Output directory.",
 )
 @click.option(
@@ -192,7 +192,7 @@ def _dry_run_text(name: str, data: bytes, show_values: bool) -> str:
 @click.option(
     "--host-services",
     "host_services",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(readable=False, dir_okay=False, path_type=Path),
     help="The host-services file `extsvc run` will get: warn about host services without a rule.",
 )
 @click.option(
@@ -207,7 +207,7 @@ def _dry_run_text(name: str, data: bytes, show_values: bool) -> str:
     "--env-file",
     "env_files",
     multiple=True,
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(readable=False, dir_okay=False, path_type=Path),
     help="An environment file (environmentFile) to check, offline (repeatable).",
 )
 @FORMAT_OPTION
@@ -260,6 +260,8 @@ def _read_option_file(path: Path, option: str) -> SourceFile:
 
     try:
         return SourceFile(str(path), path.read_bytes())
+    except PermissionError:
+        raise  # said as every command says it (extsvc.cli)
     except OSError as error:
         raise click.BadParameter(
             f"cannot read {path}: {error.strerror}", param_hint=option

@@ -102,6 +102,8 @@ def load_output_dir(path: Path, label: str | None = None) -> CompiledOutput:
                     files[f"{entry['bundle']}/{file.relative_to(root).as_posix()}"] = (
                         file.read_bytes()
                     )
+    except PermissionError:
+        raise  # said as every command says it (extsvc.cli)
     except OSError as error:
         raise ReviewInputError(f"{path}: cannot read: {error.strerror or error}") from None
     return _output(plan, files, label)

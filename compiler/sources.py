@@ -2,7 +2,8 @@
 
 A directory contributes its ``*.yaml`` files, not recursively, as Talos scans
 ``/usr/local/etc/containers``; a file named explicitly is read whatever its
-name. Unreadable paths become diagnostics, never exceptions.
+name. Unreadable paths become diagnostics, except a permission denied: it
+ends the command with one line (extsvc.cli), as it does every other command.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ def _read(path: Path) -> SourceFile | Diagnostic:
     name = str(path)
     try:
         fd = os.open(path, _OPEN_FLAGS)
+    except PermissionError:
+        raise
     except OSError as error:
         return _problem(name, f"cannot read: {error.strerror or error}")
     with os.fdopen(fd, "rb") as stream:

@@ -63,6 +63,8 @@ def write_tree(files: Mapping[str, bytes], out: Path) -> None:
         with _locked(out.parent) as parent_fd:
             _remove_stale(out, parent_fd)
             _write_and_swap(files, out, parent_fd)
+    except PermissionError:
+        raise  # said as every command says it (extsvc.cli), with exit 3
     except OSError as error:
         raise OutputError(f"cannot write {out}: {error.strerror or error}") from error
 

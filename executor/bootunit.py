@@ -38,8 +38,7 @@ from typing import Any
 from extsvc.compiler.format.plan import PlanError, load_plan
 from extsvc.executor import cli_run
 from extsvc.executor.durations import exact_duration
-from extsvc.executor.errors import InvalidInputError
-from extsvc.executor.errors import PlanError as ExecutorPlanError
+from extsvc.executor.errors import InvalidInputError, from_plan_error
 from extsvc.executor.hostservices import load_host_services
 from extsvc.executor.options import DaemonOptions
 
@@ -208,7 +207,7 @@ def systemd_unit(
     try:
         plan = load_plan(out)
     except PlanError as error:
-        raise ExecutorPlanError(str(error)) from None
+        raise from_plan_error(error) from None
     # What `run` would refuse at boot is refused now (file:line:col, as `run` says it).
     load_host_services(options.host_services)
     stop = _seconds(options.shutdown_bound(plan) + EXIT_MARGIN)

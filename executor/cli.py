@@ -29,7 +29,7 @@ DEFAULT_LOG_DIR = "/var/log/extsvc"
 
 state_dir_option = click.option(
     "--state-dir",
-    type=click.Path(path_type=Path),
+    type=click.Path(readable=False, path_type=Path),
     default=DEFAULT_STATE_DIR,
     show_default=True,
     envvar="EXTSVC_STATE_DIR",
@@ -42,7 +42,7 @@ def log_dir_option(
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return click.option(
         "--log-dir",
-        type=click.Path(path_type=Path),
+        type=click.Path(readable=False, path_type=Path),
         default=default,
         show_default=default is not None,
         envvar="EXTSVC_LOG_DIR",

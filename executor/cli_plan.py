@@ -38,18 +38,18 @@ def _plan_text(plan: object) -> str:
 
 
 @click.command("plan")
-@click.argument("out", type=click.Path(path_type=Path))
+@click.argument("out", type=click.Path(readable=False, path_type=Path))
 @click.option(
     "--simulate",
     "facts_file",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(readable=False, dir_okay=False, path_type=Path),
     help="Simulate the boot under these facts (schema: `extsvc schema --kind facts`).",
 )
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def plan_command(out: Path, facts_file: Path | None, output: str) -> None:
     """Show the start levels of OUT's plan, or simulate its boot step by step (--simulate)."""
     from extsvc.compiler.format.plan import MACHINE_ARCH, PLAN_FILE, PlanError, load_plan
-    from extsvc.executor.errors import PlanError as ExecutorPlanError
+    from extsvc.executor.errors import from_plan_error
 
     with reported_errors():
         # The plan may be for another architecture: nothing runs, so that is fine.
@@ -62,7 +62,7 @@ def plan_command(out: Path, facts_file: Path | None, output: str) -> None:
         try:
             plan = load_plan(out, machine=machine)
         except PlanError as error:
-            raise ExecutorPlanError(str(error)) from None
+            raise from_plan_error(error) from None
         if facts_file is None:
             if output == "json":
                 levels = [list(level) for level in plan.levels]

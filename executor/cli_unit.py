@@ -42,7 +42,7 @@ def _run_option_parameters(command: Callable[..., Any]) -> Callable[..., Any]:
     the same flags, help and checks, nothing given unless said (run's defaults apply)."""
     for option in reversed(run_options()):
         kinds: dict[Kind, Any] = {
-            Kind.PATH: click.Path(path_type=Path),
+            Kind.PATH: click.Path(readable=False, path_type=Path),
             Kind.DURATION: Duration(),
             Kind.CHOICE: click.Choice(option.choices),
             Kind.TEXT: CheckedText(option.check) if option.check else str,
@@ -61,7 +61,10 @@ def _run_option_parameters(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @click.command("systemd-unit")
-@click.argument("out", type=click.Path(path_type=Path), default="/var/lib/extsvc/out")
+# readable=False: a denied path is said as every command says it (extsvc.cli).
+@click.argument(
+    "out", type=click.Path(readable=False, path_type=Path), default="/var/lib/extsvc/out"
+)
 @click.option(
     "--watchdog",
     type=Duration(),

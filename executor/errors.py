@@ -45,3 +45,12 @@ class DaemonUnreachableError(EnvironmentMissingError):
 
 class LaunchError(ExecutorError):
     """A container could not be started (mount, config or runc failure)."""
+
+
+def from_plan_error(error: Exception) -> Exception:
+    """What a command raises for the shared loader's PlanError: the executor's, or the
+    PermissionError it came from, which every command says in one form (extsvc.cli).
+    The daemon's own plan loading keeps PlanError: a reload never raises out of it."""
+    if isinstance(error.__cause__, PermissionError):
+        return error.__cause__
+    return PlanError(str(error))

@@ -93,6 +93,8 @@ def load_facts(path: Path) -> Facts:
     """Read and check a facts file; InvalidInputError (file:line:col) when it is wrong."""
     try:
         data = path.read_bytes()
+    except PermissionError:
+        raise  # said as every command says it (extsvc.cli)
     except OSError as error:
         raise InvalidInputError(f"{path}: cannot read the facts file: {error.strerror}") from None
     documents = list(iter_documents(str(path), data))

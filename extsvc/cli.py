@@ -48,6 +48,19 @@ class LazyGroup(click.Group):
         command: click.Command = getattr(importlib.import_module(module_name), attribute)
         return command
 
+    def invoke(self, ctx: click.Context) -> Any:
+        # Every command reads or writes files a user may not be allowed to: whichever
+        # it is, the denial reads the same (one line, exit 3), never a traceback. The
+        # commands let PermissionError through to here for that reason.
+        try:
+            return super().invoke(ctx)
+        except PermissionError as error:
+            from extsvc.compiler.format.exitcodes import EXIT_ENVIRONMENT, permission_denied
+
+            command = f"extsvc {ctx.invoked_subcommand or ctx.info_name}"
+            click.echo(f"extsvc: error: {permission_denied(command, error)}", err=True)
+            ctx.exit(EXIT_ENVIRONMENT)
+
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="extsvc", prog_name="extsvc")

@@ -230,7 +230,7 @@ def _load_service(plan_path: Path, service_id: str, entry: dict[str, Any]) -> Se
     except OSError as error:
         raise PlanError(
             f"{plan_path}: {service_id}: cannot read {config_path}: {error.strerror}"
-        ) from None
+        ) from error
     actual = sha256_digest(config_bytes)
     if actual != entry["digest"]:
         raise PlanError(
@@ -365,7 +365,8 @@ def _read_bytes(path: Path, what: str) -> bytes:
         hint = " (run `extsvc compile SRC -o OUT` first)" if what == "plan" else ""
         raise PlanError(f"{path}: no such file{hint}") from None
     except OSError as error:
-        raise PlanError(f"{path}: cannot read the {what}: {error.strerror}") from None
+        # Chained: a command may say a permission denied in its own words.
+        raise PlanError(f"{path}: cannot read the {what}: {error.strerror}") from error
     return data
 
 
