@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from extsvc.compiler.format.capabilities import ALL_CAPABILITIES, NOT_GRANTED
@@ -25,7 +24,7 @@ from extsvc.compiler.format.diagnostics import Diagnostic, Severity, did_you_mea
 from extsvc.compiler.format.load import FieldPath, SourceMap, value_at
 from extsvc.compiler.format.plan import HealthCheck, OnUnhealthy, RestartLimit, ServicePolicy
 from extsvc.compiler.format.quantities import parse_duration, parse_size
-from extsvc.compiler.format.ranges import MAX_CPUS, MAX_SECONDS
+from extsvc.compiler.format.ranges import MAX_CPUS
 
 BLOCK = "x-extsvc"
 # Docker's HEALTHCHECK defaults: what users of a health check already know.
@@ -37,9 +36,6 @@ HEALTH_START_PERIOD = "0s"
 CPU_PERIOD_US = 100_000
 # The kernel refuses a CFS quota below 1 ms.
 MIN_CPU_QUOTA_US = 1_000
-# Every duration of the block is at most MAX_SECONDS (written as a user writes it).
-_parse_bounded_duration = partial(parse_duration, longest=(MAX_SECONDS, "168h (7 days)"))
-
 # Durations of the block, and whether zero makes sense for them.
 _DURATIONS: tuple[tuple[FieldPath, bool], ...] = (
     (("health", "interval"), False),
@@ -83,7 +79,7 @@ def check_block(tree: Any, source_map: SourceMap) -> Iterator[Diagnostic]:
     for path, zero_ok in _DURATIONS:
         duration = value_at(block, path)
         if isinstance(duration, str):
-            yield from _check_value(duration, path, _parse_bounded_duration, zero_ok, at)
+            yield from _check_value(duration, path, parse_duration, zero_ok, at)
     memory = value_at(block, ("resources", "memory"))
     # A number of bytes is the schema's to range-check; a size with a unit is parsed here.
     if isinstance(memory, str):

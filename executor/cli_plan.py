@@ -70,10 +70,16 @@ def plan_command(out: Path, facts_file: Path | None, output: str) -> None:
             else:
                 click.echo(_plan_text(plan), nl=False)
             return
-        from extsvc.executor.facts import load_facts
+        from extsvc.executor.facts import FactsError, load_facts
         from extsvc.executor.simulate import render_text, simulate, to_json
 
-        simulation = simulate(plan, load_facts(facts_file))
+        try:
+            facts = load_facts(facts_file, plan)
+        except FactsError as error:
+            # As the compiler prints diagnostics: each with its line and caret.
+            click.echo("\n".join(d.render() for d in error.diagnostics), err=True)
+            raise
+        simulation = simulate(plan, facts)
     if output == "json":
         click.echo(json.dumps(to_json(simulation), indent=2, sort_keys=True))
     else:

@@ -36,6 +36,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from extsvc.compiler.format.ranges import MAX_SECONDS
 from extsvc.executor.client import ERROR_KINDS, SOCKET_NAME, ControlClient
 from extsvc.executor.durations import format_duration
 from extsvc.executor.errors import (
@@ -61,7 +62,6 @@ MAX_REQUEST_BYTES = 64 * 1024
 REQUEST_TIMEOUT = 10.0
 # Bounds of the request fields (anything outside is refused as an invalid request).
 MAX_TAIL = MAX_LINES  # -n beyond it means every line kept
-MAX_SECONDS = 7 * 24 * 3600.0
 MAX_ID_CHARS = 256
 MAX_SINCE_CHARS = 64
 DEFAULT_START_TIMEOUT = 30.0

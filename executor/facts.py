@@ -1,20 +1,26 @@
 """The facts file of ``extsvc plan OUT --simulate FACTS``: what the simulated boot assumes.
 
 Read with the compiler's loader (YAML 1.2, positions) and checked against the
-shipped ``facts`` schema (``extsvc schema --kind facts``), so a bad file is
-reported as ``file:line:col``. Times become seconds from boot; ``None`` means
-never. Anything not listed never happens; a service not listed runs until stopped.
+shipped ``facts`` schema (``extsvc schema --kind facts``) with the compiler's
+wording, so a bad file is reported as a service file is: ``file:line:col``, the
+line, a caret, "did you mean". Durations have the one bound of every input
+(``format.quantities``); services and configurations must be the plan's. Times
+become seconds from boot; ``None`` means never. Anything not listed never
+happens; a service not listed runs until stopped.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from extsvc.compiler.format.load import iter_documents, located
+from extsvc.compiler.format.diagnostics import Diagnostic, did_you_mean, has_errors
+from extsvc.compiler.format.load import FieldPath, SourceMap, iter_documents
+from extsvc.compiler.format.plan import Plan
 from extsvc.compiler.format.quantities import parse_duration
-from extsvc.compiler.format.schemas import validator
+from extsvc.compiler.format.schemadiag import check_document
 from extsvc.executor.errors import InvalidInputError
 
 DEFAULT_UNTIL = 300.0
@@ -89,8 +95,18 @@ def facts_from_tree(tree: dict[str, Any]) -> Facts:
     )
 
 
-def load_facts(path: Path) -> Facts:
-    """Read and check a facts file; InvalidInputError (file:line:col) when it is wrong."""
+class FactsError(InvalidInputError):
+    """A facts file that cannot be simulated; ``diagnostics`` say where and why."""
+
+    def __init__(self, path: Path, diagnostics: Sequence[Diagnostic]) -> None:
+        self.diagnostics = tuple(diagnostics)
+        count = len(self.diagnostics)
+        super().__init__(f"{path}: {count} problem{'s' * (count != 1)}: nothing simulated")
+
+
+def load_facts(path: Path, plan: Plan | None = None) -> Facts:
+    """Read and check a facts file (against ``plan`` too, when given); FactsError with
+    every problem found."""
     try:
         data = path.read_bytes()
     except PermissionError:
@@ -100,17 +116,62 @@ def load_facts(path: Path) -> Facts:
     documents = list(iter_documents(str(path), data))
     document, problems = documents[0] if documents else (None, [])
     if problems:
-        raise InvalidInputError("\n".join(p.render() for p in problems))
-    tree = {} if document is None or document.tree is None else document.tree
-    if document is not None and not isinstance(tree, dict):
-        raise InvalidInputError(located(document.source_map, (), "expected a mapping of facts"))
-    errors = list(validator("facts").iter_errors(tree))
-    if errors:
-        assert document is not None
-        raise InvalidInputError(
-            "\n".join(
-                located(document.source_map, tuple(error.path), error.message)
-                for error in errors[:5]
-            )
-        )
+        raise FactsError(path, problems)
+    if document is None or document.tree is None:
+        return Facts()
+    # `paths: {/dev/x: }` with nothing is a mistake, not an absent key.
+    tree, problems = check_document("facts", document, nulls_absent=False)
+    if tree is None or has_errors(problems):
+        raise FactsError(path, problems)
+    problems = [
+        *_duration_problems(tree, document.source_map),
+        *([] if plan is None else _unknown_names(tree, document.source_map, plan)),
+    ]
+    if problems:
+        raise FactsError(path, problems)
     return facts_from_tree(tree)
+
+
+def _durations(tree: dict[str, Any]) -> Iterator[tuple[FieldPath, str]]:
+    """Every duration of a tree that passed the schema, with its place."""
+    for key in ("until", "restartInterval", "restartBackoffMax", "time"):
+        yield from (((key,), tree[key]),) if isinstance(tree.get(key), str) else ()
+    for key in ("paths", "network", "hostServices", "configurations"):
+        for name, value in (tree.get(key) or {}).items():
+            if isinstance(value, str) and value != "never":
+                yield (key, name), value
+    for service_id, entry in (tree.get("services") or {}).items():
+        for index, run in enumerate(entry["runs"]):
+            if "after" in run:
+                yield ("services", service_id, "runs", index, "after"), run["after"]
+
+
+def _duration_problems(tree: dict[str, Any], source_map: SourceMap) -> Iterator[Diagnostic]:
+    for path, text in _durations(tree):
+        try:
+            parse_duration(text)
+        except ValueError as error:
+            yield source_map.diagnostic(path, str(error))
+
+
+def _unknown_names(tree: dict[str, Any], source_map: SourceMap, plan: Plan) -> Iterator[Diagnostic]:
+    """Facts about a service the plan does not have: a typo, which would otherwise be
+    simulated as 'not listed: runs until stopped'."""
+    ids = sorted(plan.services)
+    for service_id in tree.get("services") or {}:
+        if service_id not in plan.services:
+            yield source_map.diagnostic(
+                ("services", service_id),
+                f"the plan has no service {service_id} ({', '.join(ids) or 'none'})",
+                hint=did_you_mean(service_id, ids),
+                at_key=True,
+            )
+    names = sorted(service.name for service in plan.services.values())
+    for name in tree.get("configurations") or {}:
+        if name not in names:
+            yield source_map.diagnostic(
+                ("configurations", name),
+                f"the plan has no service named {name!r} (configurations are keyed by name)",
+                hint=did_you_mean(name, names),
+                at_key=True,
+            )

@@ -63,6 +63,13 @@ class _VirtualSelector:
 
 
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
+    """An event loop on virtual time.
+
+    Invariant: virtual time stays far below 2**24 s, where ``time() +
+    clock_resolution`` (how asyncio tells a timer is due) would round back to
+    ``time()`` and a timer due now would never run: every duration of the facts is
+    at most MAX_SECONDS (one week, ``format.quantities``)."""
+
     def __init__(self) -> None:
         self.virtual_time = 0.0
         super().__init__(selectors.DefaultSelector())

@@ -1,16 +1,17 @@
 """Durations and sizes as users write them, parsed the same way by compiler and executor.
 
-``extsvc run --stop-timeout 10s`` and ``x-extsvc: {startTimeout: 2m}`` accept one
-syntax, so the parser lives here, in the shared contract, and nowhere else.
+``extsvc run --stop-timeout 10s``, ``x-extsvc: {startTimeout: 2m}`` and a facts
+file's ``until: 5m`` accept one syntax and one range, so the parser lives here, in
+the shared contract. (``extsvc logs --since`` reads a time ago with systemd.time(7)'s
+units, days and weeks too, in ``executor.logfiles``: a label, not a timer.)
 """
 
 from __future__ import annotations
 
-import math
 import re
 
 from extsvc.compiler.format.diagnostics import short_repr
-from extsvc.compiler.format.ranges import MAX_MEMORY_BYTES
+from extsvc.compiler.format.ranges import MAX_MEMORY_BYTES, MAX_SECONDS, MAX_SECONDS_TEXT
 from extsvc.compiler.format.schemacheck import show_value
 
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -36,10 +37,14 @@ SIZE_FORMS = "write e.g. 512Mi, 1Gi, 1G or a number of bytes"
 _MAX_FRACTION_DIGITS = 40
 
 
-def parse_duration(text: str, longest: tuple[float, str] | None = None) -> float:
-    """Seconds in ``text``; raises ValueError with the accepted forms when it is not one,
-    and when it is longer than ``longest`` (the bound, and how a user writes it) or
-    than any float (400 digits and a unit: inf, which no timer, stamp or JSON takes).
+def parse_duration(text: str) -> float:
+    """Seconds in ``text``, from 0 to MAX_SECONDS; raises ValueError with the accepted
+    forms when it is not a duration, and with the bound when it is longer.
+
+    Every duration of every input is bounded, because each ends up on a clock: past
+    about 2**24 s a float of seconds no longer moves by a nanosecond (the simulated
+    boot's virtual clock stood still at `until: 5000h`), and 400 digits make inf,
+    which no timer, stamp or JSON takes.
     """
     compact = text.strip()
     position = 0
@@ -51,10 +56,10 @@ def parse_duration(text: str, longest: tuple[float, str] | None = None) -> float
         position = match.end()
     if not compact or position != len(compact):
         raise ValueError(f"invalid duration {short_repr(text)} (write e.g. 500ms, 5s, 1m, 1m30s)")
-    if longest is not None and not total <= longest[0]:
-        raise ValueError(f"{short_repr(text)} is more than {longest[1]}, the most it may be")
-    if math.isinf(total):
-        raise ValueError(f"invalid duration {short_repr(text)}: too long")
+    if not total <= MAX_SECONDS:
+        raise ValueError(
+            f"{short_repr(text)} is more than {MAX_SECONDS_TEXT}, the most a duration may be"
+        )
     return total
 
 

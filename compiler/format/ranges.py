@@ -22,5 +22,8 @@ MAX_PIDS = 4_194_304
 # restartLimit.count and health retries: more is a typo or means "never" (10,000
 # restarts 5 s apart take 14 hours; 10,000 checks 10 s apart 28 hours).
 MAX_COUNT = 10_000
-# Every duration of the x-extsvc block (timeouts, intervals, the restart window).
+# Every duration of every input (x-extsvc timeouts and intervals, `extsvc run` and
+# `extsvc service` options, facts): a week is more than any boot waits,
+# and keeps a float of seconds exact to the nanosecond (format.quantities).
 MAX_SECONDS = 7 * 24 * 3600
+MAX_SECONDS_TEXT = "168h (7 days)"  # as a user writes it

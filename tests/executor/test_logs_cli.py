@@ -97,9 +97,7 @@ def _logs(tmp_path: Path) -> Path:
 
 
 def _logs_command(tmp_path: Path, *args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(
-        cli, ["logs", *args, "--state-dir", str(tmp_path / "state")]
-    )
+    result = CliRunner().invoke(cli, ["logs", *args, "--state-dir", str(tmp_path / "state")])
     return result.exit_code, result.stdout, result.stderr
 
 

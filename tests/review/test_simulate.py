@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import selectors
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +15,7 @@ from click.testing import CliRunner
 
 from extsvc.cli import cli
 from extsvc.executor import simulate as simulation_module
-from extsvc.executor.errors import InvalidInputError
-from extsvc.executor.facts import load_facts
+from extsvc.executor.facts import FactsError, load_facts
 from tests.review.cases import cases, expected, simulate_case
 
 CASES = cases("simulate")
@@ -57,11 +59,91 @@ def test_each_restart_policy_has_a_crash_loop_golden() -> None:
 def test_a_bad_facts_file_is_reported_with_its_position(tmp_path: Path) -> None:
     facts = tmp_path / "facts.yaml"
     facts.write_text("until: 1m\nnetwork:\n  adresses: 2s\n")
-    with pytest.raises(InvalidInputError, match=r"facts.yaml:3:\d+: network.adresses: "):
+    with pytest.raises(FactsError) as raised:
         load_facts(facts)
+    assert re.match(
+        r".*facts.yaml:3:\d+: error: network.adresses: ", raised.value.diagnostics[0].render()
+    )
     facts.write_text("paths:\n  /dev/zfs: soon\n")
-    with pytest.raises(InvalidInputError, match=r"facts.yaml:2:13: paths./dev/zfs: "):
+    with pytest.raises(FactsError) as raised:
         load_facts(facts)
+    assert re.match(
+        r".*facts.yaml:2:13: error: paths./dev/zfs: ", raised.value.diagnostics[0].render()
+    )
+
+
+def _simulate_cli(tmp_path: Path, facts_text: str) -> subprocess.CompletedProcess[str]:
+    """`extsvc plan OUT --simulate FACTS` on the chain case, in a process of its own
+    (bounded: a simulation that never ends fails the test instead of hanging it)."""
+    case = HERE / "simulate" / "chain"
+    out = tmp_path / "out"
+    if not out.exists():
+        assert (
+            CliRunner().invoke(cli, ["compile", str(case / "input"), "-o", str(out)]).exit_code == 0
+        )
+    facts = tmp_path / "facts.yaml"
+    facts.write_text(facts_text)
+    return subprocess.run(
+        [sys.executable, "-m", "extsvc", "plan", str(out), "--simulate", str(facts)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_typo_in_a_facts_file_gets_a_caret_and_a_did_you_mean(tmp_path: Path) -> None:
+    result = _simulate_cli(tmp_path, "until: 1m\nnetwrok:\n  addresses: 3s\n")
+
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"{tmp_path}/facts.yaml:2:1: error: netwrok: unknown field 'netwrok'\n"
+        "    netwrok:\n"
+        "    ^\n"
+        "  hint: did you mean 'network'?\n"
+        f"extsvc: error: {tmp_path}/facts.yaml: 1 problem: nothing simulated\n"
+    )
+
+
+def test_facts_about_a_service_the_plan_does_not_have_are_refused(tmp_path: Path) -> None:
+    """They were silently ignored: the misspelt service ran 'until stopped'."""
+    result = _simulate_cli(
+        tmp_path, "services:\n  ext-ap:\n    runs:\n      - exit: 1\nconfigurations:\n  setpu: 1s\n"
+    )
+
+    assert result.returncode == 1
+    assert f"{tmp_path}/facts.yaml:2:3: error: services.ext-ap: the plan has no service ext-ap" in (
+        result.stderr
+    )
+    assert "  hint: did you mean 'ext-app'?" in result.stderr
+    assert "facts.yaml:6:3: error: configurations.setpu: the plan has no service named 'setpu'" in (
+        result.stderr
+    )
+    assert "  hint: did you mean 'setup'?" in result.stderr
+    assert result.stderr.endswith("facts.yaml: 2 problems: nothing simulated\n")
+
+
+@pytest.mark.parametrize("field", ["until", "restartInterval", "time"])
+def test_a_duration_past_the_bound_is_a_located_error_not_an_endless_simulation(
+    tmp_path: Path, field: str
+) -> None:
+    """`until: 5000h` spun at 100% CPU for ever: past 2**24 s the virtual clock's float
+    no longer moved by asyncio's clock resolution, so a due timer never ran."""
+    result = _simulate_cli(tmp_path, f"{field}: 5000h\n")
+
+    assert result.returncode == 1
+    assert result.stderr.startswith(
+        f"{tmp_path}/facts.yaml:1:{len(field) + 3}: error: {field}: '5000h' is more than "
+        "168h (7 days), the most a duration may be\n"
+    )
+
+
+def test_the_longest_duration_simulates_in_bounded_time(tmp_path: Path) -> None:
+    chain = (HERE / "simulate" / "chain" / "facts.yaml").read_text()
+    result = _simulate_cli(tmp_path, chain.replace("until: 1m", "until: 168h"))
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("boot timeline (simulated, until 604800s)")
 
 
 def test_cli_simulates_a_compiled_plan(tmp_path: Path) -> None:
