@@ -47,11 +47,13 @@ lint: install
 test: install metrics-deps lint
 	$(BIN)/pytest -q
 
-# Rewrite tests/golden/*/expected and tests/review/*/*/expected.* from the inputs
-# (never the inputs). Review the diff.
+# Rewrite tests/golden/*/expected, tests/review/*/*/expected.* and the output of the
+# command examples in README.md and docs/ (tests/docs.py) from the inputs (never the
+# inputs, the commands or the prose). Review the diff.
 golden: install
 	$(BIN)/python -m tests.golden --update
 	$(BIN)/python -m tests.review.cases --update
+	$(BIN)/python -m tests.docs --update
 
 # Nightly-size fuzzing of the compiler (docs/reliability.md): over 100,000 randomized
 # cases (about an hour); `make test` runs a small derandomized share of the same tests.

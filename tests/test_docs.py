@@ -1,0 +1,72 @@
+"""The command examples of README.md and docs/ are what the commands print (tests/docs.py)."""
+
+from __future__ import annotations
+
+import difflib
+
+import pytest
+
+from tests.docs import Block, all_blocks, excerpt_missing, produced
+
+BLOCKS = all_blocks()
+EXAMPLES = [block for block in BLOCKS if block.kind == "example"]
+EXCERPTS = [block for block in BLOCKS if block.kind == "excerpt"]
+
+
+def test_every_block_that_shows_a_command_and_its_output_is_checked() -> None:
+    unmarked = [block.where for block in BLOCKS if block.shows_commands and block.kind is None]
+    assert not unmarked, "mark them <!-- example: SCENE --> (tests/docs.py)"
+    assert all(block.shows_commands for block in EXAMPLES)
+    assert len(EXAMPLES) >= 10  # a parser that found nothing would pass everything
+
+
+@pytest.mark.parametrize("block", EXAMPLES, ids=lambda block: block.where)
+def test_the_example_is_what_the_commands_print(block: Block) -> None:
+    now = produced(block)
+    difference = "\n".join(
+        difflib.unified_diff(block.lines, now, "documented", "printed", lineterm="")
+    )
+    assert now == block.lines, f"{block.where}: run `make golden` and review the diff\n{difference}"
+
+
+@pytest.mark.parametrize("block", EXCERPTS, ids=lambda block: block.where)
+def test_an_excerpt_quotes_its_golden_file(block: Block) -> None:
+    assert excerpt_missing(block) == [], f"{block.where}: not in {block.argument}"
+
+
+def _options(command: str) -> set[str]:
+    """Every option ``extsvc COMMAND`` takes (run: its argparse parser, without click)."""
+    import click
+
+    from extsvc.cli import cli
+
+    if command == "run":
+        from extsvc.executor.cli_run import parser
+
+        return {option for action in parser()._actions for option in action.option_strings}
+    found = cli.get_command(click.Context(cli), command)
+    assert found is not None, f"no command {command!r}"
+    options = {"-h", "--help"}
+    for param in found.params:
+        options.update(param.opts, param.secondary_opts)
+    return options
+
+
+USAGE = [
+    (block.where, line.split(" # ")[0])
+    for block in BLOCKS
+    if block.kind is None
+    for line in block.lines
+    if line.startswith("extsvc ")
+]
+
+
+@pytest.mark.parametrize(("where", "line"), USAGE, ids=[line for _, line in USAGE])
+def test_a_usage_line_names_a_command_and_options_that_exist(where: str, line: str) -> None:
+    """The command lists (commands without output) cannot name a command or an option
+    the CLI does not have."""
+    import re
+
+    command = line.split()[1]
+    named = set(re.findall(r"(?<![\w/~-])(--?[A-Za-z][\w-]*)", line.partition(command)[2]))
+    assert named <= _options(command), f"{where}: {line}"
