@@ -246,13 +246,19 @@ def validate_command(
     failed = _fails(diagnostics, strict)
     if not quiet:
         count = len(files) + len(extra) + len(env_files)
-        verdict = "invalid" if failed else "ok"
-        click.echo(
-            f"{count} file{'s' * (count != 1)} {verdict}: {_summary(diagnostics)}",
-            err=True,
-        )
+        click.echo(f"{_verdict(count, diagnostics, strict)}: {_summary(diagnostics)}", err=True)
     if failed:
         sys.exit(EXIT_INVALID_INPUT)
+
+
+def _verdict(count: int, diagnostics: Sequence[Diagnostic], strict: bool) -> str:
+    """``3 files ok``, ``2 files invalid``, or ``1 of 3 files invalid`` when only some are."""
+    files = f"{count} file{'s' * (count != 1)}"
+    # A directory's problem ("no *.yaml files") has no file of its own to count.
+    invalid = min(len({d.file for d in diagnostics if d.is_error or strict}), count)
+    if not _fails(diagnostics, strict):
+        return f"{files} ok"
+    return f"{files} invalid" if invalid == count else f"{invalid} of {files} invalid"
 
 
 def _read_option_file(path: Path, option: str) -> SourceFile:

@@ -112,7 +112,8 @@ def load_output_dir(path: Path, label: str | None = None) -> CompiledOutput:
 def compile_directory(
     path: Path, *, rootfs_base: str, arch: str, label: str | None = None
 ) -> CompiledOutput:
-    """A source directory compiled in memory, exactly as ``extsvc compile`` would.
+    """A source directory (or one service file) compiled in memory, exactly as ``extsvc
+    compile`` would.
 
     ExtensionServiceConfig documents in the directory are baked in, as
     ``--service-config`` would (told apart by content, as ``extsvc validate`` does);
@@ -124,10 +125,13 @@ def compile_directory(
 
     label = label or str(path)
     found, problems = collect_sources([str(path)])
-    # Diagnostics name files as the user knows them (REV:DIR/x.yaml, not a temporary path).
+    # Diagnostics name files as the user knows them (REV:DIR/x.yaml, not a temporary
+    # path); a file given itself is named by its label alone.
+    in_directory = path.is_dir()
     by_kind: dict[str, list[SourceFile]] = {}
     for source in found:
-        renamed = SourceFile(f"{label}/{Path(source.name).name}", source.data)
+        name = f"{label}/{Path(source.name).name}" if in_directory else label
+        renamed = SourceFile(name, source.data)
         by_kind.setdefault(input_kind(renamed), []).append(renamed)
     sources = by_kind.get(SERVICE, [])
     if not sources:

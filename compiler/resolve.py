@@ -74,6 +74,8 @@ def _unique_services(services: Sequence[Service]) -> tuple[dict[str, Service], l
 def _check_references(by_id: Mapping[str, Service]) -> Iterator[Diagnostic]:
     names = sorted(service.name for service in by_id.values())
     for service in by_id.values():
+        # Never the service itself: waiting for itself is a cycle, not a fix.
+        others = sorted(by_id.keys() - {service.id})
         for dependency in service_dependencies(service):
             target = str(dependency.value)
             if is_extension_id(target):
@@ -82,14 +84,16 @@ def _check_references(by_id: Mapping[str, Service]) -> Iterator[Diagnostic]:
                         dependency.field_path,
                         f"no extension service '{target.removeprefix(EXTENSION_ID_PREFIX)}' "
                         f"in this set (service '{target}' would never start)",
-                        hint=did_you_mean(target, sorted(by_id)),
+                        hint=did_you_mean(target, others),
                     )
             elif target in names:
                 yield service.source_map.diagnostic(
                     dependency.field_path,
                     f"'{target}' is the name of an extension service, but services are "
                     "referred to by ID; this waits for a host service of that name",
-                    hint=f"did you mean '{EXTENSION_ID_PREFIX}{target}'?",
+                    hint=f"did you mean '{EXTENSION_ID_PREFIX}{target}'?"
+                    if target != service.name
+                    else None,
                 )
 
 

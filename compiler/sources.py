@@ -75,6 +75,19 @@ def _read(path: Path) -> SourceFile | Diagnostic:
     return SourceFile(name, data)
 
 
+def _skipped(directory: Path) -> str:
+    """``; skipped a.yml, b.YAML (...)`` for files that look like service files but are not
+    read, as Talos does not read them; empty when there are none."""
+    names = sorted(
+        p.name
+        for p in directory.iterdir()
+        if p.suffix.lower() in (".yml", ".yaml") and p.suffix != ".yaml"
+    )
+    if not names:
+        return ""
+    return f"; skipped {', '.join(names)}: Talos loads *.yaml only (rename to .yaml)"
+
+
 def collect_sources(
     paths: Sequence[str], already: Sequence[SourceFile] = ()
 ) -> tuple[list[SourceFile], list[Diagnostic]]:
@@ -89,10 +102,15 @@ def collect_sources(
             # Everything named *.yaml but a directory: a FIFO or a device among them is
             # refused by _read, not skipped silently.
             found = sorted(p for p in path.iterdir() if p.suffix == ".yaml" and not p.is_dir())
+            skipped = _skipped(path)
             if not found:
                 problems.append(
-                    _problem(argument, "no *.yaml files in this directory", Severity.WARNING)
+                    _problem(
+                        argument, f"no *.yaml files in this directory{skipped}", Severity.WARNING
+                    )
                 )
+            elif skipped:
+                problems.append(_problem(argument, skipped.removeprefix("; "), Severity.WARNING))
         elif path.exists() or path.is_symlink():
             found = [path]
         else:

@@ -111,7 +111,8 @@ def test_validate_passes_a_good_set_with_warnings_unless_strict() -> None:
     code, output = run("validate", str(ENV))
     assert (code, output.splitlines()[-1]) == (0, "2 files ok: 0 errors, 2 warnings")
     code, output = run("validate", "--strict", str(ENV))
-    assert (code, output.splitlines()[-1]) == (1, "2 files invalid: 0 errors, 2 warnings")
+    # Both warnings are in one of the two files.
+    assert (code, output.splitlines()[-1]) == (1, "1 of 2 files invalid: 0 errors, 2 warnings")
 
 
 def test_usage_errors_exit_2() -> None:
@@ -184,3 +185,24 @@ def test_a_fifo_in_a_source_directory_is_refused_not_skipped(tmp_path: Path) -> 
         "extsvc: nothing written: 1 error, 0 warnings",
     ]
     assert not (tmp_path / "out").exists()
+
+
+def test_validate_counts_only_the_files_that_are_invalid(tmp_path: Path) -> None:
+    """It said '3 files invalid' when one of them was."""
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.yaml").write_text(
+            f"name: {name}\ncontainer:\n  entrypoint: /{name}\nrestart: always\n"
+        )
+    (tmp_path / "c.yaml").write_text("name: c\ncontainer:\n  entrypoint: /c\nrestart: sometimes\n")
+
+    code, output = run("validate", str(tmp_path))
+
+    assert code == 1
+    assert output.splitlines()[-1] == "1 of 3 files invalid: 1 error, 0 warnings"
+    assert run("validate", str(tmp_path / "c.yaml"))[1].splitlines()[-1] == (
+        "1 file invalid: 1 error, 0 warnings"
+    )
+    assert (
+        run("validate", str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml"))[1].splitlines()[-1]
+        == "2 files ok: 0 errors, 0 warnings"
+    )

@@ -234,9 +234,29 @@ def test_directory_without_yaml_files_is_a_warning(tmp_path: Path) -> None:
     files, problems = collect_sources([str(services)])
     run = extsvc(tmp_path, "validate", "services")
 
+    skipped = "skipped hello.yml: Talos loads *.yaml only (rename to .yaml)"
     assert files == []
     assert [(p.severity.value, p.message) for p in problems] == [
-        ("warning", "no *.yaml files in this directory")
+        ("warning", f"no *.yaml files in this directory; {skipped}")
     ]
     assert run.returncode == 1
-    assert headlines(run.stderr) == ["services:1:1: warning: no *.yaml files in this directory"]
+    assert headlines(run.stderr) == [
+        f"services:1:1: warning: no *.yaml files in this directory; {skipped}"
+    ]
+
+
+def test_compile_says_which_yml_files_it_skipped_beside_yaml_ones(tmp_path: Path) -> None:
+    """The .yml files are named (Talos would not run them either); the .yaml ones compile."""
+    services = tmp_path / "services"
+    services.mkdir()
+    (services / "hello.yaml").write_bytes(VALID_SERVICE)
+    (services / "web.yml").write_bytes(VALID_SERVICE.replace(b"hello", b"web"))
+    (services / "db.YAML").write_bytes(VALID_SERVICE.replace(b"hello", b"db"))
+
+    run = extsvc(tmp_path, "compile", "services", "-o", "out", "--arch", "amd64")
+
+    assert run.returncode == 0, run.stderr
+    assert headlines(run.stderr) == [
+        "services:1:1: warning: skipped db.YAML, web.yml: Talos loads *.yaml only (rename to .yaml)"
+    ]
+    assert sorted(p.name for p in (tmp_path / "out" / "bundles").iterdir()) == ["hello"]

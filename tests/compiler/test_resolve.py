@@ -98,4 +98,41 @@ def test_a_cycle_through_5000_services_is_one_error_naming_each_once(tmp_path: P
     assert output.splitlines()[0] == (
         f"{folder}/s0000.yaml:5:14: error: depends[0].service: dependency cycle: {ring}"
     )
-    assert output.splitlines()[-1] == f"{LARGE} files invalid: 1 error, 0 warnings"
+    # The cycle is one error, reported in the file of its least id.
+    assert output.splitlines()[-1] == f"1 of {LARGE} files invalid: 1 error, 0 warnings"
+
+
+def test_a_missing_dependency_never_suggests_the_service_itself(tmp_path: Path) -> None:
+    """'did you mean ext-nwc-web?' in nwc-web.yaml would be a cycle, not a fix."""
+    web = tmp_path / "nwc-web.yaml"
+    web.write_text(
+        "name: nwc-web\ncontainer:\n  entrypoint: /web\n"
+        "depends:\n  - service: ext-nwc-wbe\n  - service: nwc-web\nrestart: always\n"
+    )
+
+    alone = CliRunner().invoke(cli, ["validate", str(web)])
+
+    assert alone.exit_code == 1
+    assert f"{web}:5:14: error: depends[0].service: no extension service 'nwc-wbe'" in (
+        alone.stderr
+    )
+    assert "'nwc-web' is the name of an extension service" in alone.stderr
+    assert "hint" not in alone.stderr
+
+    (tmp_path / "nwc-db.yaml").write_text(
+        "name: nwc-db\ncontainer:\n  entrypoint: /db\n"
+        "depends:\n  - service: ext-nwc-dbb\nrestart: always\n"
+    )
+    both = CliRunner().invoke(cli, ["validate", str(tmp_path)])
+
+    # Each file's hints name the other service, never its own.
+    hints = {}
+    for line in both.stderr.splitlines():
+        if ": error: " in line:
+            file = line.split(":")[0]
+        elif "hint:" in line:
+            hints.setdefault(Path(file).stem, []).append(line.strip())
+    assert hints == {
+        "nwc-web": ["hint: did you mean 'ext-nwc-db'?"],
+        "nwc-db": ["hint: did you mean 'ext-nwc-web'?"],
+    }

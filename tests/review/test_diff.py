@@ -172,6 +172,18 @@ def test_cli_usage_and_input_errors_exit_2(tmp_path: Path) -> None:
     assert "app.yaml:2:" in err and "Traceback" not in err
 
 
+def test_a_side_given_as_one_file_is_named_once(tmp_path: Path) -> None:
+    """`diff out afile` named the file 'afile/afile' in its diagnostics."""
+    case = HERE / "diff" / "args"
+    broken = tmp_path / "app.yaml"
+    broken.write_text("name: app\ncontainer: {}\nrestart: always\n")
+    code, _, err = _invoke(str(case / "old"), str(broken))
+    assert code == 2
+    assert err.startswith(f"{broken}:2:1: error: container: missing required field")
+    assert err.splitlines()[-1] == f"extsvc: {broken}: does not compile"
+    assert f"{broken}/" not in err
+
+
 def test_a_broken_compiled_output_is_reported_at_its_line_and_column(tmp_path: Path) -> None:
     """plan.json and config.json problems read as every other input's: file:line:col."""
     case = HERE / "diff" / "args"
