@@ -18,9 +18,7 @@ import click
 from extsvc.compiler.defaults import DEFAULT_ROOTFS_BASE
 from extsvc.compiler.diff import CompiledOutput
 from extsvc.compiler.format.diagnostics import Diagnostic
-
-# diff(1): 0 same, 1 different, 2 trouble.
-EXIT_TROUBLE = 2
+from extsvc.compiler.format.exitcodes import EXIT_DIFF_TROUBLE
 
 
 def _colour_wanted() -> bool:
@@ -32,7 +30,7 @@ def _fail(message: str, diagnostics: tuple[Diagnostic, ...] = ()) -> NoReturn:
     for diagnostic in diagnostics:
         click.echo(diagnostic.render(), err=True)
     click.echo(f"extsvc: {message}", err=True)
-    sys.exit(EXIT_TROUBLE)
+    sys.exit(EXIT_DIFF_TROUBLE)
 
 
 def _print_json(document: object) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 
 from extsvc.compiler.defaults import DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS
 from extsvc.compiler.format.diagnostics import SECRET_MASK
+from extsvc.compiler.format.exitcodes import EXIT_DIFF_CHANGED, EXIT_OK
 from extsvc.compiler.format.plan import CONFIG_FILE, ORIGINS_FILE, sha256_digest
 
 
@@ -114,9 +115,8 @@ def exit_status(changes: list[Change], fail_on: str) -> int:
 
     ``fail_on="privilege"`` makes only privilege+ changes count (a CI gate).
     """
-    if fail_on == "privilege":
-        return int(any(c.privilege is Privilege.MORE for c in changes))
-    return int(bool(changes))
+    counted = [c for c in changes if fail_on != "privilege" or c.privilege is Privilege.MORE]
+    return EXIT_DIFF_CHANGED if counted else EXIT_OK
 
 
 # ----- helpers

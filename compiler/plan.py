@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from extsvc.compiler import __version__
+from extsvc import __version__
 from extsvc.compiler.format.plan import (
     NETWORK_CHECKS,
     PLAN_API_VERSION,

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from extsvc.compiler.format.diagnostics import short_repr
+from extsvc.compiler.format.exitcodes import EXIT_USAGE
 from extsvc.compiler.format.quantities import parse_duration, parse_size
 from extsvc.executor import signals
 from extsvc.executor.errors import ExecutorError
@@ -38,8 +39,6 @@ from extsvc.executor.options import (
     DaemonOptions,
     LogRotation,
 )
-
-USAGE_ERROR = 2
 
 
 def duration(text: str) -> float:
@@ -222,7 +221,7 @@ def _run(argv: Sequence[str]) -> int:
     try:
         arguments = parser().parse_args(list(argv))
     except SystemExit as usage:  # argparse printed the usage and the problem
-        return usage.code if isinstance(usage.code, int) else USAGE_ERROR
+        return usage.code if isinstance(usage.code, int) else EXIT_USAGE
     options = options_from(arguments)
     output = EventOutput()
     try:

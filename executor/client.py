@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from extsvc.compiler.format.exitcodes import EXIT_ENVIRONMENT
 from extsvc.executor.errors import (
     DaemonUnreachableError,
     EnvironmentMissingError,
@@ -37,7 +38,7 @@ ERROR_KINDS: dict[str, type[ExecutorError]] = {
 class ConnectionLost(ExecutorError):
     """The daemon closed a stream before its end marker (it was killed, or crashed)."""
 
-    exit_code = 3
+    exit_code = EXIT_ENVIRONMENT
 
 
 class ControlClient:

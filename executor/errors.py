@@ -6,17 +6,19 @@ The exit codes are DESIGN §7's.
 
 from __future__ import annotations
 
+from extsvc.compiler.format.exitcodes import EXIT_ENVIRONMENT, EXIT_INVALID_INPUT
+
 
 class ExecutorError(Exception):
     """Base of every error the CLI reports."""
 
-    exit_code = 1
+    exit_code = EXIT_INVALID_INPUT
 
 
 class InvalidInputError(ExecutorError):
     """A plan, bundle or host-services file that cannot be used as given (exit 1)."""
 
-    exit_code = 1
+    exit_code = EXIT_INVALID_INPUT
 
 
 class PlanError(InvalidInputError):
@@ -36,7 +38,7 @@ class UsageError(ExecutorError):
 class EnvironmentMissingError(ExecutorError):
     """The host lacks something the executor needs (exit 3); the message says the fix."""
 
-    exit_code = 3
+    exit_code = EXIT_ENVIRONMENT
 
 
 class DaemonUnreachableError(EnvironmentMissingError):

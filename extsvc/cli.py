@@ -14,6 +14,8 @@ from typing import Any
 
 import click
 
+from extsvc import __version__
+
 # Commands that live elsewhere: name -> "module:attribute".
 LAZY_COMMANDS = {
     "compile": "extsvc.compiler.cli_compile:compile_command",
@@ -63,7 +65,7 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="extsvc", prog_name="extsvc")
+@click.version_option(__version__, prog_name="extsvc")
 def cli() -> None:
     """Compile Talos extension services to OCI bundles, and run them with runc."""
 

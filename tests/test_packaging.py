@@ -65,3 +65,53 @@ def test_installed_tree_imports_as_extsvc_only(tmp_path: Path) -> None:
     assert shipped.returncode == 0, shipped.stderr
     assert shipped.stdout.startswith(str(site / "extsvc" / "compiler" / "pipeline.py"))
     assert "missing required field 'ociVersion'" in shipped.stdout
+
+
+def test_the_version_is_written_once(tmp_path: Path) -> None:
+    """extsvc/__init__.py holds it; the wheel's metadata, `extsvc --version` and the
+    compiler's stamp in plan.json all read it (it was written in three places)."""
+    import json
+    import re
+
+    from click.testing import CliRunner
+
+    from extsvc import __version__
+    from extsvc.cli import cli
+
+    wheel = build_wheel(tmp_path / "dist")
+    assert wheel.name.startswith(f"extsvc-{__version__}-")
+    assert CliRunner().invoke(cli, ["--version"]).output == f"extsvc, version {__version__}\n"
+    hello = REPO / "tests" / "golden" / "hello-world" / "input"
+    out = tmp_path / "out"
+    assert CliRunner().invoke(cli, ["compile", str(hello), "-o", str(out)]).exit_code == 0
+    assert json.loads((out / "plan.json").read_text())["compiler"]["version"] == __version__
+    written = [
+        path.relative_to(REPO).as_posix()
+        for path in (REPO / "pyproject.toml", *REPO.glob("[ce]*/**/*.py"))
+        if re.search(r"""^\s*(__version__|version)\s*=\s*["']""", path.read_text(), re.M)
+    ]
+    assert written == ["extsvc/__init__.py"]
+
+
+def test_exit_codes_are_defined_once() -> None:
+    """compiler/format/exitcodes.py names them; the executor's errors, `run`'s parser and
+    `diff` import them (errors.py, cli_run.py and cli_review.py each wrote their own)."""
+    import re
+
+    from extsvc.compiler.format import exitcodes
+    from extsvc.executor import errors
+
+    defined = re.compile(r"^\s*(\w*exit\w*|\w*(?:USAGE|TROUBLE)\w*)\s*=\s*\d+\b", re.I | re.M)
+    elsewhere = [
+        f"{path.relative_to(REPO)}: {match.group(0).strip()}"
+        for path in (
+            *REPO.glob("compiler/**/*.py"),
+            *REPO.glob("executor/*.py"),
+            REPO / "extsvc" / "cli.py",
+        )
+        if path.name != "exitcodes.py"
+        for match in defined.finditer(path.read_text())
+    ]
+    assert elsewhere == []
+    assert errors.InvalidInputError.exit_code == exitcodes.EXIT_INVALID_INPUT
+    assert errors.EnvironmentMissingError.exit_code == exitcodes.EXIT_ENVIRONMENT
