@@ -86,6 +86,7 @@ COMMANDS = {
     "service": "service",
     "service ID restart": "service hello-world restart",
     "reload": "reload",
+    "metrics": "metrics",
     "run": "run {p}/out --state-dir {top}/mine/state",
 }
 
