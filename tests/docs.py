@@ -14,7 +14,8 @@ Each ``$ `` line is a shell command (pipes allowed), run with the ``extsvc`` of
 this checkout first on PATH, in a scratch directory prepared as the scene says
 (``SCENES``; ``examples/`` is always there); the lines after it, up to the next
 ``$ `` line, are its stdout and stderr as a terminal shows them, then
-``(exit N)`` when it exits non-zero or prints nothing. A block marked
+``(exit N)`` when it exits non-zero (or, the block's last, prints nothing).
+Scenes in ``ROOT_SCENES`` need root (the suite runs as root under CI=true). A block marked
 ``<!-- excerpt: PATH -->`` quotes lines of a golden file and must stay a
 subsequence of that file's lines.
 
@@ -43,13 +44,18 @@ DOCUMENTS = (REPO / "README.md", *sorted((REPO / "docs").glob("*.md")))
 
 # Scene -> the commands that prepare its directory, not shown in the docs.
 SCENES: dict[str, tuple[str, ...]] = {
+    "checkout": (),  # with .venv, the virtualenv the tests run in
     "examples": (),
+    "rootfs": (),  # needs root (chroot)
     "review": (
         "extsvc compile examples/review/v1 -o old-out --arch amd64",
         "extsvc compile examples/review/v2 -o out --arch amd64",
     ),
 }
 
+ROOT_SCENES = frozenset({"rootfs"})
+# Scenes where `extsvc` is not on PATH until the example puts it there.
+NOT_ON_PATH = frozenset({"checkout"})
 _MARKER = re.compile(r"^<!-- (example|excerpt): (\S+) -->$")
 _FENCE = re.compile(r"^```")
 PROMPT = "$ "
@@ -101,11 +107,14 @@ def commands(block: Block) -> list[str]:
     return [line[len(PROMPT) :] for line in block.lines if line.startswith(PROMPT)]
 
 
-def _environment() -> dict[str, str]:
+def _environment(scene: str) -> dict[str, str]:
     environment = dict(os.environ)
+    venv = str(Path(sys.executable).parent)
+    path = [entry for entry in environment.get("PATH", "").split(os.pathsep) if entry != venv]
+    if scene not in NOT_ON_PATH:
+        path.insert(0, venv)  # as after `. .venv/bin/activate`
     environment.update(
-        # This checkout's extsvc first, as after `. .venv/bin/activate`.
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{environment.get('PATH', '')}",
+        PATH=os.pathsep.join(path),
         NO_COLOR="1",
         PYTHONUNBUFFERED="1",  # stdout and stderr in the order a terminal shows them
         LC_ALL="C.UTF-8",
@@ -115,19 +124,20 @@ def _environment() -> dict[str, str]:
     return environment
 
 
-def _run(command: str, directory: Path) -> list[str]:
-    """What ``command`` prints (stdout and stderr as one stream), then its exit."""
+def _run(command: str, directory: Path, scene: str, last: bool) -> list[str]:
+    """What ``command`` prints (stdout and stderr as one stream), then its exit when it
+    failed, or when it is the block's last command and printed nothing."""
     completed = subprocess.run(
         ["sh", "-c", f"{command} 2>&1"],
         cwd=directory,
-        env=_environment(),
+        env=_environment(scene),
         stdout=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
         text=True,
         timeout=120,
     )
     output = completed.stdout.splitlines()
-    if completed.returncode != 0 or not output:
+    if completed.returncode != 0 or (last and not output):
         output.append(f"(exit {completed.returncode})")
     return output
 
@@ -138,9 +148,14 @@ def scene(name: str) -> Path:
     directory = Path(tempfile.mkdtemp(prefix=f"extsvc-docs-{name}-"))
     atexit.register(shutil.rmtree, directory, True)
     (directory / "examples").symlink_to(REPO / "examples")
+    (directory / ".venv").symlink_to(Path(sys.executable).parent.parent)
     for command in SCENES[name]:
         completed = subprocess.run(
-            ["sh", "-c", command], cwd=directory, env=_environment(), capture_output=True, text=True
+            ["sh", "-c", command],
+            cwd=directory,
+            env=_environment(name),
+            capture_output=True,
+            text=True,
         )
         if completed.returncode != 0:
             raise RuntimeError(f"scene {name}: {command}: {completed.stderr}")
@@ -153,9 +168,10 @@ def produced(block: Block) -> tuple[str, ...]:
     if block.argument not in SCENES:
         raise KeyError(f"{block.where}: unknown scene {block.argument!r} (tests/docs.py SCENES)")
     lines: list[str] = []
-    for command in commands(block):
+    shown = commands(block)
+    for index, command in enumerate(shown, 1):
         lines.append(PROMPT + command)
-        lines.extend(_run(command, scene(block.argument)))
+        lines.extend(_run(command, scene(block.argument), block.argument, index == len(shown)))
     return tuple(lines)
 
 
