@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from extsvc.compiler.format.exitcodes import permission_denied
 from extsvc.executor.errors import (
     EnvironmentMissingError,
     ExecutorError,
@@ -344,10 +345,9 @@ def _logged_services(directory: Path, service_id: str | None) -> list[str]:
                 "daemon whose logs to read)"
             )
         known = services_in(directory)
-    except PermissionError:
-        raise EnvironmentMissingError(
-            f"permission denied reading {directory}: run as root (sudo)"
-        ) from None
+    except PermissionError as error:
+        # Worded as every command words it (extsvc.cli).
+        raise EnvironmentMissingError(permission_denied("extsvc logs", error)) from None
     if service_id is None:
         return known
     if not known:

@@ -6,7 +6,7 @@ The exit codes are DESIGN §7's.
 
 from __future__ import annotations
 
-from extsvc.compiler.format.exitcodes import EXIT_ENVIRONMENT, EXIT_INVALID_INPUT
+from extsvc.compiler.format.exitcodes import EXIT_ENVIRONMENT, EXIT_INVALID_INPUT, EXIT_USAGE
 
 
 class ExecutorError(Exception):
@@ -32,7 +32,7 @@ class UnknownServiceError(InvalidInputError):
 class UsageError(ExecutorError):
     """A command line that cannot be used as given (exit 2), said in one line."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
 
 class EnvironmentMissingError(ExecutorError):
