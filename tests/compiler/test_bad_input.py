@@ -42,7 +42,7 @@ HINT_PREFIX = "  hint: "
 ELLIPSIS = "…"
 SOURCE_INDENT = "    "
 COMPILE_SUMMARY = re.compile(r"^extsvc: nothing written: \d+ errors?, \d+ warnings?$")
-VALIDATE_SUMMARY = re.compile(r"^\d+ files? invalid: \d+ errors?, \d+ warnings?$")
+VALIDATE_SUMMARY = re.compile(r"^(\d+ of )?\d+ files? invalid: \d+ errors?, \d+ warnings?$")
 
 # What a previous `extsvc compile` left in OUT; a failed compile must not touch it.
 PREVIOUS_OUTPUT = {

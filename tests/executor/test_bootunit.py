@@ -122,7 +122,8 @@ def test_the_units_stop_timeout_reads_back_exactly(tmp_path: Path) -> None:
     for given, written in [
         ("20s", "20s"),
         ("1.5s", "1500ms"),
-        ("99999999999h", "359999999996400s"),
+        ("167h59m59.5s", "604799500ms"),
+        ("168h", "604800s"),  # the longest duration (format.quantities)
     ]:
         unit = _unit(str(out), "--stop-timeout", given)
         assert unit["ExecStart"].endswith(f"--stop-timeout {written}")
