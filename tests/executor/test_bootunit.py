@@ -111,9 +111,16 @@ def test_the_stop_timeout_covers_the_executors_own_bound_for_the_plan(tmp_path: 
     assert unit["TimeoutStartSec"] == unit["TimeoutStopSec"]
 
 
-def test_a_stop_timeout_systemd_cannot_hold_is_infinity(tmp_path: Path) -> None:
-    unit = _unit(str(_chain(tmp_path)), "--stop-timeout", "99999999999h")
-    assert unit["TimeoutStopSec"] == "infinity"
+def test_the_longest_stop_timeout_is_a_number_and_a_longer_one_is_refused(
+    tmp_path: Path,
+) -> None:
+    """Every duration is at most 168h (format.quantities): 99999999999h, which systemd
+    could not hold (it was written as infinity), is refused like any other input."""
+    out = str(_chain(tmp_path))
+    assert _unit(out, "--stop-timeout", "168h")["TimeoutStopSec"].isdigit()
+    refused = CliRunner().invoke(cli, ["systemd-unit", out, "--stop-timeout", "99999999999h"])
+    assert refused.exit_code == 2
+    assert "'99999999999h' is more than 168h (7 days)" in refused.output
 
 
 def test_the_units_stop_timeout_reads_back_exactly(tmp_path: Path) -> None:
