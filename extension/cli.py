@@ -20,7 +20,7 @@ from extsvc.extension.errors import ExtensionError, ManifestError
 
 root_option = click.option(
     "--root",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(readable=False, file_okay=False, path_type=Path),
     default="/",
     show_default=True,
     help="The root filesystem the extensions are laid onto.",

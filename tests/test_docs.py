@@ -38,22 +38,28 @@ def test_an_excerpt_quotes_its_golden_file(block: Block) -> None:
     assert excerpt_missing(block) == [], f"{block.where}: not in {block.argument}"
 
 
-def _options(command: str) -> set[str]:
-    """Every option ``extsvc COMMAND`` takes (run: its argparse parser, without click)."""
+def _options(words: list[str]) -> tuple[str, set[str]]:
+    """The command ``extsvc WORDS...`` names (a group's subcommand included) and every
+    option it takes (run: its argparse parser, without click)."""
     import click
 
     from extsvc.cli import cli
 
-    if command == "run":
+    if words[0] == "run":
         from extsvc.executor.cli_run import parser
 
-        return {option for action in parser()._actions for option in action.option_strings}
-    found = cli.get_command(click.Context(cli), command)
-    assert found is not None, f"no command {command!r}"
+        return "run", {option for action in parser()._actions for option in action.option_strings}
+    found = cli.get_command(click.Context(cli), words[0])
+    assert found is not None, f"no command {words[0]!r}"
+    name = words[0]
+    if isinstance(found, click.Group):
+        name = f"{words[0]} {words[1]}"
+        found = found.get_command(click.Context(found), words[1])
+        assert found is not None, f"no command {name!r}"
     options = {"-h", "--help"}
     for param in found.params:
         options.update(param.opts, param.secondary_opts)
-    return options
+    return name, options
 
 
 USAGE = [
@@ -71,6 +77,6 @@ def test_a_usage_line_names_a_command_and_options_that_exist(where: str, line: s
     the CLI does not have."""
     import re
 
-    command = line.split()[1]
-    named = set(re.findall(r"(?<![\w/~-])(--?[A-Za-z][\w-]*)", line.partition(command)[2]))
-    assert named <= _options(command), f"{where}: {line}"
+    name, options = _options(line.split()[1:3])
+    named = set(re.findall(r"(?<![\w/~-])(--?[A-Za-z][\w-]*)", line.partition(name)[2]))
+    assert named <= options, f"{where}: {line}"

@@ -87,6 +87,9 @@ COMMANDS = {
     "service ID restart": "service hello-world restart",
     "reload": "reload",
     "metrics": "metrics",
+    "extension list": "extension list --root {p}/out",
+    "extension install": "extension install {examples} --root {p}/out",
+    "extension remove": "extension remove hello --root {p}/out",
     "run": "run {p}/out --state-dir {top}/mine/state",
 }
 
