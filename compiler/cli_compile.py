@@ -65,6 +65,8 @@ def _check_rootfs_base(_ctx: click.Context, _param: click.Parameter, value: str)
     return value
 
 
+# Paths are click.Path(readable=False): a denied path is said by the dispatcher, as
+# every command says it (extsvc.cli), not by click in other words.
 @click.command("compile")
 @click.argument("sources", nargs=-1, required=True, metavar="SRC...")
 @click.option(

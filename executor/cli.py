@@ -28,6 +28,7 @@ STATE_DIR_HELP = "Executor state directory (holds the control socket)."
 DEFAULT_STATE_DIR = "/run/extsvc"
 DEFAULT_LOG_DIR = "/var/log/extsvc"
 
+# readable=False: a denied path is said as every command says it (extsvc.cli).
 state_dir_option = click.option(
     "--state-dir",
     type=click.Path(readable=False, path_type=Path),
