@@ -36,7 +36,7 @@ def test_two_demos_on_one_host_run_side_by_side_and_leave_nothing() -> None:
         [suffix] = set(re.findall(r"ext-hello-world-([0-9a-f]{6})", output))
         suffixes.add(suffix)
         assert f"Started task ext-hello-world-{suffix}" in output
-        assert "hello-world: tick 1" in output
+        assert re.search(r"^hello-world: tick \d+$", output, re.M)  # its log, via extsvc logs
         assert "nothing left behind" in output
     assert len(suffixes) == 2
     for suffix in suffixes:
