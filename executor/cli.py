@@ -16,7 +16,6 @@ from typing import Any
 
 import click
 
-from extsvc.compiler.format.exitcodes import permission_denied
 from extsvc.executor.errors import (
     EnvironmentMissingError,
     ExecutorError,
@@ -348,6 +347,8 @@ def _logged_services(directory: Path, service_id: str | None) -> list[str]:
         known = services_in(directory)
     except PermissionError as error:
         # Worded as every command words it (extsvc.cli).
+        from extsvc.compiler.format.exitcodes import permission_denied
+
         raise EnvironmentMissingError(permission_denied("extsvc logs", error)) from None
     if service_id is None:
         return known

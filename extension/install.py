@@ -80,9 +80,12 @@ def _check_root(root: Path) -> Path:
 
 @contextlib.contextmanager
 def _writing(root: Path) -> Iterator[None]:
-    """An OSError of the root (read-only, no permission, full) as a refusal to report."""
+    """An OSError of the root (read-only, full) as a refusal to report; a permission
+    denied is not a refusal but this user lacking a right, said by the dispatcher."""
     try:
         yield
+    except PermissionError:
+        raise  # no right to write there: said as every command says it (extsvc.cli), exit 3
     except OSError as error:
         where = f" {error.filename}" if error.filename else ""
         raise ExtensionError(
