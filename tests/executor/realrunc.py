@@ -232,6 +232,9 @@ def remove_traces(state_dir: Path, names: list[str]) -> None:
         for pid in cgroups.processes(path):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        # A killed process holds its cgroup until reaped (by whoever it was re-parented to).
+        with contextlib.suppress(AssertionError):
+            wait_for(lambda path=path: not cgroups.processes(path), 10, f"{path} to empty")
         cgroups.remove(path)
 
 
