@@ -931,6 +931,14 @@ def _neutral_value(path: str) -> Comparer:
     return compare
 
 
+def _item_words(item: Any) -> str:
+    """A list item as a change names it: a mount source with an owner and mode (plan.json
+    writes it as an object) reads "/var/lib/x (owner 330:330, mode 0750)"."""
+    if isinstance(item, dict) and {"path", "uid", "gid", "mode"} <= item.keys():
+        return f"{item['path']} (owner {item['uid']}:{item['gid']}, mode {item['mode']})"
+    return str(item)
+
+
 def _list_items(path: str, what: str = "") -> Comparer:
     def compare(service: str, old: Any, new: Any) -> Iterator[Change]:
         before, after = list(old or ()), list(new or ())
@@ -938,7 +946,7 @@ def _list_items(path: str, what: str = "") -> Comparer:
         removed = [item for item in before if item not in after]
         suffix = f" ({what})" if what else ""
         if added:
-            words = ", ".join(map(str, added))
+            words = ", ".join(map(_item_words, added))
             yield Change(
                 service,
                 path,
@@ -949,7 +957,7 @@ def _list_items(path: str, what: str = "") -> Comparer:
                 added,
             )
         if removed:
-            words = ", ".join(map(str, removed))
+            words = ", ".join(map(_item_words, removed))
             yield Change(
                 service, path, ChangeKind.REMOVED, Privilege.NEUTRAL, f"- {words}", removed
             )

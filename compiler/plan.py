@@ -13,8 +13,10 @@ from extsvc import __version__
 from extsvc.compiler.format.plan import (
     NETWORK_CHECKS,
     PLAN_API_VERSION,
+    MountSource,
     bundle_dir,
     creatable_mount_source,
+    mount_source_to_plan,
     policy_to_plan,
     source_basename,
 )
@@ -23,16 +25,21 @@ from extsvc.compiler.oci import rootfs_path
 from extsvc.compiler.resolve import ServiceTable, extension_dependencies, host_dependencies
 
 
-def _mount_sources(service: Service) -> list[str]:
+def _mount_sources(service: Service) -> list[str | dict[str, Any]]:
     # Talos MkdirAll(0700)s each missing mount source before start; extsvc does
     # so only below /var and /run (``creatable_mount_source``): other sources,
     # such as /dev or /etc/hosts, must exist already. "tmpfs" or "proc" are not paths.
+    # x-extsvc mountSources may give one another owner and mode.
     sources = (
         m.source
         for m in service.container.mounts
         if m.source is not None and creatable_mount_source(m.source)
     )
-    return list(dict.fromkeys(sources))
+    owned = service.extsvc.mount_sources if service.extsvc is not None else {}
+    return [
+        mount_source_to_plan(owned.get(source) or MountSource(source))
+        for source in dict.fromkeys(sources)
+    ]
 
 
 def _depends(service: Service) -> dict[str, Any]:

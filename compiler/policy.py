@@ -9,20 +9,29 @@ a block that passed both.
 
 Where each part goes: resources and capabilities are enforced by runc through
 config.json (``compiler.oci``); health, timeouts, ``optional`` and the restart
-limit are executor policy and go to plan.json (``ServicePolicy``).
+limit are executor policy and go to plan.json (``ServicePolicy``); the owner and
+mode of created mount sources go to the plan's ``mountSources``.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from extsvc.compiler.format.capabilities import ALL_CAPABILITIES, NOT_GRANTED
 from extsvc.compiler.format.diagnostics import Diagnostic, Severity, did_you_mean, short_repr
 from extsvc.compiler.format.load import FieldPath, SourceMap, value_at
-from extsvc.compiler.format.plan import HealthCheck, OnUnhealthy, RestartLimit, ServicePolicy
+from extsvc.compiler.format.plan import (
+    MOUNT_SOURCE_MODE,
+    HealthCheck,
+    MountSource,
+    OnUnhealthy,
+    RestartLimit,
+    ServicePolicy,
+    creatable_mount_source,
+)
 from extsvc.compiler.format.quantities import parse_duration, parse_size
 from extsvc.compiler.format.ranges import MAX_CPUS
 
@@ -61,6 +70,8 @@ class Block:
     policy: ServicePolicy
     resources: Resources
     capabilities: tuple[str, ...] | None  # sorted, without duplicates
+    # Owner and mode of created mount sources, by path (mountSources).
+    mount_sources: dict[str, MountSource] = field(default_factory=dict)
 
 
 def cpu_quota(cpus: float) -> int:
@@ -88,7 +99,11 @@ def check_block(tree: Any, source_map: SourceMap) -> Iterator[Diagnostic]:
     command = value_at(block, ("health", "exec"))
     if isinstance(command, list) and command and command[0] == "":
         yield at(("health", "exec", 0), "the health-check command is empty")
-    yield from _check_capabilities(value_at(block, ("capabilities",)), at)
+    yield from _check_capabilities(value_at(block, ("capabilities",)), ("capabilities",), at)
+    yield from _check_capabilities(
+        value_at(block, ("health", "capabilities")), ("health", "capabilities"), at
+    )
+    yield from _check_mount_sources(tree, value_at(block, ("mountSources",)), at)
     if tree.get("restart") == "never" and isinstance(block.get("restartLimit"), dict):
         yield at(
             ("restartLimit",),
@@ -126,14 +141,16 @@ def _check_cpus(cpus: Any, at: Callable[..., Diagnostic]) -> Iterator[Diagnostic
         yield at(path, f"cpus {cpus} is below the kernel's smallest CPU quota (0.01)")
 
 
-def _check_capabilities(names: Any, at: Callable[..., Diagnostic]) -> Iterator[Diagnostic]:
+def _check_capabilities(
+    names: Any, where: FieldPath, at: Callable[..., Diagnostic]
+) -> Iterator[Diagnostic]:
     if not isinstance(names, list):
         return
     seen: set[str] = set()
     for index, name in enumerate(names):
         if not isinstance(name, str):
             continue
-        path = ("capabilities", index)
+        path = (*where, index)
         if name not in ALL_CAPABILITIES:
             candidate = name if name.upper().startswith("CAP_") else "CAP_" + name
             yield at(
@@ -151,6 +168,42 @@ def _check_capabilities(names: Any, at: Callable[..., Diagnostic]) -> Iterator[D
         elif name in seen:
             yield at(path, f"{name} is listed twice", severity=Severity.WARNING)
         seen.add(name)
+
+
+def _check_mount_sources(
+    tree: dict[str, Any], items: Any, at: Callable[..., Diagnostic]
+) -> Iterator[Diagnostic]:
+    """Each path must be a source the executor creates for this service: the source
+    of one of its own mounts, below /var or /run (docs/executor.md)."""
+    if not isinstance(items, list):
+        return
+    mounts = value_at(tree, ("container", "mounts"))
+    sources = (
+        {m.get("source") for m in mounts if isinstance(m, dict)}
+        if isinstance(mounts, list)
+        else set()
+    )
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        path = value_at(item, ("path",))
+        if not isinstance(path, str):
+            continue
+        where = ("mountSources", index, "path")
+        if path in seen:
+            yield at(where, f"{path} is listed twice")
+        elif path not in sources:
+            yield at(
+                where,
+                f"{path} is not the source of one of this service's mounts",
+                hint="name a container.mounts source exactly as written there",
+            )
+        elif not creatable_mount_source(path):
+            yield at(
+                where,
+                f"extsvc never creates {path}: it creates missing mount sources only below "
+                "/var or /run, so an owner and mode cannot apply",
+            )
+        seen.add(path)
 
 
 def _duration(block: dict[str, Any], path: FieldPath, default: str | None = None) -> float | None:
@@ -171,7 +224,21 @@ def _health(block: dict[str, Any]) -> HealthCheck | None:
         retries=health.get("retries", HEALTH_RETRIES),
         start_period=parse_duration(health.get("startPeriod", HEALTH_START_PERIOD)),
         on_unhealthy=OnUnhealthy(health.get("onUnhealthy", OnUnhealthy.NONE.value)),
+        user=_ids(health.get("user")),
+        capabilities=None
+        if health.get("capabilities") is None
+        else tuple(sorted(set(health["capabilities"]))),
     )
+
+
+def _ids(ids: dict[str, int] | None) -> tuple[int, int] | None:
+    return None if ids is None else (ids["uid"], ids["gid"])
+
+
+def _mount_source(item: dict[str, Any]) -> MountSource:
+    uid, gid = _ids(item.get("owner")) or (0, 0)
+    mode = item.get("mode")
+    return MountSource(item["path"], uid, gid, MOUNT_SOURCE_MODE if mode is None else int(mode, 8))
 
 
 def block_from_tree(tree: dict[str, Any]) -> Block | None:
@@ -200,4 +267,5 @@ def block_from_tree(tree: dict[str, Any]) -> Block | None:
             pids=resources.get("pids"),
         ),
         capabilities=None if capabilities is None else tuple(sorted(set(capabilities))),
+        mount_sources={item["path"]: _mount_source(item) for item in block.get("mountSources", ())},
     )

@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from extsvc.compiler.format.plan import ServicePlan, creatable_mount_source
+from extsvc.compiler.format.plan import (
+    MOUNT_SOURCE_MODE,
+    MountSource,
+    ServicePlan,
+    creatable_mount_source,
+)
 from extsvc.executor import cgroups, spawn
 from extsvc.executor.errors import LaunchError
 from extsvc.executor.workspace import Workspace
@@ -104,21 +110,59 @@ def discard_bundle(workspace: Workspace, service: ServicePlan) -> None:
         cgroups.remove(cgroups_path)
 
 
-def create_mount_sources(sources: Iterable[str], state_dir: Path) -> None:
-    """Create each missing mount source (0700, as Talos), only where docs/executor.md
-    allows: below /var or /run and outside the state dir. The compiler lists no
-    other in a plan; this holds for a plan written by hand or by an older compiler."""
-    state = os.path.realpath(state_dir)
+def create_mount_sources(sources: Iterable[MountSource], state_dir: Path) -> None:
+    """Create each missing mount source (root:root 0700, as Talos), only where
+    docs/executor.md allows: below /var or /run and outside the state dir. The
+    compiler lists no other in a plan; this holds for a plan written by hand or by an
+    older compiler.
+
+    A source x-extsvc gave another owner or mode gets them whether this run created
+    it or an earlier one did (systemd-tmpfiles' ``d``): a daemon that drops root
+    needs its directory, whoever made it. Only the directory itself, never through
+    a symbolic link, and only where a missing source could have been created."""
     for source in sources:
-        if os.path.isdir(source):
-            continue
-        real = os.path.realpath(source)  # as makedirs would follow symlinks
-        if not creatable_mount_source(source) or real == state or real.startswith(state + "/"):
+        if not os.path.isdir(source.path):
+            if not _may_create(source.path, state_dir):
+                raise LaunchError(
+                    f"mount source {source.path!r} is missing, and extsvc creates missing "
+                    "mount sources only below /var or /run, outside its state directory"
+                )
+            try:
+                os.makedirs(source.path, mode=MOUNT_SOURCE_MODE, exist_ok=True)
+            except OSError as error:
+                raise LaunchError(
+                    f"cannot create mount source {source.path}: {error.strerror}"
+                ) from None
+        if source.owned:
+            _give_owner_and_mode(source, state_dir)
+
+
+def _may_create(path: str, state_dir: Path) -> bool:
+    state = os.path.realpath(state_dir)
+    real = os.path.realpath(path)  # as makedirs would follow symlinks
+    return creatable_mount_source(path) and real != state and not real.startswith(state + "/")
+
+
+def _give_owner_and_mode(source: MountSource, state_dir: Path) -> None:
+    if not _may_create(source.path, state_dir):
+        raise LaunchError(
+            f"mount source {source.path!r}: extsvc gives an owner and mode only to mount "
+            "sources below /var or /run, outside its state directory"
+        )
+    try:
+        status = os.lstat(source.path)
+        if stat.S_ISLNK(status.st_mode):
+            # chown through it would change whatever it points to (/etc, say).
             raise LaunchError(
-                f"mount source {source!r} is missing, and extsvc creates missing mount sources "
-                "only below /var or /run, outside its state directory"
+                f"mount source {source.path} is a symbolic link: extsvc gives an owner "
+                "and mode only to a directory itself"
             )
-        try:
-            os.makedirs(source, mode=0o700, exist_ok=True)
-        except OSError as error:
-            raise LaunchError(f"cannot create mount source {source}: {error.strerror}") from None
+        if (status.st_uid, status.st_gid) != (source.uid, source.gid):
+            os.chown(source.path, source.uid, source.gid, follow_symlinks=False)
+        if stat.S_IMODE(status.st_mode) != source.mode:
+            os.chmod(source.path, source.mode, follow_symlinks=False)
+    except OSError as error:
+        raise LaunchError(
+            f"cannot give mount source {source.path} owner {source.uid}:{source.gid} "
+            f"and mode {source.mode:04o}: {error.strerror}"
+        ) from None

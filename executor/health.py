@@ -22,8 +22,10 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from extsvc.compiler.format.plan import HealthCheck
+from extsvc.executor.adapt import HostFacts
 from extsvc.executor.clock import Clock
 from extsvc.executor.durations import format_duration
 from extsvc.executor.processes import last_line
@@ -33,6 +35,39 @@ from extsvc.executor.runtime import ExecResult
 MESSAGE_LIMIT = 200
 
 RunCheck = Callable[[Sequence[str], float], Awaitable[ExecResult]]
+
+
+def check_process(
+    check: HealthCheck, spec: dict[str, Any], host: HostFacts
+) -> tuple[dict[str, Any] | None, str | None]:
+    """The OCI process a check with its own ``user`` or ``capabilities`` runs as, and
+    the host adaptation that made to it (an event), if any; (None, None): the check
+    runs as the service's own process (``runc exec`` with the container's).
+
+    Everything but the user and the capabilities stays the service's process
+    (environment, cwd, noNewPrivileges): the check sees what the daemon sees. The
+    capabilities replace the service's sets, so a check may hold one the trimmed
+    service lacks (CAP_DAC_OVERRIDE to reach a socket); like the service's own, only
+    those in the executor's bounding set are granted.
+    """
+    if check.user is None and check.capabilities is None:
+        return None, None
+    process = dict(spec.get("process", {}), args=list(check.exec))
+    if check.user is not None:
+        uid, gid = check.user
+        process["user"] = {"uid": uid, "gid": gid}
+    adaptation = None
+    if check.capabilities is not None:
+        kept = [name for name in check.capabilities if name in host.bounding_capabilities]
+        dropped = [name for name in check.capabilities if name not in host.bounding_capabilities]
+        process["capabilities"] = {"bounding": kept, "effective": kept, "permitted": kept}
+        if dropped:
+            adaptation = (
+                "host adaptation: not granting the health check "
+                + ", ".join(dropped)
+                + " (not in the executor's bounding set)"
+            )
+    return process, adaptation
 
 
 class Health(Enum):

@@ -191,21 +191,36 @@ class RuncRuntime:
             reason = f": {started.last_line}" if started.last_line else ""
             raise LaunchError(f"runc start exited with code {started.returncode}{reason}")
 
-    async def exec(self, container: Container, argv: Sequence[str], timeout: float) -> ExecResult:
+    async def exec(
+        self,
+        container: Container,
+        argv: Sequence[str],
+        timeout: float,
+        process: dict[str, Any] | None = None,
+    ) -> ExecResult:
         # What `runc exec` starts has a session of its own (runc init calls setsid):
         # killing runc exec at the timeout would leave it running, re-parented inside
         # the container, one more per interval for a check that hangs. Its PID file names
         # it; runc writes that only once it started, which a loaded host can take longer
         # than the check's timeout: so at the timeout the check's process is found (the
         # PID file, watched) and killed first, then runc exec ends with it.
-        pid_file = self.workspace.bundle_dir(service_name(container.id)) / "exec.pid"
+        bundle = self.workspace.bundle_dir(service_name(container.id))
+        pid_file = bundle / "exec.pid"
         pid_file.unlink(missing_ok=True)
+        if process is None:
+            how = [container.id, *argv]
+        else:
+            # runc exec --user and --cap only add to the container's process; a whole
+            # process.json replaces it (its own user, its own capability sets).
+            process_file = bundle / "exec-process.json"
+            process_file.write_text(json.dumps(process))
+            how = ["--process", str(process_file), container.id]
 
         async def kill_the_check(runc_exec: reaper.Child) -> None:
             await _kill_when_named(pid_file, runc_exec, EXEC_PID_FILE_WAIT)
 
         done = await run_process(
-            self._runc("exec", "--pid-file", str(pid_file), container.id, *argv),
+            self._runc("exec", "--pid-file", str(pid_file), *how),
             timeout=timeout,
             before_kill=kill_the_check,
         )

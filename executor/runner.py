@@ -38,7 +38,7 @@ from extsvc.executor.clock import Clock, Moment
 from extsvc.executor.conditions import Condition, HostServiceUp
 from extsvc.executor.durations import format_duration
 from extsvc.executor.errors import LaunchError
-from extsvc.executor.health import Health, HealthMonitor
+from extsvc.executor.health import Health, HealthMonitor, check_process
 from extsvc.executor.limits import RestartBudget, short_duration
 from extsvc.executor.logfiles import run_ended, run_failed_to_start, run_started
 from extsvc.executor.logs import ServiceLog
@@ -50,6 +50,12 @@ T = TypeVar("T")
 
 # Talos re-checks its conditions once a second.
 DEFAULT_CHECK_INTERVAL = 1.0
+# A `restart: always` task that exits 0 sooner than this after its start did not run
+# as a service: its entrypoint is almost surely a daemon that forked into the
+# background (the init's exit ends the container, the daemon with it). A service that
+# means to stay up and really ran ends later than this; a one-shot says `never` or
+# `untilSuccess`, where an early exit 0 is what it should do.
+EXITED_AT_ONCE = 1.0
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,8 @@ class RunOutcome:
     stopped: bool = False
     # Ended by us because its health check failed (x-extsvc onUnhealthy: restart).
     unhealthy: bool = False
+    # Seconds from "Started task" to the exit; None when it never started.
+    ran_for: float | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -299,6 +307,7 @@ class ServiceRunner:
                 self._transition(ServiceState.FINISHED, "Service stopped")
                 return
             report = self._describe_outcome(outcome)
+            forked = self._exited_at_once(outcome)
             exit_code = outcome.exit_code if outcome.error is None else None
             # An unhealthy restart was asked for explicitly: whatever the exit policy says.
             restarts = outcome.unhealthy or self.service.restart.restarts_after(exit_code)
@@ -325,10 +334,12 @@ class ServiceRunner:
                 RestartPolicy.NEVER: "(unhealthy)",
             }[self.service.restart]
             # Running/Preparing -> Waiting: the policy restarts it after the interval.
+            # A task that exits 0 at once loops as surely as a failing one: its
+            # repeats fold the same way.
             self._transition(
                 ServiceState.WAITING,
                 f"{report}; restarting {how} in {format_duration(delay)}",
-                failure=not outcome.succeeded,
+                failure=not outcome.succeeded or forked,
             )
             began = self.clock.monotonic()
             # A task that could not even start would fail to be created ahead as well.
@@ -356,10 +367,27 @@ class ServiceRunner:
         last_log = f' (last log "{last}")' if last else ""
         if outcome.error is not None:
             return f'Failed to start task "{self.id}": {runc_cause(outcome.error)}{last_log}'
+        if self._exited_at_once(outcome):
+            return (
+                f'Task "{self.id}" finished: exit code 0; the entrypoint exited 0 at once '
+                f"(within {format_duration(EXITED_AT_ONCE)} of its start): "
+                "a daemon that forks needs its foreground flag"
+            )
         if outcome.exit_code == 0:
             return f'Task "{self.id}" finished: exit code 0'
         code = "unknown" if outcome.exit_code is None else str(outcome.exit_code)
         return f'task "{self.id}" failed: exit code {code}{last_log}'
+
+    def _exited_at_once(self, outcome: RunOutcome) -> bool:
+        """A `restart: always` task's exit 0 within EXITED_AT_ONCE of its start."""
+        return (
+            self.service.restart is RestartPolicy.ALWAYS
+            and outcome.succeeded
+            and not outcome.stopped
+            and not outcome.unhealthy
+            and outcome.ran_for is not None
+            and outcome.ran_for < EXITED_AT_ONCE
+        )
 
     async def _wait_for_conditions(self) -> tuple[ServiceState, str] | None:
         """Re-evaluate on a service state change, and each second for host conditions.
@@ -511,8 +539,10 @@ class ServiceRunner:
                 ServiceState.RUNNING,
                 f"Started task {self.id} (PID {container.pid}) for container {self.id}",
             )
-            self._start_health_checks(container)
+            started_at = self.clock.monotonic()
+            self._start_health_checks(container, spec)
             result = await self._until_stop(container.wait(), also=self._unhealthy)
+            ran_for = self.clock.monotonic() - started_at
             await self._stop_health_checks()
             ended_by_us = isinstance(result, _Stopped)
             stopped = ended_by_us and self._stop_requested.is_set()
@@ -521,20 +551,27 @@ class ServiceRunner:
             self.last_exit_code = exit_code
             self.last_succeeded = exit_code == 0 and not ended_by_us
             self.log.mark(run_ended(exit_code, stopped))
-            return RunOutcome(exit_code=exit_code, stopped=stopped, unhealthy=unhealthy)
+            return RunOutcome(
+                exit_code=exit_code, stopped=stopped, unhealthy=unhealthy, ran_for=ran_for
+            )
         finally:
             await self._stop_health_checks()
             self.container = None
             await self._cleanup()
 
-    def _start_health_checks(self, container: Container) -> None:
+    def _start_health_checks(self, container: Container, spec: dict[str, Any]) -> None:
         self._unhealthy = asyncio.Event()
         check = self.service.policy.health
         if check is None:
             return
+        process, adaptation = check_process(check, spec, self.host)
+        if adaptation is not None and adaptation not in self.adaptations:
+            # Once per executor start, as the service's own adaptations.
+            self.adaptations.append(adaptation)
+            self._transition(ServiceState.RUNNING, adaptation)
 
         def run_check(argv: Sequence[str], timeout: float) -> Awaitable[ExecResult]:
-            return self.runtime.exec(container, argv, timeout)
+            return self.runtime.exec(container, argv, timeout, process)
 
         self.health_monitor = HealthMonitor(check, run_check, self.clock, self._health_changed)
         self.health_monitor.start()

@@ -64,8 +64,17 @@ class ContainerRuntime(Protocol):
         """Let the created container's process run; raises LaunchError with the reason."""
         ...
 
-    async def exec(self, container: Container, argv: Sequence[str], timeout: float) -> ExecResult:
-        """Run ``argv`` inside the running container (a health check); killed at ``timeout``."""
+    async def exec(
+        self,
+        container: Container,
+        argv: Sequence[str],
+        timeout: float,
+        process: dict[str, Any] | None = None,
+    ) -> ExecResult:
+        """Run ``argv`` inside the running container (a health check); killed at ``timeout``.
+
+        ``process``: the OCI process to run it as (``argv`` is its ``args``), when the
+        check has a user or capabilities of its own; None: the container's own."""
         ...
 
     async def cleanup(self, service: ServicePlan) -> None:

@@ -175,7 +175,13 @@ class SimulatedRuntime:
             raise LaunchError(container.run.start_error)
         container.begin()
 
-    async def exec(self, container: Any, argv: Sequence[str], timeout: float) -> ExecResult:
+    async def exec(
+        self,
+        container: Any,
+        argv: Sequence[str],
+        timeout: float,
+        process: dict[str, Any] | None = None,
+    ) -> ExecResult:
         return ExecResult(0, "")  # health checks pass: FACTS say how runs end, not health
 
     async def cleanup(self, service: ServicePlan) -> None:

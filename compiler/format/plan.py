@@ -130,6 +130,29 @@ class HealthCheck:
     retries: int  # consecutive failures before the service is unhealthy
     start_period: float  # failures this soon after start do not count
     on_unhealthy: OnUnhealthy
+    # The check's own user (uid, gid) and capabilities; None: the service's.
+    user: tuple[int, int] | None = None
+    capabilities: tuple[str, ...] | None = None
+
+
+# Talos's MkdirAll mode for a missing mount source, and its owner (the executor's).
+MOUNT_SOURCE_MODE = 0o700
+
+
+@dataclass(frozen=True)
+class MountSource:
+    """A mount source the executor creates when missing (x-extsvc ``mountSources``
+    may say its owner and mode; the defaults are Talos's)."""
+
+    path: str
+    uid: int = 0
+    gid: int = 0
+    mode: int = MOUNT_SOURCE_MODE
+
+    @property
+    def owned(self) -> bool:
+        """True when x-extsvc said something other than Talos's root:root 0700."""
+        return (self.uid, self.gid, self.mode) != (0, 0, MOUNT_SOURCE_MODE)
 
 
 @dataclass(frozen=True)
@@ -174,7 +197,7 @@ class ServicePlan:
     log_to_console: bool
     level: int
     depends: Dependencies
-    mount_sources: tuple[str, ...]
+    mount_sources: tuple[MountSource, ...]
     # The compiled config.json, parsed; never modified (adaptation works on a copy).
     spec: dict[str, Any] = field(compare=False, hash=False, repr=False)
     policy: ServicePolicy = ServicePolicy()
@@ -258,7 +281,7 @@ def _load_service(plan_path: Path, service_id: str, entry: dict[str, Any]) -> Se
             configuration=depends["configuration"],
             environment_file=depends.get("environmentFile"),
         ),
-        mount_sources=tuple(entry["mountSources"]),
+        mount_sources=tuple(mount_source_from_plan(item) for item in entry["mountSources"]),
         spec=spec,
         policy=policy_from_plan(entry.get("policy", {})),
     )
@@ -278,6 +301,8 @@ def policy_from_plan(raw: dict[str, Any]) -> ServicePolicy:
             retries=health["retries"],
             start_period=health["startPeriod"],
             on_unhealthy=OnUnhealthy(health["onUnhealthy"]),
+            user=None if "user" not in health else (health["user"]["uid"], health["user"]["gid"]),
+            capabilities=None if "capabilities" not in health else tuple(health["capabilities"]),
         ),
         start_timeout=raw.get("startTimeout"),
         optional=raw.get("optional", False),
@@ -299,6 +324,10 @@ def policy_to_plan(policy: ServicePolicy) -> dict[str, Any]:
             "startPeriod": health.start_period,
             "onUnhealthy": health.on_unhealthy.value,
         }
+        if health.user is not None:
+            raw["health"]["user"] = {"uid": health.user[0], "gid": health.user[1]}
+        if health.capabilities is not None:
+            raw["health"]["capabilities"] = list(health.capabilities)
     if policy.start_timeout is not None:
         raw["startTimeout"] = policy.start_timeout
     if policy.optional:
@@ -311,6 +340,22 @@ def policy_to_plan(policy: ServicePolicy) -> dict[str, Any]:
             "window": policy.restart_limit.window,
         }
     return raw
+
+
+def mount_source_from_plan(item: str | dict[str, Any]) -> MountSource:
+    """A plan's ``mountSources`` item: a path (Talos's root:root 0700), or an object
+    with the owner and mode x-extsvc gave (the mode as octal digits)."""
+    if isinstance(item, str):
+        return MountSource(item)
+    return MountSource(item["path"], item["uid"], item["gid"], int(item["mode"], 8))
+
+
+def mount_source_to_plan(source: MountSource) -> str | dict[str, Any]:
+    """A path alone unless x-extsvc changed owner or mode: without the block the plan
+    is Talos's, byte for byte."""
+    if not source.owned:
+        return source.path
+    return {"path": source.path, "uid": source.uid, "gid": source.gid, "mode": f"{source.mode:04o}"}
 
 
 def _check_consistency(

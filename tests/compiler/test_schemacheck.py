@@ -955,7 +955,7 @@ SHIPPED_SCHEMAS = sorted((REPO / "compiler" / "format" / "schemas").glob("*.json
 ]
 # Supported although no shipped schema uses them yet: what the next schemas of ours are
 # expected to need (issue #6 keeps them). Anything else unused is trimmed.
-KEPT_ON_PURPOSE = {"maxItems", "maxLength", "uniqueItems", "oneOf", "if", "exclusiveMaximum"}
+KEPT_ON_PURPOSE = {"maxItems", "maxLength", "uniqueItems", "if", "exclusiveMaximum"}
 
 
 def _reachable_schemas() -> Iterator[Json]:

@@ -132,6 +132,8 @@ class FakeRuntime:
     # hangs until the timeout kills it. Tests change it to make a service (un)healthy.
     health: dict[str, ExecResult | None] = field(default_factory=dict)
     execs: list[tuple[str, tuple[str, ...], float]] = field(default_factory=list)
+    # The process each exec ran as (None: the container's own).
+    exec_processes: list[dict[str, Any] | None] = field(default_factory=list)
     _next_pid: int = 100
 
     def launched(self, service_id: str) -> int:
@@ -185,8 +187,15 @@ class FakeRuntime:
 
             self.pending.add(asyncio.ensure_future(exit_later()))
 
-    async def exec(self, container: Any, argv: Sequence[str], timeout: float) -> ExecResult:
+    async def exec(
+        self,
+        container: Any,
+        argv: Sequence[str],
+        timeout: float,
+        process: dict[str, Any] | None = None,
+    ) -> ExecResult:
         self.execs.append((container.id, tuple(argv), self.clock.time))
+        self.exec_processes.append(process)
         result = self.health.get(container.id, ExecResult(0, ""))
         if result is None:
             await self.clock.sleep(timeout)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from dataclasses import replace
 from pathlib import Path
 
 from extsvc.compiler.format.capabilities import LINUX_CAPABILITIES
@@ -14,7 +15,7 @@ from extsvc.executor.adapt import HostFacts, adapt_spec
 from extsvc.executor.health import Health
 from extsvc.executor.render import service_detail
 from extsvc.executor.runtime import ExecResult
-from extsvc.executor.states import ServiceState
+from extsvc.executor.states import ServiceState, folded
 from tests.executor.fakes import Script, make_service, settle
 from tests.executor.test_supervisor_policy import World, run
 
@@ -323,3 +324,105 @@ def test_host_adaptation_only_removes_from_a_narrowed_capability_list() -> None:
     assert "CAP_SYS_ADMIN" not in adapted["process"]["capabilities"]["bounding"]
     # The compiled spec is left as Talos asks for it.
     assert spec["process"]["capabilities"]["effective"] == ["CAP_NET_ADMIN", "CAP_SYS_RESOURCE"]
+
+
+# ----- what real daemons need (issue 17 item 7)
+
+FORKED = "the entrypoint exited 0 at once (within 1s of its start): a daemon that forks"
+
+
+def test_an_always_task_exiting_0_at_once_is_said_to_have_forked(tmp_path: Path) -> None:
+    @run
+    async def scenario() -> None:
+        # A daemon without its foreground flag: the init forks it and exits 0 at once.
+        world = World(tmp_path, make_service("a"), scripts={"ext-a": [Script(0, duration=0.2)]})
+        world.supervisor.start_all()
+        await settle()
+        await world.clock.advance(0.2)
+        assert world.messages("ext-a")[-1] == (
+            f'Task "ext-a" finished: exit code 0; {FORKED} needs its foreground flag; '
+            "restarting forever in 5s"
+        )
+        # It loops every 5 s (runs end at 0.2, 5.4, 10.6, 15.8 s): one event, folded.
+        await world.clock.advance(20)
+        events = world.supervisor.runners["ext-a"].events
+        texts = [e.text for e in events if FORKED in e.message]
+        assert len(texts) == 1 and texts[0].endswith(folded("", 4))
+        await world.supervisor.shutdown()
+
+    scenario()
+
+
+def test_an_exit_0_after_a_second_or_of_a_one_shot_is_not_a_fork(tmp_path: Path) -> None:
+    @run
+    async def scenario() -> None:
+        world = World(
+            tmp_path,
+            make_service("ran"),
+            make_service("once", "untilSuccess"),
+            scripts={"ext-ran": [Script(0, duration=1.0)], "ext-once": [Script(0)]},
+        )
+        world.supervisor.start_all()
+        await settle()
+        await world.clock.advance(1.0)
+        assert world.messages("ext-ran")[-1] == (
+            'Task "ext-ran" finished: exit code 0; restarting forever in 5s'
+        )
+        assert world.messages("ext-once")[-1] == "Service finished successfully"
+        assert not [
+            m for m in world.messages("ext-ran") + world.messages("ext-once") if FORKED in m
+        ]
+        await world.supervisor.shutdown()
+
+    scenario()
+
+
+SPEC = {
+    "process": {
+        "args": ["/usr/sbin/chronyd", "-d"],
+        "env": ["PATH=/bin"],
+        "user": {"uid": 0, "gid": 0},
+        "capabilities": {k: ["CAP_SETUID"] for k in ("bounding", "effective", "permitted")},
+        "noNewPrivileges": True,
+    }
+}
+
+
+def test_a_check_with_its_own_user_and_capabilities_runs_as_its_own_process(
+    tmp_path: Path,
+) -> None:
+    @run
+    async def scenario() -> None:
+        check = replace(
+            health(), user=(330, 331), capabilities=("CAP_DAC_OVERRIDE", "CAP_SYS_BOOT")
+        )
+        plain = make_service("plain", spec=SPEC, policy=ServicePolicy(health=health()))
+        own = make_service("own", spec=SPEC, policy=ServicePolicy(health=check))
+        host = HostFacts(frozenset(LINUX_CAPABILITIES) - {"CAP_SYS_BOOT"}, can_lower_oom_score=True)
+        world = World(tmp_path, plain, own, host=host)
+        world.supervisor.start_all()
+        await settle()
+        by_service = dict(
+            zip([s for s, _, _ in world.runtime.execs], world.runtime.exec_processes, strict=True)
+        )
+        # Without user or capabilities: runc exec with the container's own process.
+        assert by_service["ext-plain"] is None
+        granted = ["CAP_DAC_OVERRIDE"]
+        assert by_service["ext-own"] == {
+            "args": ["/bin/check"],
+            "env": ["PATH=/bin"],
+            "user": {"uid": 330, "gid": 331},
+            "capabilities": {"bounding": granted, "effective": granted, "permitted": granted},
+            "noNewPrivileges": True,
+        }
+        # What the host cannot grant is said once, as for the service's own capabilities.
+        assert (
+            world.messages("ext-own").count(
+                "host adaptation: not granting the health check CAP_SYS_BOOT "
+                "(not in the executor's bounding set)"
+            )
+            == 1
+        )
+        await world.supervisor.shutdown()
+
+    scenario()

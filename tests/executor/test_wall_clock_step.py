@@ -56,10 +56,16 @@ class SteppingRuntime(FakeRuntime):
             self.clock.step_wall(self.step)
         return await super().create(service, spec, on_output)
 
-    async def exec(self, container: Any, argv: Sequence[str], timeout: float) -> ExecResult:
+    async def exec(
+        self,
+        container: Any,
+        argv: Sequence[str],
+        timeout: float,
+        process: dict[str, Any] | None = None,
+    ) -> ExecResult:
         if len(self.execs) == self.step_in_check:
             self.clock.step_wall(self.step)
-        return await super().exec(container, argv, timeout)
+        return await super().exec(container, argv, timeout, process)
 
 
 def stepping_world(tmp_path: Path, step: float, *services: Any, **kw: Any) -> World:
