@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: all install system-deps metrics-deps test lint golden bench bench-peers demo clean fuzz
+.PHONY: all install system-deps metrics-deps test lint golden bench bench-peers demo demo-real clean fuzz
 
 all: test
 
@@ -75,6 +75,11 @@ bench-peers: install
 
 demo: install
 	$(BIN)/python examples/demo.py
+
+# A real daemon: chrony's extension image built from Debian's packages (apt-get download,
+# cached in ~/.cache/extsvc/debs), installed, compiled and run (examples/chrony/).
+demo-real: install
+	$(BIN)/python examples/chrony/demo.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache out demo-out
