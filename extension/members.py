@@ -14,8 +14,9 @@ anything on disk. That is what keeps a hostile image inside the staging director
 
 On top, Talos's own rules on an extension's rootfs (``validateContents`` in
 ``pkg/machinery/extensions``): no special files (devices, FIFOs, sockets), nothing
-world-writable, and every non-directory under one of the allowed path prefixes. extsvc
-also refuses setuid and setgid files, which Talos does not check.
+world-writable (a sticky directory, a container's /tmp, excepted), and every
+non-directory under one of the allowed path prefixes. extsvc also refuses setuid and
+setgid files, which Talos does not check.
 
 OCI image-spec layer rules: ``.wh.NAME`` removes NAME of the layers below, an opaque
 ``.wh..wh..opq`` empties its directory of what the layers below put there; other
@@ -342,7 +343,8 @@ class Planner:
         where = rootfs_path(path)
         if member.kind is Kind.SPECIAL:
             raise MemberError(f"{where}: special files are not allowed ({member.special})")
-        if member.kind is not Kind.SYMLINK and member.mode & 0o002:
+        sticky_directory = member.kind is Kind.DIR and member.mode & 0o1000
+        if member.kind is not Kind.SYMLINK and member.mode & 0o002 and not sticky_directory:
             raise MemberError(
                 f"{where}: world-writable files are not allowed (mode {member.mode:o})"
             )

@@ -145,11 +145,22 @@ def test_setuid_and_setgid_files(world: dict[str, Path], mode: int, what: str) -
         ("rootfs/etc/passwd", 0o644, "/etc/passwd: path is not allowed in extensions"),
         ("rootfs/usr/localx/tool", 0o644, "/usr/localx/tool: path is not allowed"),
         ("rootfs/usr/local/open", 0o666, "world-writable files are not allowed (mode 666)"),
+        ("rootfs/usr/local/open-dir/", 0o777, "world-writable files are not allowed (mode 777)"),
         ("etc/passwd", 0o644, "unexpected 'etc' at the top of the image"),
     ],
 )
 def test_talos_rootfs_rules(world: dict[str, Path], name: str, mode: int, message: str) -> None:
-    refused(world, [base_layer(), crafted(member(name, b"x", mode=mode))], message)
+    made = directory(name, mode) if name.endswith("/") else member(name, b"x", mode=mode)
+    refused(world, [base_layer(), crafted(made)], message)
+
+
+def test_a_sticky_world_writable_directory_is_a_containers_tmp(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    layer = crafted(directory("rootfs/usr/local/lib/containers/x/tmp", 0o1777))
+    install([str(imagebuild.write_layout(tmp_path / "layout", [base_layer(), layer]))], root)
+    mode = (root / "usr/local/lib/containers/x/tmp").stat().st_mode
+    assert mode & 0o7777 == 0o1777
 
 
 def test_a_decompression_bomb(world: dict[str, Path]) -> None:
