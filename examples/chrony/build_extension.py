@@ -113,13 +113,35 @@ def elf_needs(path: Path) -> tuple[str | None, list[str]]:
 # ----- Debian packages
 
 
+def candidates(packages: list[str]) -> dict[str, str]:
+    """package -> the version apt-get download would fetch now (apt's own lists, no
+    network): a cache holding an older point release is not used for it."""
+    result = subprocess.run(
+        ["apt-cache", "policy", *packages], capture_output=True, text=True, check=False
+    )
+    versions: dict[str, str] = {}
+    package = None
+    for line in result.stdout.splitlines():
+        if not line.startswith(" "):
+            package = line.rstrip(":")
+        elif line.strip().startswith("Candidate:") and package is not None:
+            versions[package] = line.split(":", 1)[1].strip()
+    return versions
+
+
 def download(packages: Iterable[str], cache: Path) -> dict[str, Path]:
     """package -> its .deb in ``cache``, fetched with apt-get download when missing."""
     cache.mkdir(parents=True, exist_ok=True)
+    packages = list(packages)
+    if not packages:
+        return {}
+    versions = candidates(packages)
     found: dict[str, Path] = {}
     missing = []
     for package in packages:
-        debs = sorted(cache.glob(f"{package}_*.deb"))
+        # apt-get download's file name: the epoch's ":" written "%3a".
+        version = versions.get(package, "*").replace(":", "%3a")
+        debs = sorted(cache.glob(f"{package}_{version}_*.deb"))
         if debs:
             found[package] = debs[-1]
         else:
@@ -140,7 +162,8 @@ def download(packages: Iterable[str], cache: Path) -> dict[str, Path]:
                 "(run `apt-get update` first; Debian's mirror must be reachable)"
             )
         for package in missing:
-            debs = sorted(cache.glob(f"{package}_*.deb"))
+            version = versions.get(package, "*").replace(":", "%3a")
+            debs = sorted(cache.glob(f"{package}_{version}_*.deb"))
             if not debs:
                 raise BuildError(f"apt-get download {package} wrote no .deb into {cache}")
             found[package] = debs[-1]
