@@ -41,6 +41,18 @@ def machine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[nspawn.Machine
         yield booted
 
 
+@pytest.fixture(scope="module")
+def machine_254(tmp_path_factory: pytest.TempPathFactory) -> Iterator[nspawn.Machine]:
+    """Another machine, its packages from bookworm-backports (systemd 254), so its unit
+    is the one a systemd >= 253 gets. Only for the checks that differ there."""
+    reason = nspawn.missing()
+    if reason is not None:
+        cannot_run(reason, "the systemd rig")
+    workdir = tmp_path_factory.mktemp("systemd-rig-254")
+    with nspawn.boot(workdir, SERVICES, UNIT_OPTIONS, release=nspawn.BACKPORTS) as booted:
+        yield booted
+
+
 @pytest.fixture
 def extsvc_active(machine: nspawn.Machine) -> nspawn.Machine:
     """The machine with the unit active and every service of SERVICES Running."""

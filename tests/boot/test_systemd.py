@@ -3,7 +3,9 @@
 
 The machine boots once for all of tests/boot (conftest.py); these checks run in this
 order and each leaves the unit running, except the last, which stops it (the
-``extsvc_active`` fixture starts it again for whatever runs after).
+``extsvc_active`` fixture starts it again for whatever runs after). One check boots a
+second machine with systemd 254 from bookworm-backports (``machine_254``): the unit it
+gets reloads with Type=notify-reload.
 """
 
 from __future__ import annotations
@@ -57,9 +59,34 @@ def test_services_reach_running_at_boot(machine: Machine) -> None:
 
 def test_reload_returns_once_the_change_is_applied(extsvc_active: Machine) -> None:
     """`systemctl reload` after recompiling: when it returns, the executor runs the new
-    plan (a bare `kill -HUP` returned before, 3 times in 11). beta takes 2 s to stop
-    (SLOW_STOP), so a reload that did not wait is seen still stopping it."""
-    machine = extsvc_active
+    plan (a bare `kill -HUP` returned before, 3 times in 11). Here systemd 252 runs
+    ExecReload=extsvc reload."""
+    assert "ExecReload" in extsvc_active.read(f"/etc/systemd/system/{UNIT}")
+    reload_returns_once_applied(extsvc_active)
+    journal = extsvc_active.journal("-u", UNIT, "-o", "cat")
+    assert "Reloaded" in journal
+
+
+def test_systemd_254_reloads_with_notify_reload_and_waits(machine_254: Machine) -> None:
+    """On systemd >= 253 the unit (its version read by `extsvc systemd-unit` from
+    `systemctl --version`) is Type=notify-reload: systemd sends SIGHUP and waits for the
+    executor's RELOADING=1 ... READY=1."""
+    machine = machine_254
+    assert machine.run("systemctl", "--version").stdout.startswith("systemd 254")
+    unit = machine.read(f"/etc/systemd/system/{UNIT}")
+    assert "Type=notify-reload" in unit.splitlines()
+    assert "ExecReload" not in unit
+    machine.wait_for(
+        lambda: all(s["state"] == "Running" for s in machine.services().values()),
+        90,
+        "every service Running after the boot",
+    )
+    reload_returns_once_applied(machine)
+
+
+def reload_returns_once_applied(machine: Machine) -> None:
+    """beta takes 2 s to stop (SLOW_BETA), so a reload that did not wait is seen still
+    stopping it."""
     old_beta = machine.runc_states()["ext-beta"]["pid"]
     machine.add_service("gamma", shell_service("gamma", f"echo started gamma; {IDLE}"))
     machine.add_service("beta", shell_service(
@@ -82,8 +109,6 @@ def test_reload_returns_once_the_change_is_applied(extsvc_active: Machine) -> No
     assert starts(machine, "beta") == beta_runs + 1
     assert "version 2" in machine.extsvc("logs", "beta", "--log-dir", str(LOG_DIR)).stdout
     assert machine.show("ActiveState") == "active"
-    journal = machine.journal("-u", UNIT, "-o", "cat")
-    assert "Reloaded" in journal
 
 
 def test_a_frozen_executor_is_killed_by_the_watchdog_and_recovers_each_service_once(

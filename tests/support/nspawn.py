@@ -32,6 +32,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -116,34 +117,50 @@ def host_mirror() -> str:
     return DEFAULT_MIRROR
 
 
-def image_key(mirror: str) -> str:
-    return _digest({"suite": SUITE, "mirror": mirror, "packages": sorted(PACKAGES)})
+# Where systemd comes from: Debian 12's own (252), or bookworm-backports (254), for the
+# unit a systemd >= 253 gets (Type=notify-reload).
+STABLE = "bookworm"
+BACKPORTS = "bookworm-backports"
 
 
-def image(cache: Path = CACHE_DIR, log: Callable[[str], None] = print) -> Path:
+def image_key(mirror: str, release: str = STABLE) -> str:
+    return _digest(
+        {"suite": SUITE, "release": release, "mirror": mirror, "packages": sorted(PACKAGES)}
+    )
+
+
+def image(
+    cache: Path = CACHE_DIR, log: Callable[[str], None] = print, release: str = STABLE
+) -> Path:
     """The machine's image: a directory tree with extsvc's dependencies installed in
     VENV, built once per package list and dependency list (under a lock: concurrent
     test runs share it) and kept in ``cache`` between runs. Two layers: the Debian base
-    (mmdebstrap, a tarball, about 40 s) and the tree with the venv (about 30 s). It is
-    only ever read: each machine runs on an overlay of it (``boot``)."""
+    (mmdebstrap, a tarball, 40 s to 3 min) and the tree with the venv (about 30 s). It
+    is only ever read: each machine runs on an overlay of it (``boot``). ``release``
+    BACKPORTS takes every package backports has (systemd 254) from there."""
     mirror = host_mirror()
     cache.mkdir(parents=True, exist_ok=True)
-    base = cache / f"image-{image_key(mirror)}.tar"
-    tree = cache / f"image-{image_key(mirror)}-venv-{_digest(dependencies())}"
+    prefix = f"image-{release}-"
+    base = cache / f"{prefix}{image_key(mirror, release)}.tar"
+    tree = cache / f"{prefix}{image_key(mirror, release)}-venv-{_digest(dependencies())}"
     with (cache / "lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if tree.is_dir():
             return tree
         if not base.exists():
-            log(f"building {base} with mmdebstrap (once; about a minute)")
+            log(f"building {base} with mmdebstrap (once; a few minutes)")
+            sources = [mirror]
+            if release != STABLE:
+                sources = [f"deb {mirror} {SUITE} main", f"deb {mirror} {release} main"]
             command = [
                 "mmdebstrap", "--variant=minbase", "--format=tar", "--quiet",
-                f"--include={','.join(PACKAGES)}", SUITE, "{partial}", mirror,
+                f"--aptopt=APT::Default-Release \"{release}\"",
+                f"--include={','.join(PACKAGES)}", SUITE, "{partial}", *sources,
             ]  # fmt: skip
             _build(base, lambda partial: _run([s.format(partial=partial) for s in command]))
         log(f"building {tree}: the base with extsvc's dependencies in {VENV}")
         _build(tree, lambda partial: _venv_layer(base, partial))
-        _prune(cache, keep={base, tree})
+        _prune(cache, prefix, keep={base, tree})
         return tree
 
 
@@ -202,10 +219,12 @@ def _quoted() -> list[str]:
     return [shlex.quote(requirement) for requirement in dependencies()]
 
 
-def _prune(cache: Path, keep: set[Path]) -> None:
-    """Older images go (a changed package or dependency list makes new ones)."""
-    for stale in cache.glob("image-*"):
-        if stale not in keep:
+def _prune(cache: Path, prefix: str, keep: set[Path]) -> None:
+    """Older images of the same release go (a changed package or dependency list makes
+    new ones); another release's ("image-bookworm-backports-...") stay."""
+    ours = re.compile(re.escape(prefix) + r"[0-9a-f]{16}(\.tar|-venv-[0-9a-f]{16})")
+    for stale in cache.iterdir():
+        if ours.fullmatch(stale.name) and stale not in keep:
             _remove(stale)
 
 
@@ -361,16 +380,23 @@ class Machine:
         target.write_text(text)
 
     def wait_for(self, check: Callable[[], Any], timeout: float, what: str) -> Any:
-        """Until ``check()`` is truthy (its value) or ``timeout``; a failure says ``what``
-        and shows the unit's status and journal."""
+        """Until ``check()`` is truthy (its value) or ``timeout``; a failure says ``what``,
+        what the check last raised, `extsvc service` and the unit's status and journal."""
         deadline = time.monotonic() + timeout
+        last: object = None
         while True:
-            with contextlib.suppress(AssertionError, ValueError, KeyError):
+            try:
                 value = check()
                 if value:
                     return value
+            except (AssertionError, ValueError, KeyError) as error:
+                last = error
             if time.monotonic() > deadline:
-                raise AssertionError(f"waited {timeout:g}s for {what}\n{self.diagnosis()}")
+                shown = self.extsvc("service", "--state-dir", str(STATE_DIR), check=False)
+                raise AssertionError(
+                    f"waited {timeout:g}s for {what} (last raised: {last!r})\n"
+                    f"--- extsvc service\n{shown.stdout}{shown.stderr}\n{self.diagnosis()}"
+                )
             time.sleep(0.25)
 
     def diagnosis(self) -> str:
@@ -449,13 +475,15 @@ def boot(
     services: dict[str, str],
     unit_options: tuple[str, ...] = (),
     log: Callable[[str], None] = print,
+    release: str = STABLE,
 ) -> Iterator[Machine]:
     """A machine booted with ``services`` (name -> YAML) compiled into OUT and the unit
-    `extsvc systemd-unit OUT *unit_options` enabled; closed (everything removed) after."""
+    `extsvc systemd-unit OUT *unit_options` enabled; closed (everything removed) after.
+    ``release``: where its packages (systemd) come from, STABLE or BACKPORTS."""
     reason = missing()
     if reason is not None:
         raise RigError(reason)
-    tree = image(log=log)
+    tree = image(log=log, release=release)
     wheel = extsvc_wheel(workdir / "wheel")
     name = f"extsvc-rig-{uuid.uuid4().hex[:8]}"
     home = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=workdir))
