@@ -109,7 +109,9 @@ def service_families(runners: Iterable[ServiceRunner], live: bool) -> list[Famil
         Kind.GAUGE,
         "1 for the current health-check status (services with an x-extsvc health check).",
     )
-    runs = Family("extsvc_service_runs", Kind.COUNTER, "Runs begun (container starts tried).")
+    runs = Family(
+        "extsvc_service_runs", Kind.COUNTER, "Runs begun: every start, failed starts included."
+    )
     restarts = Family(
         "extsvc_service_restarts", Kind.COUNTER, "Runs begun after the first (failed starts too)."
     )
