@@ -21,7 +21,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from extsvc.compiler.format.plan import Plan
 from extsvc.executor import reaper, recovery, signals, startup
@@ -31,6 +31,7 @@ from extsvc.executor.durations import format_duration
 from extsvc.executor.errors import PlanError
 from extsvc.executor.logs import make_console
 from extsvc.executor.loopstats import LoopStats
+from extsvc.executor.metrics import SinkDrops
 from extsvc.executor.metricsserve import MetricsFile, MetricsHttpServer, MetricsSource
 from extsvc.executor.notify import Notifier
 from extsvc.executor.options import DaemonOptions
@@ -182,9 +183,10 @@ async def _run(
                 reporter.notice(f"cleaned up after a previous executor: {item}")
         recovery.record_cgroup_parents(plan, workspace)
 
-        # A console nobody reads drops its lines (counted, one notice), never blocks.
-        console = make_console(options.console, on_dropped=reporter.notice)
         metrics = Metrics(options, plan, reporter)
+        # A console nobody reads drops its lines (counted, one notice), never blocks.
+        console = make_console(options.console, on_dropped=metrics.observing_notice)
+        metrics.sinks[options.console.value] = console
         counters = metrics.counters
 
         def note_loop_lag(late: float) -> None:
@@ -325,6 +327,11 @@ async def _run(
         begun.lock.release()
 
 
+class DropCounting(Protocol):
+    @property
+    def dropped_total(self) -> int: ...
+
+
 class Metrics:
     """The daemon's metrics and where they go (executor.metricsserve): the control
     socket always, the file and the HTTP endpoint when asked for."""
@@ -339,10 +346,16 @@ class Metrics:
         self.source: MetricsSource | None = None
         self._file: MetricsFile | None = None
         self._http: MetricsHttpServer | None = None
+        # The shared sinks whose drops are counted, by name (console: stdout or kmsg).
+        self.sinks: dict[str, DropCounting] = {}
 
     def serve(self, supervisor: Supervisor) -> None:
         self.counters.plan_digest = supervisor.plan_digest or ""
-        self.source = MetricsSource(self.counters, lambda: list(supervisor.runners.values()))
+        self.source = MetricsSource(
+            self.counters,
+            lambda: list(supervisor.runners.values()),
+            lambda: [SinkDrops(name, sink.dropped_total) for name, sink in self.sinks.items()],
+        )
         if self._options.metrics_file is not None:
             self._file = MetricsFile(self._options.metrics_file, self.source, self._reporter.notice)
             self._file.write()
@@ -356,6 +369,11 @@ class Metrics:
             self.changed()
 
         return observe
+
+    def observing_notice(self, message: str) -> None:
+        """A sink's drop report: said, and its count changed (the file shows it)."""
+        self._reporter.notice(message)
+        self.changed()
 
     def changed(self) -> None:
         if self._file is not None:

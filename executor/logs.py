@@ -57,8 +57,15 @@ class Console(Protocol):
 
     def close(self) -> None: ...
 
+    @property
+    def dropped_total(self) -> int:
+        """Lines dropped since the start (extsvc_sink_dropped_lines_total)."""
+        ...
+
 
 class NoConsole:
+    dropped_total = 0
+
     def write(self, service_id: str, line: str) -> None:
         pass
 
@@ -90,6 +97,10 @@ class StdoutConsole:
                 sys.stdout.fileno(), "console", on_dropped=self._on_dropped
             )
         self._writer.write(f"{service_id}: {line}\n".encode(errors="replace"))
+
+    @property
+    def dropped_total(self) -> int:
+        return self._writer.dropped_total if self._writer is not None else 0
 
     def close(self) -> None:
         if self._writer is not None:

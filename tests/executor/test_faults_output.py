@@ -110,6 +110,14 @@ def test_console_and_events_into_a_pipe_nobody_reads_never_block(
     assert daemon.control("start", f"ext-{other}")["ok"]
     before = log_position(log_file)
     wait_for(lambda: grew(log_file, before, 64 * 1024), 30, "the log to keep growing")
+    # Fleet metrics count what the console lost (extsvc_sink_dropped_lines_total).
+    metrics = daemon.extsvc("metrics")
+    assert metrics.returncode == 0, metrics.stderr
+    dropped = [
+        line for line in metrics.stdout.splitlines()
+        if line.startswith('extsvc_sink_dropped_lines_total{sink="stdout"} ')
+    ]  # fmt: skip
+    assert len(dropped) == 1 and int(dropped[0].split()[-1]) > 0, dropped
     received = daemon.drain()
     wait_for(
         lambda: any(b"lines dropped: console not reading" in line for line in received),
