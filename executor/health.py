@@ -29,7 +29,7 @@ from extsvc.executor.adapt import HostFacts
 from extsvc.executor.clock import Clock
 from extsvc.executor.durations import format_duration
 from extsvc.executor.processes import last_line
-from extsvc.executor.runtime import ExecResult
+from extsvc.executor.runtime import EXEC_KILL_WAIT, ExecResult
 
 # How much of a check's output the last health message keeps.
 MESSAGE_LIMIT = 200
@@ -134,10 +134,13 @@ class HealthMonitor:
         timeout = self.check.timeout
         began = self._clock.monotonic()
         try:
-            # The runtime kills the command at the timeout; the extra second bounds
-            # a runtime that fails to return even so.
+            # The runtime kills the command at the timeout, which may take it up to
+            # EXEC_KILL_WAIT (runc naming the check's process late): a bound below that
+            # cancelled the kill and left the check running, one more per interval. The
+            # extra second bounds a runtime that fails to return even so.
             result = await asyncio.wait_for(
-                asyncio.ensure_future(self._run_check(self.check.exec, timeout)), timeout + 1.0
+                asyncio.ensure_future(self._run_check(self.check.exec, timeout)),
+                timeout + EXEC_KILL_WAIT + 1.0,
             )
         except TimeoutError:
             return CheckResult(False, f"timed out after {format_duration(timeout)}")

@@ -68,12 +68,16 @@ async def run_process(
     try:
         code = await asyncio.wait_for(asyncio.shield(child.exited), timeout)
     except TimeoutError:
-        if before_kill is not None:
-            await before_kill(child)
-        child.kill_group()
+        try:
+            if before_kill is not None:
+                await before_kill(child)
+        finally:
+            # Even when the hook is cancelled (a stop, a caller's bound): nothing of the
+            # helper's group may stay.
+            child.kill_group()
+            if output is not None:
+                output.cancel()  # a descendant may still hold the pipe
         await child.exited
-        if output is not None:
-            output.cancel()  # a descendant may still hold the pipe
         return Completed(TIMED_OUT, "(timed out)", timed_out=True)
     except asyncio.CancelledError:
         child.kill_group()

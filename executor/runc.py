@@ -32,7 +32,7 @@ from extsvc.executor.errors import LaunchError
 from extsvc.executor.inotify import DirectoryWatch
 from extsvc.executor.options import RUNC_COMMAND_TIMEOUT
 from extsvc.executor.processes import Completed, read_pipe, run_process
-from extsvc.executor.runtime import Container, ExecResult, OutputSink
+from extsvc.executor.runtime import EXEC_KILL_WAIT, Container, ExecResult, OutputSink
 from extsvc.executor.workspace import Workspace
 
 MAX_LINE_BYTES = 64 * 1024
@@ -40,9 +40,6 @@ MAX_LINE_BYTES = 64 * 1024
 PARTIAL_LINE_DELAY = 1.0
 # After the init exits, its pipe closes as soon as the last container process is gone.
 OUTPUT_DRAIN_TIMEOUT = 2.0
-# After a health check's timeout: how long runc exec may take to name the process it
-# started (its PID file) before it is killed without it.
-EXEC_PID_FILE_WAIT = 10.0
 
 
 class RuncContainer:
@@ -217,7 +214,7 @@ class RuncRuntime:
             how = ["--process", str(process_file), container.id]
 
         async def kill_the_check(runc_exec: reaper.Child) -> None:
-            await _kill_when_named(pid_file, runc_exec, EXEC_PID_FILE_WAIT)
+            await _kill_when_named(pid_file, runc_exec, EXEC_KILL_WAIT)
 
         done = await run_process(
             self._runc("exec", "--pid-file", str(pid_file), *how),
@@ -376,7 +373,8 @@ def _strip_cr(line: bytes) -> bytes:
 
 async def _kill_when_named(pid_file: Path, runner: reaper.Child, limit: float) -> None:
     """SIGKILL the process ``pid_file`` names, once it does (written by ``runner``);
-    gives up when ``runner`` ends without writing it, or after ``limit`` seconds."""
+    gives up when ``runner`` ends without writing it, or after ``limit`` seconds. A
+    cancellation gives up too, after one last look at the file."""
     named = asyncio.Event()
     try:
         watch: DirectoryWatch | None = DirectoryWatch(pid_file.parent, named.set)
@@ -385,8 +383,7 @@ async def _kill_when_named(pid_file: Path, runner: reaper.Child, limit: float) -
     try:
         deadline = time.monotonic() + limit
         while True:
-            with contextlib.suppress(OSError, ValueError):
-                os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
+            if _kill_named(pid_file):
                 return
             remaining = deadline - time.monotonic()
             if runner.exited.done() or remaining <= 0:
@@ -394,13 +391,26 @@ async def _kill_when_named(pid_file: Path, runner: reaper.Child, limit: float) -
             named.clear()
             named_now: asyncio.Future[Any] = asyncio.ensure_future(named.wait())
             exited: asyncio.Future[Any] = runner.exited
-            await asyncio.wait(
-                {named_now, exited}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
-            )
-            named_now.cancel()
+            try:
+                await asyncio.wait(
+                    {named_now, exited}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                named_now.cancel()
+    except asyncio.CancelledError:
+        _kill_named(pid_file)
+        raise
     finally:
         if watch is not None:
             watch.close()
+
+
+def _kill_named(pid_file: Path) -> bool:
+    """SIGKILL the process ``pid_file`` names; False while it names none (not written yet)."""
+    with contextlib.suppress(OSError, ValueError):
+        os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
+        return True
+    return False
 
 
 def _timed_out(command: str, limit: float) -> str:

@@ -20,6 +20,12 @@ from typing import Any, Protocol
 
 from extsvc.compiler.format.plan import ServicePlan
 
+# After an exec's timeout, how long the runtime may spend finding and killing what the
+# exec started before it returns: `runc exec`'s process has a session of its own and
+# only its PID file names it, which runc writes once it started it (late on a loaded
+# host). A caller's own bound on exec must allow for it, or it cancels that kill.
+EXEC_KILL_WAIT = 10.0
+
 
 class OutputSink(Protocol):
     def __call__(self, line: bytes, read_at: float, partial: bool = False) -> None:
@@ -74,7 +80,10 @@ class ContainerRuntime(Protocol):
         """Run ``argv`` inside the running container (a health check); killed at ``timeout``.
 
         ``process``: the OCI process to run it as (``argv`` is its ``args``), when the
-        check has a user or capabilities of its own; None: the container's own."""
+        check has a user or capabilities of its own; None: the container's own.
+        Returns within ``timeout`` + EXEC_KILL_WAIT (and the kill) with what it started
+        killed; a cancellation kills the exec at once, what it started only if named.
+        """
         ...
 
     async def cleanup(self, service: ServicePlan) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import replace
 
 from extsvc.compiler.format.plan import HealthCheck, OnUnhealthy
 from extsvc.executor.clock import SystemClock
@@ -41,3 +42,23 @@ def test_stop_ends_the_loop_when_a_check_ends_as_it_is_cancelled() -> None:
             await asyncio.wait_for(monitor.stop(), 2)
 
     asyncio.run(scenario())
+
+
+def test_the_runtime_has_its_kill_wait_before_the_probe_gives_up_on_it() -> None:
+    """At a check's timeout the runtime may wait for `runc exec` to name the check's
+    process (EXEC_KILL_WAIT) to kill it: the probe's own bound was the timeout + 1 s, and
+    cancelling the runtime there left every late-named check running."""
+    check = replace(CHECK, timeout=0.1)
+    finished: list[bool] = []
+
+    async def run_check(argv: Sequence[str], timeout: float) -> ExecResult:
+        await asyncio.sleep(timeout + 1.5)  # the check's process named 1.5 s late, killed
+        finished.append(True)
+        return ExecResult(-9, "(timed out)")
+
+    async def scenario() -> str:
+        monitor = HealthMonitor(check, run_check, SystemClock(), lambda _: None)
+        return (await monitor.probe()).message
+
+    assert asyncio.run(scenario()) == "timed out after 100ms"
+    assert finished == [True]

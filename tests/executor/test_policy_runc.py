@@ -225,12 +225,14 @@ def test_a_hanging_health_check_is_killed_even_when_runc_names_it_late(tmp_path:
     """`runc exec`'s process has a session of its own: killing runc exec at the timeout
     does not kill it, only its PID file names it, and runc writes that only once it
     started it, which on a loaded host came after the timeout: every such check stayed
-    (seen under CI=true make test). The runtime here writes the PID file 1 s late."""
+    (seen under CI=true make test). The runtime here writes the PID file 2 s late: past
+    the timeout + 1 s at which the health probe used to cancel the runtime's wait for
+    it (so the check stayed, however quiet the host), within EXEC_KILL_WAIT."""
     name = unique("hanglate")
     check = ["/bin/sleep", str(1000 + int(name.rsplit("-", 1)[1], 16) % 100000)]
     block = {"health": {"exec": check, "interval": "300ms", "timeout": "300ms"}}
     out, _ = compile_plan(tmp_path, {name: shell_service(name, IDLE, extsvc=block)})
-    runtime = FaultyRuntime(tmp_path).slow_exec_pid_file(1.0)
+    runtime = FaultyRuntime(tmp_path).slow_exec_pid_file(2.0)
     with running_daemon(tmp_path, out, [name], "--runtime", str(runtime.path)) as daemon:
         seen: set[int] = set()
 

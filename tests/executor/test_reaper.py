@@ -41,6 +41,29 @@ def test_a_missing_program_is_code_127_and_a_timeout_kills() -> None:
     assert asyncio.run(scenario()) == (127, -9)
 
 
+def test_a_timeout_kills_the_group_even_when_its_before_kill_hook_is_cancelled() -> None:
+    """A caller's own bound (the health check's) cancelled the hook that waits for what
+    the helper started: the helper then stayed, and so did the check it ran."""
+
+    async def scenario() -> tuple[int, bool]:
+        hooked = asyncio.Event()
+        helper: list[reaper.Child] = []
+
+        async def before_kill(child: reaper.Child) -> None:
+            helper.append(child)
+            hooked.set()
+            await asyncio.sleep(60)  # waiting for a PID file that comes late
+
+        run = asyncio.ensure_future(run_process(["sleep", "60"], 0.1, before_kill=before_kill))
+        await hooked.wait()
+        run.cancel()
+        await asyncio.gather(run, return_exceptions=True)
+        code = await asyncio.wait_for(helper[0].exited, 5)
+        return code, run.cancelled()
+
+    assert asyncio.run(scenario()) == (128 + signal.SIGKILL, True)
+
+
 def test_output_is_stdout_and_stderr_merged() -> None:
     completed = asyncio.run(run_process(["sh", "-c", "echo out; echo err >&2"]))
     assert completed.output.splitlines() == ["out", "err"]
