@@ -13,11 +13,12 @@ a restricted host; ``HostFacts.probe`` reads the running process once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from extsvc.compiler.format.capabilities import names_from_mask
+from extsvc.executor.placement import CgroupPlacement
 
 CAPABILITY_SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
 
@@ -29,9 +30,15 @@ class HostFacts:
     bounding_capabilities: frozenset[str]
     # Lowering oom_score_adj below its current value needs CAP_SYS_RESOURCE.
     can_lower_oom_score: bool
+    # Where the containers' cgroups go (inside the executor's systemd unit, or as compiled).
+    cgroups: CgroupPlacement = field(default_factory=CgroupPlacement)
 
     @classmethod
-    def probe(cls, status_path: Path = Path("/proc/self/status")) -> HostFacts:
+    def probe(
+        cls,
+        status_path: Path = Path("/proc/self/status"),
+        cgroups: CgroupPlacement | None = None,
+    ) -> HostFacts:
         masks: dict[str, int] = {}
         for line in status_path.read_text().splitlines():
             key, _, value = line.partition(":")
@@ -42,6 +49,7 @@ class HostFacts:
         return cls(
             bounding_capabilities=bounding,
             can_lower_oom_score="CAP_SYS_RESOURCE" in effective,
+            cgroups=cgroups or CgroupPlacement(),
         )
 
 
@@ -57,11 +65,18 @@ def adapt_spec(spec: dict[str, Any], host: HostFacts) -> tuple[dict[str, Any], l
     """Return a copy of ``spec`` the host can run, and what was changed.
 
     The input is not modified: the compiled bundle stays what Talos asks for. Only
-    what may change is copied (the spec, its ``process`` and ``capabilities``); the
-    rest (mounts, seccomp: most of the spec) is shared with the input, read-only.
+    what may change is copied (the spec, its ``process``, ``capabilities`` and
+    ``linux``); the rest (mounts, seccomp: most of the spec) is shared with the input,
+    read-only.
     """
     adapted = dict(spec)
     changes: list[Adaptation] = []
+    linux = spec.get("linux")
+    compiled_cgroup = linux.get("cgroupsPath") if isinstance(linux, dict) else None
+    if isinstance(linux, dict) and isinstance(compiled_cgroup, str) and host.cgroups.parent:
+        adapted["linux"] = {**linux, "cgroupsPath": host.cgroups.place(compiled_cgroup)}
+        changes.append(Adaptation("linux.cgroupsPath", host.cgroups.describe(compiled_cgroup)))
+
     process: dict[str, Any] = {}
     if isinstance(spec.get("process"), dict):
         process = adapted["process"] = dict(spec["process"])

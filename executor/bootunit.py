@@ -10,9 +10,14 @@
 - Reload: on systemd >= 253 ``Type=notify-reload`` (systemd sends SIGHUP and waits
   for the executor's RELOADING=1 ... READY=1); before, ``ExecReload=extsvc reload``,
   which returns once the reload is applied (a bare ``kill -HUP`` returns at once).
+- ``Delegate=yes``: the unit's cgroup subtree is the executor's to manage; it puts
+  each container there (``<unit cgroup>/system/extensions/<name>``, executor.placement),
+  so `systemctl status extsvc` shows every service's processes and systemd's rule of
+  one writer per cgroup holds.
 - ``KillMode=mixed``: SIGTERM to the executor alone, which stops the containers
-  dependents first with their grace; whatever is left in the unit's cgroup gets
-  SIGKILL only when ``TimeoutStopSec`` runs out.
+  dependents first with their grace; whatever is left in the unit's cgroup (a
+  container, if the executor died) gets SIGKILL once the executor is gone or when
+  ``TimeoutStopSec`` runs out.
 - ``TimeoutStopSec`` (and ``TimeoutStartSec``, which bounds a reload): the
   executor's own shutdown bound for this plan (DaemonOptions.shutdown_bound) plus
   EXIT_MARGIN, so systemd never kills an executor that is still within its bound.
@@ -230,6 +235,7 @@ After=local-fs.target
 {reload}
 NotifyAccess=main
 ExecStart={command_line(run)}
+Delegate=yes
 KillMode=mixed
 # The executor's shutdown bound for this plan plus {EXIT_MARGIN:g}s; a reload stops what changed.
 TimeoutStopSec={stop}

@@ -94,20 +94,21 @@ def begin_create(
         pid, pidfd = spawn.spawn(argv, stdout=write_end, stderr=write_end)
     except OSError as error:
         os.close(read_end)
-        discard_bundle(workspace, service)
+        discard_bundle(workspace, service, spec.get("linux", {}).get("cgroupsPath"))
         raise LaunchError(f"cannot run {binary}: {error.strerror}") from None
     finally:
         os.close(write_end)  # runc and then the container hold their own copies
     return CreateCall(pid, pidfd, read_end, pid_file)
 
 
-def discard_bundle(workspace: Workspace, service: ServicePlan) -> None:
-    """Unmount the rootfs, remove the runtime bundle and the cgroup (no container left)."""
-    workspace.unmount_rootfs(service.name)
-    workspace.remove_bundle(service.name)
-    cgroups_path = service.spec.get("linux", {}).get("cgroupsPath")
+def discard_bundle(workspace: Workspace, service: ServicePlan, cgroups_path: str | None) -> None:
+    """Remove the cgroup (``cgroups_path``: where this host put it, executor.placement),
+    unmount the rootfs, remove the runtime bundle (no container left). The cgroup first:
+    the bundle's config.json is what recovery reads to find it."""
     if cgroups_path:
         cgroups.remove(cgroups_path)
+    workspace.unmount_rootfs(service.name)
+    workspace.remove_bundle(service.name)
 
 
 def create_mount_sources(sources: Iterable[MountSource], state_dir: Path) -> None:

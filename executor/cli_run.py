@@ -87,6 +87,15 @@ def listen_address(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def cgroup_parent(text: str) -> str:
+    from extsvc.executor.placement import checked_setting
+
+    try:
+        return checked_setting(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def parser() -> argparse.ArgumentParser:
     run = argparse.ArgumentParser(
         prog="extsvc run",
@@ -174,6 +183,15 @@ def parser() -> argparse.ArgumentParser:
         help="Serve GET /metrics over HTTP on this address (e.g. 127.0.0.1:9477) [default: off]",
     )
     run.add_argument(
+        "--cgroup-parent",
+        type=cgroup_parent,
+        default="auto",
+        metavar="auto|none|PATH",
+        help="Where the containers' cgroups go: auto = inside this executor's systemd unit "
+        "when systemd runs it, else as compiled (/system/extensions/<name>); none = as "
+        "compiled; PATH = under that cgroup [default: auto]",
+    )
+    run.add_argument(
         "--no-overlay",
         action="store_true",
         help="Run on the rootfs itself, without the ephemeral overlay (development only).",
@@ -198,6 +216,7 @@ def options_from(arguments: argparse.Namespace) -> DaemonOptions:
         stop_timeout=arguments.stop_timeout,
         check_interval=arguments.check_interval,
         runtime_timeout=arguments.runtime_timeout,
+        cgroup_parent=arguments.cgroup_parent,
         overlay=not arguments.no_overlay,
         log_rotation=LogRotation(arguments.log_max_size, arguments.log_max_files),
         metrics_file=arguments.metrics_file,

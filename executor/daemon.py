@@ -175,13 +175,14 @@ async def _run(
             use_overlay=options.overlay,
             command_timeout=options.runtime_timeout,
             head_starts=begun.head_starts,
+            placement=begun.host.cgroups,
         )
         write_run_info(workspace, options, plan)
 
         if begun.leftovers:
-            for item in await recovery.clean_leftovers(plan, runtime):
+            for item in await recovery.clean_leftovers(plan, runtime, begun.host.cgroups):
                 reporter.notice(f"cleaned up after a previous executor: {item}")
-        recovery.record_cgroup_parents(plan, workspace)
+        recovery.record_cgroup_parents(plan, workspace, begun.host.cgroups)
 
         metrics = Metrics(options, plan, reporter)
         # A console nobody reads drops its lines (counted, one notice), never blocks.
@@ -307,7 +308,7 @@ async def _run(
         except TimeoutError:
             # Only a runtime that hangs even its cleanup gets here: no process of ours
             # stays; its state, mounts and cgroups are removed by the next start.
-            killed = recovery.kill_service_processes(supervisor.plan)
+            killed = recovery.kill_service_processes(supervisor.plan, begun.host.cgroups)
             reporter.notice(
                 f"shutdown did not finish within {format_duration(bound)} "
                 f"(the runtime does not answer): killed {killed} container process(es); "
@@ -318,7 +319,7 @@ async def _run(
         await metrics.close()
         console.close()
         watchdog.cancel()
-        recovery.remove_created_cgroup_parents(supervisor.plan, workspace)
+        recovery.remove_created_cgroup_parents(supervisor.plan, workspace, begun.host.cgroups)
         reporter.notice("all services stopped")
     finally:
         if runtime is not None:

@@ -67,6 +67,8 @@ class DaemonOptions:
     log_rotation: LogRotation = DEFAULT_LOG_ROTATION
     metrics_file: Path | None = None
     metrics_listen: tuple[str, int] | None = None
+    # executor.placement: auto, none or an absolute cgroup path.
+    cgroup_parent: str = "auto"
 
     def __post_init__(self) -> None:
         # runc resolves a bundle's relative root.path against the bundle directory:

@@ -8,6 +8,11 @@ running. Only what *this* state dir records is touched: another executor (anothe
 (/system/extensions/<name>), and its processes are not ours to kill. Before each
 container is created, ``cgroups.ensure_free`` refuses a cgroup that holds processes we
 did not start.
+
+A service's cgroup is where this host puts it (executor.placement: inside the
+executor's systemd unit, or as compiled); a leftover runtime bundle names the one its
+container was created in, which is looked at too (an earlier executor may have run
+with another placement).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import TYPE_CHECKING
 from extsvc.compiler.format.plan import Plan, ServicePlan, cgroups_path, service_name
 from extsvc.executor import cgroups, mounts
 from extsvc.executor.errors import EnvironmentMissingError, LaunchError
+from extsvc.executor.placement import CgroupPlacement
 from extsvc.executor.workspace import Workspace
 
 if TYPE_CHECKING:  # not imported at run time: the start-up path locks before asyncio
@@ -59,20 +65,41 @@ class StateLock:
             os.close(self.fd)
 
 
-def service_cgroup(service: ServicePlan) -> str:
-    return str(service.spec.get("linux", {}).get("cgroupsPath") or cgroups_path(service.name))
+def service_cgroup(service: ServicePlan, placement: CgroupPlacement) -> str:
+    compiled = service.spec.get("linux", {}).get("cgroupsPath") or cgroups_path(service.name)
+    return placement.place(str(compiled))
 
 
-def cgroup_paths(plan: Plan, extra_names: set[str]) -> set[str]:
-    paths = {service_cgroup(service) for service in plan.services.values()}
-    paths.update(cgroups_path(name) for name in extra_names)
+def cgroup_paths(plan: Plan, placement: CgroupPlacement) -> set[str]:
+    return {service_cgroup(service, placement) for service in plan.services.values()}
+
+
+def own_cgroup_paths(
+    plan: Plan, names: set[str], placement: CgroupPlacement, workspace: Workspace
+) -> set[str]:
+    """The cgroups of ``names`` (services this state dir has traces of): where this
+    host puts them, and where a leftover runtime bundle says its container was."""
+    by_name = {service.name: service for service in plan.services.values()}
+    paths = set()
+    for name in names:
+        if name in by_name:
+            paths.add(service_cgroup(by_name[name], placement))
+        else:
+            paths.add(placement.place(cgroups_path(name)))
+        recorded = recorded_cgroup(workspace, name)
+        if recorded:
+            paths.add(recorded)
     return paths
 
 
-def own_cgroup_paths(plan: Plan, names: set[str]) -> set[str]:
-    """The cgroups of ``names`` (services this state dir has traces of)."""
-    by_name = {service.name: service for service in plan.services.values()}
-    return {service_cgroup(by_name[n]) if n in by_name else cgroups_path(n) for n in names}
+def recorded_cgroup(workspace: Workspace, name: str) -> str | None:
+    """The cgroupsPath in ``name``'s runtime bundle, if one was left."""
+    try:
+        spec = json.loads((workspace.bundle_dir(name) / "config.json").read_text())
+        path = spec["linux"]["cgroupsPath"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return path if isinstance(path, str) and path.startswith("/") else None
 
 
 def has_leftovers(workspace: Workspace) -> bool:
@@ -84,11 +111,15 @@ def has_leftovers(workspace: Workspace) -> bool:
     return containers or bool(workspace.leftover_names())
 
 
-async def clean_leftovers(plan: Plan, runtime: RuncRuntime) -> list[str]:
+async def clean_leftovers(
+    plan: Plan, runtime: RuncRuntime, placement: CgroupPlacement
+) -> list[str]:
     """Remove containers, mounts, bundles and cgroups of a previous executor; say what went."""
     workspace = runtime.workspace
     cleaned: list[str] = []
     names = workspace.leftover_names()
+    # Read before anything is removed: the bundles name the cgroups their containers had.
+    leftover_cgroups = own_cgroup_paths(plan, names, placement, workspace)
     for container in await runtime.list_containers():
         container_id = str(container.get("id", ""))
         if not container_id:
@@ -107,7 +138,8 @@ async def clean_leftovers(plan: Plan, runtime: RuncRuntime) -> list[str]:
     for name in names:
         workspace.unmount_rootfs(name)
         workspace.remove_bundle(name)
-    for path in sorted(own_cgroup_paths(plan, names)):
+    leftover_cgroups |= own_cgroup_paths(plan, names, placement, workspace)
+    for path in sorted(leftover_cgroups):
         cgroups.kill(path)
         if any(d.exists() for d in cgroups.cgroup_dirs(path)):
             cgroups.remove(path)
@@ -115,23 +147,25 @@ async def clean_leftovers(plan: Plan, runtime: RuncRuntime) -> list[str]:
     return cleaned
 
 
-def kill_service_processes(plan: Plan) -> int:
+def kill_service_processes(plan: Plan, placement: CgroupPlacement) -> int:
     """SIGKILL every process in a service cgroup (a shutdown that could not finish)."""
-    return sum(cgroups.kill(path) for path in cgroup_paths(plan, set()))
+    return sum(cgroups.kill(path) for path in cgroup_paths(plan, placement))
 
 
-def record_cgroup_parents(plan: Plan, workspace: Workspace) -> None:
+def record_cgroup_parents(plan: Plan, workspace: Workspace, placement: CgroupPlacement) -> None:
     """Remember which cgroup parents existed before our first run (kept across restarts)."""
     record = workspace.state_dir / CGROUP_PARENTS_FILE
     if record.exists():
         return
     existing: set[str] = set()
-    for path in cgroup_paths(plan, set()):
+    for path in cgroup_paths(plan, placement):
         existing |= cgroups.existing_parents(path)
     record.write_text(json.dumps(sorted(existing)))
 
 
-def remove_created_cgroup_parents(plan: Plan, workspace: Workspace) -> None:
+def remove_created_cgroup_parents(
+    plan: Plan, workspace: Workspace, placement: CgroupPlacement
+) -> None:
     """rmdir the empty cgroup parents (e.g. /system/extensions) that we created."""
     record = workspace.state_dir / CGROUP_PARENTS_FILE
     try:
@@ -139,7 +173,7 @@ def remove_created_cgroup_parents(plan: Plan, workspace: Workspace) -> None:
     except (OSError, ValueError):
         return
     now: set[str] = set()
-    for path in cgroup_paths(plan, set()):
+    for path in cgroup_paths(plan, placement):
         now |= cgroups.existing_parents(path)
     cgroups.remove_empty([Path(p) for p in now - existed])
     if not (now - existed) or all(not Path(p).exists() for p in now - existed):

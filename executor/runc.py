@@ -31,6 +31,7 @@ from extsvc.executor.durations import format_duration
 from extsvc.executor.errors import LaunchError
 from extsvc.executor.inotify import DirectoryWatch
 from extsvc.executor.options import RUNC_COMMAND_TIMEOUT
+from extsvc.executor.placement import CgroupPlacement
 from extsvc.executor.processes import Completed, read_pipe, run_process
 from extsvc.executor.runtime import EXEC_KILL_WAIT, Container, ExecResult, OutputSink
 from extsvc.executor.workspace import Workspace
@@ -85,10 +86,13 @@ class RuncRuntime:
         use_overlay: bool = True,
         command_timeout: float = RUNC_COMMAND_TIMEOUT,
         head_starts: Iterable[HeadStart] = (),
+        placement: CgroupPlacement | None = None,
     ) -> None:
         self.binary = binary
         self.workspace = workspace
         self.use_overlay = use_overlay
+        # Where the host adaptation put the containers' cgroups: cleanup looks there.
+        self.placement = placement or CgroupPlacement()
         # Every runc call is killed after this: a hung runtime fails a start, never the loop.
         self.command_timeout = command_timeout
         # Creates begun before the loop (executor.startup), owned from now on: their
@@ -225,7 +229,8 @@ class RuncRuntime:
 
     async def cleanup(self, service: ServicePlan) -> None:
         hung: LaunchError | None = None
-        cgroups_path = service.spec.get("linux", {}).get("cgroupsPath")
+        compiled = service.spec.get("linux", {}).get("cgroupsPath")
+        cgroups_path = self.placement.place(compiled) if compiled else None
         # A created or stopped container stays until deleted (`--force` kills what is left).
         if (self.workspace.runc_root / service.id).exists():
             try:
@@ -244,7 +249,7 @@ class RuncRuntime:
                     f"processes {sorted(left)} of cgroup {cgroups_path} did not end within "
                     f"{format_duration(self.command_timeout)} of SIGKILL"
                 )
-        discard_bundle(self.workspace, service)
+        discard_bundle(self.workspace, service, cgroups_path)
         if hung is not None:
             raise hung
 

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from extsvc.compiler.format.plan import Dependencies, Plan, PlanError, load_plan
-from extsvc.executor import mounts, recovery, spawn
+from extsvc.executor import mounts, placement, recovery, spawn
 from extsvc.executor.adapt import HostFacts, adapt_spec
 from extsvc.executor.bundles import HeadStart, begin_create, spec_key
 from extsvc.executor.environment import ServiceManager
@@ -101,6 +101,7 @@ def begin(options: DaemonOptions, notice: Callable[[str], None]) -> Startup:
     try:
         # Before any create: a container's init is re-parented to us when runc exits.
         spawn.become_subreaper()
+        cgroups = place_cgroups(options.cgroup_parent)
         startup = Startup(
             manager,
             binary,
@@ -108,18 +109,33 @@ def begin(options: DaemonOptions, notice: Callable[[str], None]) -> Startup:
             host_services,
             workspace,
             lock,
-            HostFacts.probe(),
+            HostFacts.probe(cgroups=cgroups),
             ConfigDirectory(options.config_dir, workspace.state_dir / "configs", notice),
             leftovers=recovery.has_leftovers(workspace),
             head_starts=[],
         )
         if not startup.leftovers:
-            recovery.record_cgroup_parents(plan, workspace)
+            recovery.record_cgroup_parents(plan, workspace, cgroups)
             startup.head_starts = head_start(startup, options.overlay)
     except BaseException:
         lock.release()
         raise
     return startup
+
+
+def place_cgroups(setting: str) -> placement.CgroupPlacement:
+    """Where the containers' cgroups go (executor.placement); on cgroup v2 under our own
+    cgroup, this process moves into a leaf first. Before any child is spawned."""
+    cgroups = placement.probe(setting)
+    try:
+        placement.enter_leaf(cgroups)
+    except OSError as error:
+        raise EnvironmentMissingError(
+            f"cannot move the executor into a leaf of its cgroup {cgroups.parent} "
+            f"(cgroup v2 needs it to give the containers their controllers): {error.strerror}; "
+            "is the unit delegated (Delegate=yes)? Or pass --cgroup-parent none"
+        ) from None
+    return cgroups
 
 
 def head_start(startup: Startup, use_overlay: bool) -> list[HeadStart]:

@@ -105,9 +105,20 @@ def bind(source: Path, destination: str) -> dict[str, Any]:
     }
 
 
+# systemd's marks of a unit's process: a test's daemon is a unit only when the test says so
+# (executor.placement puts containers inside a unit's cgroup).
+UNIT_VARIABLES = ("INVOCATION_ID",)
+
+
 class Daemon:
-    def __init__(self, tmp: Path, out: Path, names: list[str], *extra: str) -> None:
+    def __init__(
+        self, tmp: Path, out: Path, names: list[str], *extra: str, cgroup_parent: str = ""
+    ) -> None:
         self.tmp = tmp
+        # Where the containers' cgroups are expected ("" = as compiled).
+        self.cgroup_parent = cgroup_parent
+        # Run before `extsvc run` (``exec "$@"`` at its end), e.g. to enter a cgroup.
+        self.wrapper: list[str] = []
         self.out = out
         self.names = names
         self.state_dir = tmp / "state"
@@ -120,7 +131,7 @@ class Daemon:
 
     def argv(self) -> list[str]:
         return [
-            *EXTSVC, "run", str(self.out),
+            *self.wrapper, *EXTSVC, "run", str(self.out),
             "--state-dir", str(self.state_dir),
             "--log-dir", str(self.log_dir),
             *FAST_OPTIONS, *self.extra,
@@ -213,10 +224,14 @@ class Daemon:
                 self.stop(timeout=30)
             if self.process.poll() is None:
                 self.kill()
-        remove_traces(self.state_dir, self.names)
+        remove_traces(self.state_dir, self.names, self.cgroup_parent)
 
 
-def remove_traces(state_dir: Path, names: list[str]) -> None:
+def service_cgroup(name: str, parent: str = "") -> str:
+    return f"{parent}/system/extensions/{name}"
+
+
+def remove_traces(state_dir: Path, names: list[str], cgroup_parent: str = "") -> None:
     runc_root = state_dir / "runc"
     if runc_root.exists():
         listed = subprocess.run(
@@ -228,7 +243,7 @@ def remove_traces(state_dir: Path, names: list[str]) -> None:
     for point in mounts.mounts_under(state_dir):
         mounts.unmount(point)
     for name in names:
-        path = f"/system/extensions/{name}"
+        path = service_cgroup(name, cgroup_parent)
         for pid in cgroups.processes(path):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -238,7 +253,7 @@ def remove_traces(state_dir: Path, names: list[str]) -> None:
         cgroups.remove(path)
 
 
-def traces(state_dir: Path, names: list[str]) -> list[str]:
+def traces(state_dir: Path, names: list[str], cgroup_parent: str = "") -> list[str]:
     """What a stopped executor must not have left: containers, mounts, cgroup dirs."""
     found: list[str] = []
     runc_root = state_dir / "runc"
@@ -249,9 +264,8 @@ def traces(state_dir: Path, names: list[str]) -> list[str]:
         found += [f"container {c}" for c in listed.stdout.split()]
     found += [f"mount {p}" for p in mounts.mounts_under(state_dir)]
     for name in names:
-        found += [
-            f"cgroup {d}" for d in cgroups.cgroup_dirs(f"/system/extensions/{name}") if d.exists()
-        ]
+        path = service_cgroup(name, cgroup_parent)
+        found += [f"cgroup {d}" for d in cgroups.cgroup_dirs(path) if d.exists()]
     return found
 
 
