@@ -35,7 +35,7 @@ from extsvc.executor.logfiles import (
     stamp,
 )
 from extsvc.executor.options import DEFAULT_LOG_ROTATION, ConsoleKind
-from extsvc.executor.sinks import NonBlockingWriter, dropped_message
+from extsvc.executor.sinks import NonBlockingWriter, RecordSink, dropped_message
 
 DEFAULT_MAX_BYTES = DEFAULT_LOG_ROTATION.max_bytes
 DEFAULT_BACKUPS = DEFAULT_LOG_ROTATION.backups
@@ -107,35 +107,25 @@ class StdoutConsole:
             self._writer.close()
 
 
-class KmsgConsole:
+class KmsgConsole(RecordSink):
     """The kernel log buffer, as Talos does: one record ``<6>ext-name: line`` per line.
 
     Opened O_NONBLOCK, so the kernel never makes the executor wait: a record it
-    refuses (EAGAIN, ENOSPC, EINVAL, ...) is dropped and counted. Once it takes a
-    record again, one record says how many were lost before that one
-    (``extsvc: … 12 lines dropped: kmsg not accepting (EAGAIN)``) and
-    ``on_dropped`` gets the same message (the daemon makes it a notice on the
-    event output), as for the stdout console. What the kernel's own rate limit
-    drops (``printk.devkmsg=ratelimit``, the default) it reports as written:
-    that cannot be counted here (the kernel logs its own "callbacks suppressed").
+    refuses (EAGAIN, ENOSPC, EINVAL, ...) is dropped and counted, and reported once
+    it takes records again (``extsvc: … 12 lines dropped: kmsg not accepting
+    (EAGAIN)``; executor.sinks.RecordSink). What the kernel's own rate limit drops
+    (``printk.devkmsg=ratelimit``, the default) it reports as written: that cannot
+    be counted here (the kernel logs its own "callbacks suppressed").
     """
 
     def __init__(
         self, path: Path = Path("/dev/kmsg"), on_dropped: Callable[[str], None] | None = None
     ) -> None:
+        super().__init__("kmsg", on_dropped)
         self._fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-        self._on_dropped = on_dropped
-        self.dropped = 0
-        self.dropped_total = 0
-        self._refused_with = ""
 
     def write(self, service_id: str, line: str) -> None:
-        if self.dropped and not self._report_drops():
-            self._count_dropped(self._refused_with)
-            return
-        refused = self._put(f"<6>{service_id}: {line}\n".encode(errors="replace"))
-        if refused is not None:
-            self._count_dropped(refused)
+        self.put(f"<6>{service_id}: {line}\n".encode(errors="replace"))
 
     def _put(self, record: bytes) -> str | None:
         """One record, cut to what every kernel takes; the errno's name if refused."""
@@ -145,28 +135,11 @@ class KmsgConsole:
             return errno.errorcode.get(error.errno or 0, str(error.errno))
         return None
 
-    def _count_dropped(self, refused_with: str) -> None:
-        self.dropped += 1
-        self.dropped_total += 1
-        self._refused_with = refused_with
-
-    def _report_drops(self) -> bool:
-        """Say how many records were lost: in kmsg (False if refused still), and to
-        ``on_dropped``."""
-        message = dropped_message(self.dropped, "kmsg", f"not accepting ({self._refused_with})")
-        if self._put(f"<6>extsvc: {message}\n".encode()) is not None:
-            return False
-        self.dropped = 0
-        if self._on_dropped is not None:
-            self._on_dropped(message)
-        return True
+    def _notice(self, message: str) -> bytes:
+        return f"<6>extsvc: {message}\n".encode()
 
     def close(self) -> None:
-        if self.dropped and not self._report_drops() and self._on_dropped is not None:
-            # kmsg refuses still: the event output is the one place left to say so.
-            self._on_dropped(
-                dropped_message(self.dropped, "kmsg", f"not accepting ({self._refused_with})")
-            )
+        self.close_report()
         with contextlib.suppress(OSError):
             os.close(self._fd)
 

@@ -1,5 +1,9 @@
 """Output the executor writes to a reader it does not control, without ever blocking.
 
+Two kinds. A *stream* (NonBlockingWriter, below) queues what its reader cannot take
+yet. A *record sink* (RecordSink: /dev/kmsg, journald's socket) takes or refuses
+each record at once; a refused record is dropped and counted.
+
 The console (its stdout: a serial console at boot, a terminal, a pipe) and the
 event output (its stderr) may have a reader that is stuck or gone. A blocking
 write there would stop the whole event loop: no control socket, no stops, no
@@ -168,3 +172,62 @@ class NonBlockingWriter:
         if self._own_fd:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
+
+
+class RecordSink:
+    """Records to a receiver that takes or refuses each one at once (the kernel log,
+    journald's socket): never waits. A refused record is dropped and counted; once the
+    receiver takes records again, one record says how many were lost before it
+    (``… 12 lines dropped: kmsg not accepting (EAGAIN)``), and ``on_dropped`` gets the
+    same message (the daemon makes it a notice on the event output).
+
+    A subclass says how to put one record (``_put``: None, or the errno's name of a
+    refusal) and how the drop notice is worded as a record (``_notice``).
+    """
+
+    def __init__(self, what: str, on_dropped: Callable[[str], None] | None = None) -> None:
+        self.what = what
+        self._on_dropped = on_dropped
+        self.dropped = 0
+        self.dropped_total = 0
+        self._refused_with = ""
+
+    def _put(self, record: bytes) -> str | None:
+        raise NotImplementedError
+
+    def _notice(self, message: str) -> bytes:
+        raise NotImplementedError
+
+    def put(self, record: bytes) -> None:
+        """Put ``record``, after the notice of earlier drops; drop and count it if refused."""
+        if self.dropped and not self._report_drops():
+            self._count_dropped(self._refused_with)
+            return
+        refused = self._put(record)
+        if refused is not None:
+            self._count_dropped(refused)
+
+    def _count_dropped(self, refused_with: str) -> None:
+        self.dropped += 1
+        self.dropped_total += 1
+        self._refused_with = refused_with
+
+    def _drop_message(self) -> str:
+        return dropped_message(self.dropped, self.what, f"not accepting ({self._refused_with})")
+
+    def _report_drops(self) -> bool:
+        """Say how many records were lost: to the receiver (False if it refuses still),
+        and to ``on_dropped``."""
+        message = self._drop_message()
+        if self._put(self._notice(message)) is not None:
+            return False
+        self.dropped = 0
+        if self._on_dropped is not None:
+            self._on_dropped(message)
+        return True
+
+    def close_report(self) -> None:
+        """At exit: the drops not reported yet, to the receiver or else to ``on_dropped``
+        (the one place left to say so)."""
+        if self.dropped and not self._report_drops() and self._on_dropped is not None:
+            self._on_dropped(self._drop_message())
