@@ -38,6 +38,7 @@ from extsvc.executor.options import (
     ConsoleKind,
     DaemonOptions,
     LogRotation,
+    LogTarget,
 )
 
 
@@ -150,6 +151,21 @@ def parser() -> argparse.ArgumentParser:
         default=ConsoleKind.STDOUT.value,
         help="Where logToConsole services also write their lines [default: stdout]",
     )
+    run.add_argument(
+        "--log-target",
+        choices=[target.value for target in LogTarget],
+        default=LogTarget.AUTO.value,
+        help="Where each service's lines are stored: the --log-dir files, journald (native "
+        "protocol, SYSLOG_IDENTIFIER=ext-<name>) or both; auto = both when a systemd unit "
+        "runs the executor and journald listens, else files [default: auto]",
+    )
+    run.add_argument(
+        "--journal-socket",
+        type=Path,
+        default=DaemonOptions.journal_socket,
+        metavar="PATH",
+        help="journald's native socket [default: /run/systemd/journal/socket]",
+    )
     timing: list[tuple[str, str | None, str]] = [
         ("--restart-interval", "5s", "Wait between two runs of a restarting service (Talos: 5s)."),
         ("--restart-backoff-max", None, "Double the interval after each consecutive failure, "
@@ -217,6 +233,8 @@ def options_from(arguments: argparse.Namespace) -> DaemonOptions:
         check_interval=arguments.check_interval,
         runtime_timeout=arguments.runtime_timeout,
         cgroup_parent=arguments.cgroup_parent,
+        log_target=LogTarget(arguments.log_target),
+        journal_socket=arguments.journal_socket,
         overlay=not arguments.no_overlay,
         log_rotation=LogRotation(arguments.log_max_size, arguments.log_max_files),
         metrics_file=arguments.metrics_file,

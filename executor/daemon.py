@@ -19,7 +19,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -29,12 +29,14 @@ from extsvc.executor.client import RUN_INFO
 from extsvc.executor.clock import SystemClock
 from extsvc.executor.durations import format_duration
 from extsvc.executor.errors import PlanError
+from extsvc.executor.journal import Journal, is_journal_stream
 from extsvc.executor.logs import make_console
 from extsvc.executor.loopstats import LoopStats
 from extsvc.executor.metrics import SinkDrops
 from extsvc.executor.metricsserve import MetricsFile, MetricsHttpServer, MetricsSource
 from extsvc.executor.notify import Notifier
-from extsvc.executor.options import DaemonOptions
+from extsvc.executor.options import ConsoleKind, DaemonOptions, LogTarget
+from extsvc.executor.placement import run_by_systemd
 from extsvc.executor.runc import RuncRuntime
 from extsvc.executor.runner import RestartTiming, RunnerSettings
 from extsvc.executor.startup import Startup
@@ -58,9 +60,16 @@ class Reporter:
             self.on_notice(message)
 
 
-def write_run_info(workspace: Workspace, options: DaemonOptions, plan: Plan) -> None:
+def write_run_info(
+    workspace: Workspace, options: DaemonOptions, plan: Plan, target: LogTarget
+) -> None:
     """Where this daemon keeps its logs, for `extsvc logs` (kept after exit: logs outlive us)."""
-    info = {"pid": os.getpid(), "plan": str(plan.path), "logDir": str(options.log_dir.resolve())}
+    info = {
+        "pid": os.getpid(),
+        "plan": str(plan.path),
+        "logDir": str(options.log_dir.resolve()),
+        "logTarget": target.value,
+    }
     temporary = workspace.state_dir / (RUN_INFO + ".tmp")
     temporary.write_text(json.dumps(info) + "\n")
     temporary.rename(workspace.state_dir / RUN_INFO)
@@ -177,7 +186,8 @@ async def _run(
             head_starts=begun.head_starts,
             placement=begun.host.cgroups,
         )
-        write_run_info(workspace, options, plan)
+        target = log_target(options)
+        write_run_info(workspace, options, plan, target)
 
         if begun.leftovers:
             for item in await recovery.clean_leftovers(plan, runtime, begun.host.cgroups):
@@ -185,9 +195,22 @@ async def _run(
         recovery.record_cgroup_parents(plan, workspace, begun.host.cgroups)
 
         metrics = Metrics(options, plan, reporter)
-        # A console nobody reads drops its lines (counted, one notice), never blocks.
-        console = make_console(options.console, on_dropped=metrics.observing_notice)
-        metrics.sinks[options.console.value] = console
+        # A console nobody reads, or a journald that is stopped or slow, drops lines
+        # (counted, one notice, extsvc_sink_dropped_lines_total), never blocks.
+        journal = None
+        console_kind = options.console
+        if target in (LogTarget.JOURNALD, LogTarget.BOTH):
+            journal = Journal(options.journal_socket, on_dropped=metrics.observing_notice)
+            metrics.sinks["journald"] = journal
+            if console_kind is ConsoleKind.STDOUT and is_journal_stream(1, os.environ):
+                # The journal has each line already, with its fields: not twice.
+                console_kind = ConsoleKind.NONE
+                reporter.notice(
+                    "logToConsole lines are not copied to stdout: it is the journal, "
+                    "which has every service's lines already"
+                )
+        console = make_console(console_kind, on_dropped=metrics.observing_notice)
+        metrics.sinks[console_kind.value] = console
         counters = metrics.counters
 
         def note_loop_lag(late: float) -> None:
@@ -207,6 +230,8 @@ async def _run(
             ),
             log_dir=options.log_dir,
             console=console,
+            journal=journal,
+            log_files=target is not LogTarget.JOURNALD,
             host_services=begun.host_services,
             has_configuration=configs.has,
             configuration_problem=configs.problem,
@@ -318,6 +343,8 @@ async def _run(
         await control.close()
         await metrics.close()
         console.close()
+        if journal is not None:
+            journal.close()
         watchdog.cancel()
         recovery.remove_created_cgroup_parents(supervisor.plan, workspace, begun.host.cgroups)
         reporter.notice("all services stopped")
@@ -433,3 +460,13 @@ def task_stacks() -> str:
             lines.append(f"    {code.co_filename}:{frame.f_lineno} in {code.co_name}")
             awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
     return "\n".join(lines)
+
+
+def log_target(options: DaemonOptions, environ: Mapping[str, str] = os.environ) -> LogTarget:
+    """``--log-target``, with ``auto`` decided: both the files and journald when a systemd
+    unit runs the executor and journald's socket is there, else the files."""
+    if options.log_target is not LogTarget.AUTO:
+        return options.log_target
+    if run_by_systemd(environ) and options.journal_socket.is_socket():
+        return LogTarget.BOTH
+    return LogTarget.FILES

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, BinaryIO, Protocol
 
+from extsvc.executor.journal import Journal
 from extsvc.executor.logfiles import (
     MARKER,
     OUTPUT,
@@ -31,6 +32,7 @@ from extsvc.executor.logfiles import (
     log_path,
     read_service,
     rotated_files,
+    run_started,
     shown_line,
     stamp,
 )
@@ -252,7 +254,8 @@ class FollowerQueue:
 
 
 class ServiceLog:
-    """Where one service's output goes.
+    """Where one service's output goes: its log file (unless ``files`` is off), its
+    followers, the console (logToConsole), journald (``journal``, executor.journal).
 
     A log file that cannot be written (disk full) never stops the service: the
     lines are dropped and counted, ``on_problem`` says so once (with the errno),
@@ -267,10 +270,18 @@ class ServiceLog:
         console: Console | None,
         max_bytes: int = DEFAULT_MAX_BYTES,
         backups: int = DEFAULT_BACKUPS,
+        journal: Journal | None = None,
+        files: bool = True,
     ) -> None:
         self.service_id = service_id
-        self._file = RotatingFile(log_path(log_dir, service_id), max_bytes, backups)
+        self._path = log_path(log_dir, service_id)
+        self._backups = backups
+        self._file = RotatingFile(self._path, max_bytes, backups) if files else None
         self._console = console
+        self._journal = journal
+        # The run the lines belong to, and its container's init (journald's fields).
+        self.run = 0
+        self.pid: int | None = None
         self._followers: set[FollowerQueue] = set()
         self.last_line = ""
         # Told about the log file failing and recovering (the runner makes it an event).
@@ -290,18 +301,29 @@ class ServiceLog:
         record = LogRecord(stamp(moment), PARTIAL if partial else OUTPUT, line, self.service_id)
         if self._console is not None:
             self._console.write(self.service_id, shown_line(record))
+        if self._journal is not None:
+            self._journal.line(self.service_id, line, self.run, self.pid, record.stream)
         self._store(record)
+
+    def begin_run(self, run: int, pid: int) -> None:
+        """Run ``run`` of the service, its container's init ``pid``: marked in the log."""
+        self.run, self.pid = run, pid
+        self.mark(run_started(self.service_id, run))
 
     def mark(self, text: str) -> None:
         """The executor's own line between runs (``-- ext-x run 3 started --``)."""
+        if self._journal is not None:
+            self._journal.line(self.service_id, text, self.run, self.pid, MARKER)
         self._store(LogRecord(stamp(time.time()), MARKER, text, self.service_id))
 
     def _store(self, record: LogRecord) -> None:
-        self._write_file(encode(record))
+        if self._file is not None:
+            self._write_file(encode(record))
         for queue in self._followers:
             queue.put_nowait(record)
 
     def _write_file(self, data: bytes) -> None:
+        assert self._file is not None
         now = time.monotonic()
         if self._write_error is not None and now < self._retry_at:
             self._count_dropped()
@@ -338,7 +360,7 @@ class ServiceLog:
             self.on_problem(message)
 
     def files(self) -> list[Path]:
-        return rotated_files(self._file.path, self._file.backups)
+        return rotated_files(self._path, self._backups) if self._file is not None else []
 
     def tail(self, count: int | None, since: str = "") -> list[LogRecord]:
         return read_service(self.files(), self.service_id, count, since)
@@ -358,4 +380,5 @@ class ServiceLog:
         for queue in self._followers:
             queue.put_nowait(None)  # the end arrives even to a follower that fell behind
         self._followers.clear()
-        self._file.close()
+        if self._file is not None:
+            self._file.close()

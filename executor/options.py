@@ -49,6 +49,16 @@ class LogRotation:
 DEFAULT_LOG_ROTATION = LogRotation()
 
 
+class LogTarget(Enum):
+    """Where each service's lines are stored: the log files, journald, or both.
+    ``auto``: both when a systemd unit runs the executor and journald listens, else files."""
+
+    AUTO = "auto"
+    FILES = "files"
+    JOURNALD = "journald"
+    BOTH = "both"
+
+
 @dataclass(frozen=True)
 class DaemonOptions:
     plan: Path
@@ -69,6 +79,8 @@ class DaemonOptions:
     metrics_listen: tuple[str, int] | None = None
     # executor.placement: auto, none or an absolute cgroup path.
     cgroup_parent: str = "auto"
+    log_target: LogTarget = LogTarget.AUTO
+    journal_socket: Path = Path("/run/systemd/journal/socket")
 
     def __post_init__(self) -> None:
         # runc resolves a bundle's relative root.path against the bundle directory:

@@ -71,6 +71,11 @@ class CgroupPlacement:
         return f"{text}; {self.warning}" if self.warning else text
 
 
+def run_by_systemd(environ: Mapping[str, str]) -> bool:
+    """Whether a systemd unit started this process ($INVOCATION_ID)."""
+    return bool(environ.get(INVOCATION_ID))
+
+
 def own_cgroup(self_cgroup: str) -> str | None:
     """The cgroup systemd tracks this process in, from /proc/self/cgroup's text.
 
@@ -169,7 +174,7 @@ def decide(
         return CgroupPlacement()
     if setting != AUTO:
         return CgroupPlacement(setting, "--cgroup-parent")
-    if not environ.get(INVOCATION_ID):
+    if not run_by_systemd(environ):
         return CgroupPlacement()
     own = own_cgroup(self_cgroup)
     if not own or own == "/":

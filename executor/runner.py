@@ -40,7 +40,7 @@ from extsvc.executor.durations import format_duration
 from extsvc.executor.errors import LaunchError
 from extsvc.executor.health import Health, HealthMonitor, check_process
 from extsvc.executor.limits import RestartBudget, short_duration
-from extsvc.executor.logfiles import run_ended, run_failed_to_start, run_started
+from extsvc.executor.logfiles import run_ended, run_failed_to_start
 from extsvc.executor.logs import ServiceLog
 from extsvc.executor.options import grace
 from extsvc.executor.runtime import Container, ContainerRuntime, ExecResult
@@ -525,7 +525,7 @@ class ServiceRunner:
             return RunOutcome(stopped=True)
         try:
             # Before the start: the container may write before "Started task" is known.
-            self.log.mark(run_started(self.id, run))
+            self.log.begin_run(run, container.pid)
             try:
                 if await self._interruptible(self.runtime.start(container)) is _STOPPED:
                     return RunOutcome(stopped=True)

@@ -27,6 +27,7 @@ from extsvc.executor.client import resolve_id
 from extsvc.executor.clock import Clock
 from extsvc.executor.conditions import HostProbes, conditions_for
 from extsvc.executor.hostservices import ReadinessRule
+from extsvc.executor.journal import Journal
 from extsvc.executor.logs import Console, ServiceLog
 from extsvc.executor.options import DEFAULT_LOG_ROTATION, LogRotation
 from extsvc.executor.runner import RunnerSettings, ServiceRunner, StateBoard
@@ -81,6 +82,8 @@ class Supervisor:
         settings: RunnerSettings,
         log_dir: Path,
         console: Console | None = None,
+        journal: Journal | None = None,
+        log_files: bool = True,
         host_services: dict[str, ReadinessRule] | None = None,
         has_configuration: Callable[[str], bool] = lambda name: False,
         configuration_problem: Callable[[str], str | None] = lambda name: None,
@@ -121,6 +124,8 @@ class Supervisor:
                     console if service.log_to_console else None,
                     log_rotation.max_bytes,
                     log_rotation.backups,
+                    journal=journal,
+                    files=log_files,
                 ),
                 conditions=self._conditions(service),
                 board=self.board,
