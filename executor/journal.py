@@ -10,7 +10,7 @@ Each line carries::
 
     MESSAGE=<the line>            PRIORITY=6 (output) or 5 (the executor's run markers)
     SYSLOG_IDENTIFIER=ext-<name>  SYSLOG_FACILITY=3 (daemon)
-    SYSLOG_PID=<the container's init PID, while known>
+    SYSLOG_PID=<the container's init PID> (journalctl's short output shows _PID)
     EXTSVC_SERVICE=ext-<name>     EXTSVC_RUN=<run number>
     EXTSVC_STREAM=output|partial|extsvc (as in the log files: executor.logfiles)
 
