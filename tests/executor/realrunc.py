@@ -105,11 +105,6 @@ def bind(source: Path, destination: str) -> dict[str, Any]:
     }
 
 
-# systemd's marks of a unit's process: a test's daemon is a unit only when the test says so
-# (executor.placement puts containers inside a unit's cgroup).
-UNIT_VARIABLES = ("INVOCATION_ID",)
-
-
 class Daemon:
     def __init__(
         self, tmp: Path, out: Path, names: list[str], *extra: str, cgroup_parent: str = ""
