@@ -3,7 +3,7 @@
 `extsvc service` (listing 10 services of a running control server) and `extsvc
 logs ID --tail 10` (a 1 MiB log) against ``python -c "import click"``: a user runs
 them in loops, so each must cost at most 1.5x that baseline. The control server
-is the real one (executor.control) over a supervisor with fake containers, in a
+is the real one (executor.daemon.control) over a supervisor with fake containers, in a
 thread of this process: what is measured is the command, not a container.
 
 Each figure is the median of several runs, the commands taking turns (baseline,
@@ -29,9 +29,9 @@ from pathlib import Path
 REPOSITORY = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPOSITORY))
 
-from extsvc.executor.control import SOCKET_NAME, ControlHandler, ControlServer  # noqa: E402
-from extsvc.executor.logfiles import OUTPUT, LogRecord, encode, stamp  # noqa: E402
-from extsvc.executor.supervisor import Supervisor  # noqa: E402
+from extsvc.executor.daemon.control import SOCKET_NAME, ControlHandler, ControlServer  # noqa: E402
+from extsvc.executor.logs.logfile import OUTPUT, LogRecord, encode, stamp  # noqa: E402
+from extsvc.executor.supervise.supervisor import Supervisor  # noqa: E402
 from tests.executor.fakes import FakeClock, FakeRuntime, make_plan, make_service  # noqa: E402
 from tests.executor.test_supervisor_policy import FULL_HOST, SETTINGS  # noqa: E402
 

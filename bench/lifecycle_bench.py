@@ -56,10 +56,10 @@ sys.path.insert(0, str(REPO))
 
 import psutil  # noqa: E402
 
-from extsvc.executor import mounts  # noqa: E402
-from extsvc.executor.adapt import HostFacts, adapt_spec  # noqa: E402
-from extsvc.executor.control import ControlClient  # noqa: E402
+from extsvc.executor.daemon.control import ControlClient  # noqa: E402
 from extsvc.executor.errors import DaemonUnreachableError  # noqa: E402
+from extsvc.executor.runtime import mounts  # noqa: E402
+from extsvc.executor.runtime.adapt import HostFacts, adapt_spec  # noqa: E402
 from tests.support.rootfs import find_static_busybox, make_busybox_rootfs  # noqa: E402
 
 EXTSVC = [sys.executable, "-m", "extsvc"]
@@ -77,10 +77,10 @@ HELLO_IDLE = f"echo hi; {IDLE}"
 PACKAGES = ("extsvc", "compiler", "executor")
 # Cgroups are host-global: this run's services get their own names (suffix).
 RUN_TAG = f"-b{os.getpid()}"
-# Imported before the first `runc create` is spawned (executor.startup), then the rest
+# Imported before the first `runc create` is spawned (executor.daemon.startup), then the rest
 # of the `run` path, imported while those creates run.
-START_UP_IMPORTS = "import extsvc.entry, extsvc.executor.cli_run, extsvc.executor.startup"
-RUN_PATH_IMPORTS = START_UP_IMPORTS + ", extsvc.executor.daemon"
+START_UP_IMPORTS = "import extsvc.entry, extsvc.executor.cli.run, extsvc.executor.daemon.startup"
+RUN_PATH_IMPORTS = START_UP_IMPORTS + ", extsvc.executor.daemon.main"
 
 
 # ----- plans and bundles

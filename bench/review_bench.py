@@ -59,8 +59,8 @@ def origins_share(source: Path) -> tuple[float, float]:
 
 def simulation_speed(scratch: Path) -> tuple[float, float]:
     from extsvc.compiler.format.plan import load_plan
-    from extsvc.executor.facts import facts_from_tree
-    from extsvc.executor.simulate import simulate
+    from extsvc.executor.simulate.boot import simulate
+    from extsvc.executor.simulate.facts import facts_from_tree
 
     source = scratch / "sim"
     source.mkdir()

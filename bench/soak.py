@@ -15,7 +15,7 @@ CPU (% of one core), and the round trip of a `services` request on the control
 socket every 100 ms, split into its legs: before the executor read it (accept,
 the loop's turns ahead of it, the executor waiting for a CPU), handling it, and
 the answer's way back (the prober waiting for a CPU); beside it the executor's
-own view of its loop (executor.loopstats: longest turns, fraction of the time
+own view of its loop (executor.daemon.loopstats: longest turns, fraction of the time
 it waited for a CPU). And the cost of the command a user runs: `extsvc service`
 against ``python -c "import click"``, alternated every few seconds (the ratio
 that bench/control_bench.py measures on a quiet host), with `--debug`'s legs.
@@ -44,7 +44,7 @@ sys.path.insert(0, str(REPO))
 import psutil  # noqa: E402
 
 from bench.control_bench import ENVIRONMENT  # noqa: E402
-from extsvc.executor.control import ControlClient  # noqa: E402
+from extsvc.executor.daemon.control import ControlClient  # noqa: E402
 from tests.executor.realrunc import remove_traces, shell_service, wait_for  # noqa: E402
 from tests.support.rootfs import make_busybox_rootfs  # noqa: E402
 

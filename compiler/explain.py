@@ -39,7 +39,7 @@ ABSENT_WORDS = {
 }
 
 # What the executor may change at start on a host that cannot grant the spec
-# (executor.adapt, executor.runc): said beside the field, since it is not in OUT.
+# (executor.runtime.adapt, executor.runtime.runc): said beside the field, since it is not in OUT.
 HOST_ADAPTATIONS = {
     "process.capabilities": "host adaptation (executor): only capabilities in the executor's "
     "own bounding set are granted",

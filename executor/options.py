@@ -77,7 +77,7 @@ class DaemonOptions:
     log_rotation: LogRotation = DEFAULT_LOG_ROTATION
     metrics_file: Path | None = None
     metrics_listen: tuple[str, int] | None = None
-    # executor.placement: auto, none or an absolute cgroup path.
+    # executor.runtime.placement: auto, none or an absolute cgroup path.
     cgroup_parent: str = "auto"
     log_target: LogTarget = LogTarget.AUTO
     journal_socket: Path = Path("/run/systemd/journal/socket")

@@ -23,15 +23,15 @@ LAZY_COMMANDS = {
     "schema": "extsvc.compiler.cli_compile:schema_command",
     "diff": "extsvc.compiler.cli_review:diff_command",
     "explain": "extsvc.compiler.cli_review:explain_command",
-    "run": "extsvc.executor.cli:run_command",
-    "service": "extsvc.executor.cli:service_command",
+    "run": "extsvc.executor.cli.commands:run_command",
+    "service": "extsvc.executor.cli.commands:service_command",
     # talosctl habit: `services` lists them too.
-    "services": "extsvc.executor.cli:service_command",
-    "logs": "extsvc.executor.cli:logs_command",
-    "metrics": "extsvc.executor.cli_metrics:metrics_command",
-    "plan": "extsvc.executor.cli_plan:plan_command",
-    "reload": "extsvc.executor.cli:reload_command",
-    "systemd-unit": "extsvc.executor.cli_unit:systemd_unit_command",
+    "services": "extsvc.executor.cli.commands:service_command",
+    "logs": "extsvc.executor.cli.commands:logs_command",
+    "metrics": "extsvc.executor.cli.metrics:metrics_command",
+    "plan": "extsvc.executor.cli.plan:plan_command",
+    "reload": "extsvc.executor.cli.commands:reload_command",
+    "systemd-unit": "extsvc.executor.cli.unit:systemd_unit_command",
     "extension": "extsvc.extension.cli:extension_command",
 }
 

@@ -46,7 +46,7 @@ def _options(words: list[str]) -> tuple[str, set[str]]:
     from extsvc.cli import cli
 
     if words[0] == "run":
-        from extsvc.executor.cli_run import parser
+        from extsvc.executor.cli.run import parser
 
         return "run", {option for action in parser()._actions for option in action.option_strings}
     found = cli.get_command(click.Context(cli), words[0])

@@ -58,7 +58,7 @@ def test_installed_tree_imports_as_extsvc_only(tmp_path: Path) -> None:
     assert "No module named 'compiler'" in python("import compiler").stderr
     assert "No module named 'executor'" in python("import executor").stderr
     shipped = python(
-        "import extsvc.compiler.pipeline as p, extsvc.executor.daemon as d; "
+        "import extsvc.compiler.pipeline as p, extsvc.executor.daemon.main as d; "
         "print(p.__file__); print(d.__file__); "
         "from extsvc.compiler.render import oci_config_errors; print(list(oci_config_errors({})))"
     )

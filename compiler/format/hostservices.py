@@ -3,7 +3,7 @@
 
 The same loader, schema path and wording as service files (``extsvc schema
 --kind host-services``); what each rule means at run time is the executor's
-(``executor.hostservices``).
+(``executor.host.readiness``).
 """
 
 from __future__ import annotations

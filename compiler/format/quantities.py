@@ -3,7 +3,7 @@
 ``extsvc run --stop-timeout 10s``, ``x-extsvc: {startTimeout: 2m}`` and a facts
 file's ``until: 5m`` accept one syntax and one range, so the parser lives here, in
 the shared contract. (``extsvc logs --since`` reads a time ago with systemd.time(7)'s
-units, days and weeks too, in ``executor.logfiles``: a label, not a timer.)
+units, days and weeks too, in ``executor.logs.logfile``: a label, not a timer.)
 """
 
 from __future__ import annotations

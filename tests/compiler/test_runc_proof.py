@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from extsvc.cli import cli
 from extsvc.compiler.defaults import GRANTED_CAPABILITIES
-from extsvc.executor.adapt import HostFacts, adapt_spec
+from extsvc.executor.runtime.adapt import HostFacts, adapt_spec
 from tests.support.rootfs import make_busybox_rootfs
 
 SERVICE = """\

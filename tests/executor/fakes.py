@@ -17,7 +17,7 @@ from extsvc.compiler.format.plan import (
     ServicePolicy,
 )
 from extsvc.executor.errors import LaunchError
-from extsvc.executor.runtime import ExecResult, OutputSink
+from extsvc.executor.runtime.protocol import ExecResult, OutputSink
 
 
 async def settle(rounds: int = 50) -> None:

@@ -24,9 +24,9 @@ from typing import Any
 
 import psutil
 
-from extsvc.executor import cgroups, mounts
-from extsvc.executor.control import ControlClient
+from extsvc.executor.daemon.control import ControlClient
 from extsvc.executor.errors import DaemonUnreachableError
+from extsvc.executor.runtime import cgroups, mounts
 from tests.support.rootfs import make_busybox_rootfs
 
 EXTSVC = [sys.executable, "-m", "extsvc"]

@@ -12,15 +12,15 @@ import pytest
 
 from extsvc.compiler.format.capabilities import LINUX_CAPABILITIES as CAPABILITY_NAMES
 from extsvc.compiler.format.plan import HealthCheck, OnUnhealthy, ServicePolicy
-from extsvc.executor.adapt import HostFacts
-from extsvc.executor.causes import runc_cause
-from extsvc.executor.client import resolve_id
-from extsvc.executor.control import ControlHandler, StartFailed
+from extsvc.executor.daemon.control import ControlHandler, StartFailed
+from extsvc.executor.daemon.notify import Notifier
 from extsvc.executor.errors import UnknownServiceError
-from extsvc.executor.notify import Notifier
-from extsvc.executor.runner import RestartTiming, RunnerSettings
-from extsvc.executor.runtime import ExecResult
-from extsvc.executor.states import ServiceState
+from extsvc.executor.runtime.adapt import HostFacts
+from extsvc.executor.runtime.causes import runc_cause
+from extsvc.executor.runtime.protocol import ExecResult
+from extsvc.executor.service.ids import resolve_id
+from extsvc.executor.service.runner import RestartTiming, RunnerSettings
+from extsvc.executor.service.states import ServiceState
 from tests.executor.fakes import Script, make_plan, make_service, settle
 from tests.executor.test_supervisor_policy import World, run
 

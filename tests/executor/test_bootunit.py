@@ -17,8 +17,8 @@ from click.testing import CliRunner
 from extsvc.cli import cli
 from extsvc.compiler.format.plan import load_plan
 from extsvc.compiler.format.quantities import parse_duration
-from extsvc.executor import cli_run
-from extsvc.executor.bootunit import EXIT_MARGIN, Kind, command_line, run_options
+from extsvc.executor.cli import run
+from extsvc.executor.cli.systemdunit import EXIT_MARGIN, Kind, command_line, run_options
 from extsvc.executor.options import DaemonOptions
 from tests.conftest import cannot_run
 
@@ -167,8 +167,8 @@ def test_every_run_option_reaches_execstart_as_run_reads_it(
     given = [word for option in run_options() for word in _sample(option, tmp_path)]
     assert {"--host-services", "--config-dir", "--console", "--runtime", "--log-dir"} <= set(given)
     unit = _unit(str(out), *given)
-    from_unit = vars(cli_run.parser().parse_args([str(out), *_run_arguments(unit)]))
-    direct = vars(cli_run.parser().parse_args([str(out), *given]))
+    from_unit = vars(run.parser().parse_args([str(out), *_run_arguments(unit)]))
+    direct = vars(run.parser().parse_args([str(out), *given]))
     for key, value in direct.items():
         expected = value.absolute() if isinstance(value, Path) else value
         assert from_unit[key] == expected, key

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from extsvc.executor import spawn
-from extsvc.executor.environment import CHILD_ENVIRONMENT, ServiceManager
+from extsvc.executor.process import spawn
+from extsvc.executor.process.environment import CHILD_ENVIRONMENT, ServiceManager
 from tests.executor.realrunc import (
     IDLE,
     Daemon,
@@ -83,7 +83,7 @@ def test_sockets_passed_for_activation_are_kept_from_children() -> None:
     # In a process of its own: fds 3 and 4 are pytest's here.
     script = """
 import os, sys
-from extsvc.executor.environment import ServiceManager
+from extsvc.executor.process.environment import ServiceManager
 for target in (3, 4):
     os.dup2(os.open(os.devnull, os.O_RDONLY), target, inheritable=True)
 ServiceManager.take({"LISTEN_PID": str(os.getpid()), "LISTEN_FDS": "2"})

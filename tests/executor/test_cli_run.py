@@ -1,4 +1,4 @@
-"""`extsvc run`'s command line (executor.cli_run): argparse, without click on boot's path."""
+"""`extsvc run`'s command line (executor.cli.run): argparse, without click on boot's path."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from extsvc.executor import cli_run
+from extsvc.executor.cli import run
 from extsvc.executor.options import ConsoleKind, DaemonOptions, LogRotation
 from tests.executor.realrunc import EXTSVC
 
 
 def options(*argv: str) -> DaemonOptions:
-    return cli_run.options_from(cli_run.parser().parse_args(["out", *argv]))
+    return run.options_from(run.parser().parse_args(["out", *argv]))
 
 
 def test_defaults_are_the_documented_ones(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -93,7 +93,7 @@ def test_a_relative_state_dir_is_made_absolute() -> None:
 def test_usage_errors_exit_2_with_one_message(
     argv: list[str], problem: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli_run.main(argv) == 2
+    assert run.main(argv) == 2
     err = capsys.readouterr().err
     assert problem in err
     assert err.startswith("usage: extsvc run")
@@ -103,7 +103,7 @@ def test_usage_errors_exit_2_with_one_message(
 
 def test_the_callers_signal_mask_is_kept(tmp_path: Path) -> None:
     before = signal.pthread_sigmask(signal.SIG_BLOCK, [])
-    assert cli_run.main([str(tmp_path), "--runtime", "no-such-runc"]) in (1, 3)
+    assert run.main([str(tmp_path), "--runtime", "no-such-runc"]) in (1, 3)
     assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == before
 
 
@@ -122,7 +122,7 @@ def test_help_lists_every_option_and_the_dispatcher_lists_run() -> None:
 def test_leftover_tasks_are_cancelled_and_waited_for_a_bounded_time() -> None:
     import asyncio
 
-    from extsvc.executor.daemon import end_leftover_tasks
+    from extsvc.executor.daemon.main import end_leftover_tasks
 
     async def obedient() -> None:
         await asyncio.sleep(3600)

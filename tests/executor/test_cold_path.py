@@ -8,14 +8,15 @@ import sys
 
 # What `extsvc run` imports: the entry, the argparse CLI, the start-up, the daemon.
 RUN_PATH = (
-    "import extsvc.entry, extsvc.executor.cli_run, extsvc.executor.startup, extsvc.executor.daemon"
+    "import extsvc.entry, extsvc.executor.cli.run, extsvc.executor.daemon.startup,"
+    " extsvc.executor.daemon.main"
 )
 # A plan is JSON (no YAML loader); it is validated by schemacheck (no jsonschema);
 # psutil is for status requests and network checks; ctypes.util spawns ldconfig;
 # click (~20 ms) is for the other commands: `run` is parsed with argparse.
 HEAVY = {"yaml", "jsonschema", "psutil", "lark", "ctypes.util", "click"}
-# Before the first `runc create` is spawned (executor.startup): not even asyncio.
-START_UP = "import extsvc.entry, extsvc.executor.cli_run, extsvc.executor.startup"
+# Before the first `runc create` is spawned (executor.daemon.startup): not even asyncio.
+START_UP = "import extsvc.entry, extsvc.executor.cli.run, extsvc.executor.daemon.startup"
 
 
 def modules_after(statement: str) -> set[str]:
@@ -39,10 +40,11 @@ def test_the_start_up_before_the_first_create_does_not_import_asyncio() -> None:
 
 
 def test_the_daemon_runs_without_ssl() -> None:
-    # `extsvc run` keeps ssl out (executor.cli_run): nothing the daemon imports, lazily
+    # `extsvc run` keeps ssl out (executor.cli.run): nothing the daemon imports, lazily
     # included (psutil for status requests and network checks), may need it.
     imported = modules_after(
-        "import sys; sys.modules['ssl'] = None; import asyncio, psutil, extsvc.executor.daemon,"
-        " extsvc.executor.control, extsvc.executor.status, extsvc.executor.hostprobes"
+        "import sys; sys.modules['ssl'] = None; import asyncio, psutil,"
+        " extsvc.executor.daemon.main, extsvc.executor.daemon.control,"
+        " extsvc.executor.daemon.status, extsvc.executor.host.probes"
     )  # raises if any of them fails to import
-    assert {"asyncio", "psutil", "extsvc.executor.control"} <= imported
+    assert {"asyncio", "psutil", "extsvc.executor.daemon.control"} <= imported

@@ -13,10 +13,10 @@ import pytest
 from click.testing import CliRunner
 
 from extsvc.cli import cli
-from extsvc.executor.control import SOCKET_NAME, ControlClient, ControlHandler, ControlServer
+from extsvc.executor.daemon.control import SOCKET_NAME, ControlClient, ControlHandler, ControlServer
+from extsvc.executor.daemon.loopstats import LoopStats
 from extsvc.executor.errors import DaemonUnreachableError, UnknownServiceError
-from extsvc.executor.loopstats import LoopStats
-from extsvc.executor.supervisor import Supervisor
+from extsvc.executor.supervise.supervisor import Supervisor
 from tests.executor.fakes import FakeClock, FakeRuntime, Script, make_plan, make_service, settle
 from tests.executor.test_supervisor_policy import FULL_HOST, SETTINGS
 
@@ -28,7 +28,7 @@ async def with_server(
     measured: bool = False,
 ) -> Any:
     """``body(client)`` in a thread, against a control server over fakes; ``measured``:
-    the loop is timed (executor.loopstats) as in the daemon."""
+    the loop is timed (executor.daemon.loopstats) as in the daemon."""
     stats = LoopStats.install(asyncio.get_running_loop()) if measured else None
     clock = FakeClock()
     runtime = FakeRuntime(

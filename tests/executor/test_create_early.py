@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from extsvc.compiler.format.plan import ServicePlan
-from extsvc.executor.states import ServiceState
+from extsvc.executor.service.states import ServiceState
 from tests.executor.fakes import Script, make_service, settle
 from tests.executor.test_supervisor_policy import World, run
 

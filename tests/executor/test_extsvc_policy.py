@@ -11,11 +11,11 @@ from pathlib import Path
 
 from extsvc.compiler.format.capabilities import LINUX_CAPABILITIES
 from extsvc.compiler.format.plan import HealthCheck, OnUnhealthy, RestartLimit, ServicePolicy
-from extsvc.executor.adapt import HostFacts, adapt_spec
-from extsvc.executor.health import Health
-from extsvc.executor.render import service_detail
-from extsvc.executor.runtime import ExecResult
-from extsvc.executor.states import ServiceState, folded
+from extsvc.executor.cli.servicetext import service_detail
+from extsvc.executor.runtime.adapt import HostFacts, adapt_spec
+from extsvc.executor.runtime.protocol import ExecResult
+from extsvc.executor.service.health import Health
+from extsvc.executor.service.states import ServiceState, folded
 from tests.executor.fakes import Script, make_service, settle
 from tests.executor.test_supervisor_policy import World, run
 

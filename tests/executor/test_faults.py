@@ -15,8 +15,8 @@ import psutil
 import pytest
 
 from extsvc.compiler.format.exitcodes import EXIT_ENVIRONMENT
-from extsvc.executor import cgroups, mounts
-from extsvc.executor.conditions import READINESS_COMMAND_TIMEOUT as READINESS_TIMEOUT
+from extsvc.executor.runtime import cgroups, mounts
+from extsvc.executor.service.conditions import READINESS_COMMAND_TIMEOUT as READINESS_TIMEOUT
 from tests.executor.faults import FaultyRuntime
 from tests.executor.realrunc import (
     EXTSVC,

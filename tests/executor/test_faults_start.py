@@ -23,9 +23,9 @@ import psutil
 import pytest
 
 from extsvc.compiler.format.plan import cgroups_path
-from extsvc.executor import cgroups
 from extsvc.executor.errors import ExecutorError
-from extsvc.executor.workspace import Workspace
+from extsvc.executor.runtime import cgroups
+from extsvc.executor.runtime.workspace import Workspace
 from tests.executor.faults import FaultyRuntime
 from tests.executor.realrunc import (
     IDLE,

@@ -1,7 +1,7 @@
 """The head start (issue 12): what waits for nothing is created before the event loop.
 
 `extsvc run` spawns `runc create` for every service without dependencies before it
-imports asyncio and the supervisor (executor.startup); the runtime takes each over
+imports asyncio and the supervisor (executor.daemon.startup); the runtime takes each over
 as its own create. These tests use real runc through a wrapper that records when the
 executor spawned each call (tests.executor.faults), compared with when the daemon,
 its event loop running, wrote <state>/run.json: a head start comes before, a create by

@@ -1,4 +1,4 @@
-"""The health monitor's own loop (executor.health), without a runtime."""
+"""The health monitor's own loop (executor.service.health), without a runtime."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from extsvc.compiler.format.plan import HealthCheck, OnUnhealthy
-from extsvc.executor.clock import SystemClock
-from extsvc.executor.health import HealthMonitor
-from extsvc.executor.runtime import ExecResult
+from extsvc.executor.runtime.protocol import ExecResult
+from extsvc.executor.service.clock import SystemClock
+from extsvc.executor.service.health import HealthMonitor
 
 CHECK = HealthCheck(
     exec=("true",),

@@ -13,19 +13,20 @@ from pathlib import Path
 
 import pytest
 
-from extsvc.executor import cgroups, mounts, spawn
-from extsvc.executor.clock import Moment
-from extsvc.executor.conditions import HostServiceUp, NetworkReady
+from extsvc.executor.cli.servicetext import service_detail, services_table
+from extsvc.executor.daemon.startup import check_environment
 from extsvc.executor.durations import format_duration
 from extsvc.executor.errors import EnvironmentMissingError, InvalidInputError
-from extsvc.executor.extconfig import ConfigDirectory, source_name
-from extsvc.executor.hostservices import ReadinessRule, load_host_services
-from extsvc.executor.inotify import DirectoryWatch
-from extsvc.executor.limits import short_duration
+from extsvc.executor.host.inotify import DirectoryWatch
+from extsvc.executor.host.readiness import ReadinessRule, load_host_services
 from extsvc.executor.options import DaemonOptions
-from extsvc.executor.render import service_detail, services_table
-from extsvc.executor.startup import check_environment
-from extsvc.executor.states import Event, ServiceState, folded
+from extsvc.executor.process import spawn
+from extsvc.executor.runtime import cgroups, mounts
+from extsvc.executor.service.clock import Moment
+from extsvc.executor.service.conditions import HostServiceUp, NetworkReady
+from extsvc.executor.service.restart import short_duration
+from extsvc.executor.service.states import Event, ServiceState, folded
+from extsvc.executor.supervise.configwatch import ConfigDirectory, source_name
 from tests.executor.fakes import make_service
 
 

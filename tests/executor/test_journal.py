@@ -1,4 +1,4 @@
-"""Service lines to journald's native protocol (executor.journal), against a test socket.
+"""Service lines to journald's native protocol (executor.logs.journal), against a test socket.
 
 ``FakeJournald`` is the receiving side of systemd.io/JOURNAL_NATIVE_PROTOCOL written from
 the document (both field forms, the sealed memfd of a large entry), so the encoding is
@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from extsvc.executor.journal import (
+from extsvc.executor.logs.journal import (
     SEALS,
     Journal,
     JournalSocket,
     encode_entry,
     encode_field,
 )
-from extsvc.executor.logs import ServiceLog
+from extsvc.executor.logs.servicelog import ServiceLog
 from extsvc.executor.options import DaemonOptions, LogTarget
 
 Entry = list[tuple[str, bytes]]
@@ -197,7 +197,7 @@ def test_a_journald_that_does_not_read_never_blocks_the_writer(
 def test_auto_is_both_under_systemd_with_journald_else_files(
     tmp_path: Path, journald: FakeJournald
 ) -> None:
-    from extsvc.executor.daemon import log_target
+    from extsvc.executor.daemon.main import log_target
 
     unit = {"INVOCATION_ID": "0123456789abcdef0123456789abcdef"}
     options = DaemonOptions(plan=tmp_path / "out", journal_socket=journald.path)
@@ -210,7 +210,7 @@ def test_auto_is_both_under_systemd_with_journald_else_files(
 
 
 def test_a_journal_stream_is_told_by_its_device_and_inode(tmp_path: Path) -> None:
-    from extsvc.executor.journal import is_journal_stream
+    from extsvc.executor.logs.journal import is_journal_stream
 
     with (tmp_path / "f").open("w") as file:
         status = os.fstat(file.fileno())

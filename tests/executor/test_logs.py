@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from extsvc.executor.logfiles import (
+from extsvc.executor.logs.logfile import (
     MARKER,
     OUTPUT,
     LogRecord,
@@ -27,7 +27,7 @@ from extsvc.executor.logfiles import (
     services_in,
     stamp,
 )
-from extsvc.executor.logs import KmsgConsole, RotatingFile, ServiceLog, StdoutConsole
+from extsvc.executor.logs.servicelog import KmsgConsole, RotatingFile, ServiceLog, StdoutConsole
 
 
 def test_rotation_keeps_a_bounded_total(tmp_path: Path) -> None:
@@ -168,7 +168,7 @@ def test_since_takes_a_duration_or_a_time() -> None:
 
 
 def test_a_partial_line_is_passed_on_after_the_delay_and_no_timer_waits_while_idle() -> None:
-    from extsvc.executor.runc import pump_lines
+    from extsvc.executor.runtime.runc import pump_lines
 
     async def scenario() -> tuple[list[tuple[bytes, bool]], list[asyncio.TimerHandle]]:
         loop = asyncio.get_running_loop()

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from extsvc.cli import cli
-from extsvc.executor.logfiles import (
+from extsvc.executor.logs.logfile import (
     PARTIAL,
     LogRecord,
     format_record,

@@ -1,4 +1,4 @@
-"""How late the event loop runs, measured from inside (issue 16 item 9): executor.loopstats,
+"""How late the event loop runs, measured from inside (issue 16 item 9): executor.daemon.loopstats,
 the status JSON's ``loop`` and `extsvc service --debug`."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 from click.testing import CliRunner
 
 from extsvc.cli import cli
-from extsvc.executor.control import ControlClient
-from extsvc.executor.loopstats import LoopStats
+from extsvc.executor.daemon.control import ControlClient
+from extsvc.executor.daemon.loopstats import LoopStats
 from tests.executor.test_control import with_server
 from tests.executor.test_runc_boot import check_shape
 

@@ -22,9 +22,9 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
-from extsvc.executor.exposition import Family, Kind, render
-from extsvc.executor.metrics import ExecutorCounters
-from extsvc.executor.metricsserve import MetricsFile, MetricsSource
+from extsvc.executor.metrics.exposition import Family, Kind, render
+from extsvc.executor.metrics.families import ExecutorCounters
+from extsvc.executor.metrics.serve import MetricsFile, MetricsSource
 from tests.executor.realrunc import (
     EXTSVC,
     IDLE,

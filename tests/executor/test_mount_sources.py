@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from extsvc.compiler.format.plan import MountSource
-from extsvc.executor.bundles import create_mount_sources
 from extsvc.executor.errors import LaunchError
+from extsvc.executor.runtime.bundles import create_mount_sources
 
 pytestmark = pytest.mark.root  # creates directories under /run
 

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from extsvc.executor import logs
-from extsvc.executor.control import MAX_TAIL, ControlClient, check_request
-from extsvc.executor.logfiles import OUTPUT, LogRecord
-from extsvc.executor.logs import FollowerQueue, KmsgConsole, ServiceLog
-from extsvc.executor.sinks import NonBlockingWriter
+from extsvc.executor.daemon.control import MAX_TAIL, ControlClient, check_request
+from extsvc.executor.logs import servicelog
+from extsvc.executor.logs.logfile import OUTPUT, LogRecord
+from extsvc.executor.logs.servicelog import FollowerQueue, KmsgConsole, ServiceLog
+from extsvc.executor.logs.sinks import NonBlockingWriter
 from tests.executor.test_control import with_server
 
 
@@ -140,7 +140,7 @@ def test_a_follower_that_does_not_read_holds_a_bounded_number_of_bytes() -> None
 def test_a_full_disk_drops_log_lines_says_so_once_and_resumes(
     tiny_log_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(logs, "LOG_RETRY_SECONDS", 0.0)  # retry at every line, not every 2 s
+    monkeypatch.setattr(servicelog, "LOG_RETRY_SECONDS", 0.0)  # retry at every line, not every 2 s
     filler = tiny_log_dir / "filler"
     filler.write_bytes(b"f" * 40 * 1024)
     events: list[str] = []
@@ -233,7 +233,7 @@ def test_hostile_requests_get_an_error_not_a_traceback(tmp_path: Path) -> None:
 
 
 def test_a_silent_client_is_timed_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from extsvc.executor import control
+    from extsvc.executor.daemon import control
 
     monkeypatch.setattr(control, "REQUEST_TIMEOUT", 0.2)
 

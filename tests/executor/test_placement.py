@@ -1,4 +1,4 @@
-"""Where containers' cgroups go (executor.placement): the policy, without systemd.
+"""Where containers' cgroups go (executor.runtime.placement): the policy, without systemd.
 
 What it does on a real host is tested with real runc in test_runc_placement.py and
 under a real systemd in the systemd rig.
@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from extsvc.executor import placement
-from extsvc.executor.adapt import HostFacts, adapt_spec
-from extsvc.executor.placement import CgroupPlacement, decide
-from extsvc.executor.recovery import own_cgroup_paths
-from extsvc.executor.workspace import Workspace
+from extsvc.executor.runtime import placement
+from extsvc.executor.runtime.adapt import HostFacts, adapt_spec
+from extsvc.executor.runtime.placement import CgroupPlacement, decide
+from extsvc.executor.runtime.recovery import own_cgroup_paths
+from extsvc.executor.runtime.workspace import Workspace
 from tests.executor.fakes import make_plan, make_service
 
 # /proc/self/cgroup of a unit's process on a cgroup v1 / hybrid host (systemd 252).
@@ -74,7 +74,7 @@ def test_an_explicit_parent_and_bad_settings() -> None:
 def test_the_run_option_refuses_a_bad_parent_with_a_usage_error(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from extsvc.executor.cli_run import main
+    from extsvc.executor.cli.run import main
 
     assert main(["/nonexistent", "--cgroup-parent", "../x"]) == 2
     assert "expected auto, none or an absolute cgroup path" in capsys.readouterr().err

@@ -9,7 +9,7 @@ import psutil
 import pytest
 
 from extsvc.compiler.format.capabilities import names_from_mask
-from extsvc.executor import cgroups
+from extsvc.executor.runtime import cgroups
 from tests.executor.faults import FaultyRuntime
 from tests.executor.realrunc import (
     IDLE,

@@ -11,14 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from extsvc.compiler.format.plan import ServicePlan
-from extsvc.executor import reaper
-from extsvc.executor.adapt import HostFacts
-from extsvc.executor.clock import SystemClock
-from extsvc.executor.processes import run_process
-from extsvc.executor.runner import RestartTiming, RunnerSettings
-from extsvc.executor.runtime import ExecResult, OutputSink
-from extsvc.executor.states import ServiceState
-from extsvc.executor.supervisor import Supervisor
+from extsvc.executor.process import reaper
+from extsvc.executor.process.helpers import run_process
+from extsvc.executor.runtime.adapt import HostFacts
+from extsvc.executor.runtime.protocol import ExecResult, OutputSink
+from extsvc.executor.service.clock import SystemClock
+from extsvc.executor.service.runner import RestartTiming, RunnerSettings
+from extsvc.executor.service.states import ServiceState
+from extsvc.executor.supervise.supervisor import Supervisor
 from tests.executor.fakes import make_plan, make_service
 
 

@@ -1,4 +1,4 @@
-"""Containers placed inside the executor's systemd unit (executor.placement), real runc.
+"""Containers placed inside the executor's systemd unit (executor.runtime.placement), real runc.
 
 Without a systemd here, the test does what systemd does for a unit: it creates the
 unit's cgroup in every hierarchy, starts the executor in it with $INVOCATION_ID set.
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from extsvc.executor import cgroups
+from extsvc.executor.runtime import cgroups
 from tests.executor.realrunc import (
     IDLE,
     Daemon,

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from extsvc.compiler.format.capabilities import LINUX_CAPABILITIES as CAPABILITY_NAMES
-from extsvc.executor.adapt import HostFacts
-from extsvc.executor.clock import SystemClock
-from extsvc.executor.runner import RestartTiming, RunnerSettings
-from extsvc.executor.states import ServiceState
-from extsvc.executor.supervisor import Supervisor
+from extsvc.executor.runtime.adapt import HostFacts
+from extsvc.executor.service.clock import SystemClock
+from extsvc.executor.service.runner import RestartTiming, RunnerSettings
+from extsvc.executor.service.states import ServiceState
+from extsvc.executor.supervise.supervisor import Supervisor
 from tests.executor.fakes import FakeClock, FakeRuntime, Script, make_plan, make_service, settle
 
 FULL_HOST = HostFacts(bounding_capabilities=frozenset(CAPABILITY_NAMES), can_lower_oom_score=True)

@@ -19,12 +19,12 @@ from typing import Any
 import pytest
 
 from extsvc.compiler.format.plan import RestartLimit, ServicePlan, ServicePolicy
-from extsvc.executor import status
-from extsvc.executor.health import Health
-from extsvc.executor.render import services_table
-from extsvc.executor.runner import RestartTiming, RunnerSettings
-from extsvc.executor.runtime import ExecResult
-from extsvc.executor.states import ServiceState
+from extsvc.executor.cli.servicetext import services_table
+from extsvc.executor.daemon import status
+from extsvc.executor.runtime.protocol import ExecResult
+from extsvc.executor.service.health import Health
+from extsvc.executor.service.runner import RestartTiming, RunnerSettings
+from extsvc.executor.service.states import ServiceState
 from tests.executor.fakes import FakeRuntime, Script, make_service, settle
 from tests.executor.test_extsvc_policy import NOT_READY, health
 from tests.executor.test_supervisor_policy import World

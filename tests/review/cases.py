@@ -103,8 +103,8 @@ def simulate_case(case: Path) -> dict[str, bytes]:
     from extsvc.compiler.pipeline import CompileOptions, compile
     from extsvc.compiler.sources import collect_sources
     from extsvc.compiler.write import write_tree
-    from extsvc.executor.facts import load_facts
-    from extsvc.executor.simulate import render_text, simulate, to_json
+    from extsvc.executor.simulate.boot import render_text, simulate, to_json
+    from extsvc.executor.simulate.facts import load_facts
 
     sources, _ = collect_sources([str(case / "input")])
     result = compile(sources, CompileOptions(rootfs_base=BASE, arch="amd64"))

@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from extsvc.cli import cli
-from extsvc.executor import simulate as simulation_module
-from extsvc.executor.facts import FactsError, load_facts
+from extsvc.executor.simulate import boot as simulation_module
+from extsvc.executor.simulate.facts import FactsError, load_facts
 from tests.review.cases import cases, expected, simulate_case
 
 CASES = cases("simulate")
@@ -29,9 +29,9 @@ def test_simulation_matches_its_golden(case: Path) -> None:
 
 
 def test_the_simulation_is_the_executors_own_policy() -> None:
-    # No second implementation: the module drives executor.supervisor and executor.runner.
+    # No second implementation: the module drives the executor's Supervisor and ServiceRunner.
     source = Path(simulation_module.__file__).read_text()
-    assert "from extsvc.executor.supervisor import Supervisor" in source
+    assert "from extsvc.executor.supervise.supervisor import Supervisor" in source
     assert "restarts_after" not in source and "RestartPolicy" not in source
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from extsvc.compiler.format.plan import load_plan
-from extsvc.executor.facts import facts_from_tree
-from extsvc.executor.simulate import simulate
+from extsvc.executor.simulate.boot import simulate
+from extsvc.executor.simulate.facts import facts_from_tree
 from tests.executor.realrunc import (
     IDLE,
     bind,

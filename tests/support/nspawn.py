@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from extsvc.executor import cgroups
+from extsvc.executor.runtime import cgroups
 from tests.support.rootfs import make_busybox_rootfs
 
 REPO = Path(__file__).resolve().parents[2]

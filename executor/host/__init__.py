@@ -1,0 +1,1 @@
+"""The host seen from the executor: readiness of services outside the plan, probes, inotify."""

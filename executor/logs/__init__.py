@@ -1,0 +1,1 @@
+"""Service logs: the stored format, rotation, followers, the console, journald and kmsg."""

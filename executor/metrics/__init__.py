@@ -1,0 +1,1 @@
+"""The executor's state as OpenMetrics: families, exposition, the file and the HTTP endpoint."""

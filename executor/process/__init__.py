@@ -1,0 +1,1 @@
+"""Child processes: the environment they get, spawning, the reaper, short-lived helpers."""

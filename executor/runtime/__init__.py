@@ -1,0 +1,3 @@
+"""Containers: the runtime contract, runc, bundles, overlays, cgroups, host adaptation,
+leftovers.
+"""
