@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: all install system-deps metrics-deps test lint golden bench bench-peers demo demo-real clean fuzz
+.PHONY: all install system-deps metrics-deps test lint golden bench bench-compare bench-peers demo demo-real clean fuzz
 
 all: test
 
@@ -62,6 +62,12 @@ fuzz: install
 
 bench: install
 	$(BIN)/python bench/run.py
+
+# The benchmarks of BEFORE (a git revision) and of this checkout, taking turns, side by
+# side: `make bench-compare BEFORE=v0.3.0`.
+bench-compare: install
+	@test -n "$(BEFORE)" || { echo "usage: make bench-compare BEFORE=<git revision>"; exit 2; }
+	$(BIN)/python bench/compare.py $(BEFORE)
 
 # The lifecycle benchmark with containerd (`ctr`) and podman measured beside extsvc.
 # Installs Debian's containerd and podman; the benchmark runs them on private sockets
