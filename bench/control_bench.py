@@ -33,7 +33,7 @@ from extsvc.executor.daemon.control import SOCKET_NAME, ControlHandler, ControlS
 from extsvc.executor.logs.logfile import OUTPUT, LogRecord, encode, stamp  # noqa: E402
 from extsvc.executor.supervise.supervisor import Supervisor  # noqa: E402
 from tests.executor.fakes import FakeClock, FakeRuntime, make_plan, make_service  # noqa: E402
-from tests.executor.test_supervisor_policy import FULL_HOST, SETTINGS  # noqa: E402
+from tests.executor.restart.test_restart_policy import FULL_HOST, SETTINGS  # noqa: E402
 
 BIN = Path(sys.executable).parent
 SERVICES = 10

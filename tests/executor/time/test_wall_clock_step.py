@@ -26,8 +26,8 @@ from extsvc.executor.service.health import Health
 from extsvc.executor.service.runner import RestartTiming, RunnerSettings
 from extsvc.executor.service.states import ServiceState
 from tests.executor.fakes import FakeRuntime, Script, make_service, settle
-from tests.executor.test_extsvc_policy import NOT_READY, health
-from tests.executor.test_supervisor_policy import World
+from tests.executor.health.test_health_policy import NOT_READY, health
+from tests.executor.restart.test_restart_policy import World
 
 YEAR = 365 * 24 * 3600.0
 STEPS = pytest.mark.parametrize("step", [YEAR, -YEAR], ids=["plus-1y", "minus-1y"])

@@ -38,7 +38,7 @@ SIGNAL_RECORDER = (
 )
 STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 STATUS_SCHEMA = json.loads(
-    (Path(__file__).parents[2] / "docs" / "service-status.schema.json").read_text()
+    (Path(__file__).parents[3] / "docs" / "service-status.schema.json").read_text()
 )
 
 

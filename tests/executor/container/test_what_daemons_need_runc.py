@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.executor.health.test_health_runc import messages
 from tests.executor.realrunc import (
     IDLE,
     compile_plan,
@@ -23,7 +24,6 @@ from tests.executor.realrunc import (
     unique,
     wait_for,
 )
-from tests.executor.test_policy_runc import messages
 
 pytestmark = pytest.mark.runc
 

@@ -17,7 +17,7 @@ from extsvc.executor.runtime.protocol import ExecResult
 from extsvc.executor.service.health import Health
 from extsvc.executor.service.states import ServiceState, folded
 from tests.executor.fakes import Script, make_service, settle
-from tests.executor.test_supervisor_policy import World, run
+from tests.executor.restart.test_restart_policy import World, run
 
 NOT_READY = ExecResult(1, "starting\nnot ready\n")
 READY = ExecResult(0, "ok\n")

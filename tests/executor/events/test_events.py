@@ -22,7 +22,7 @@ from extsvc.executor.service.ids import resolve_id
 from extsvc.executor.service.runner import RestartTiming, RunnerSettings
 from extsvc.executor.service.states import ServiceState
 from tests.executor.fakes import Script, make_plan, make_service, settle
-from tests.executor.test_supervisor_policy import World, run
+from tests.executor.restart.test_restart_policy import World, run
 
 RUNC_LINE = (
     'time="2026-11-22T04:31:13Z" level=error msg="runc create failed: unable to start '

@@ -18,7 +18,7 @@ from extsvc.executor.daemon.loopstats import LoopStats
 from extsvc.executor.errors import DaemonUnreachableError, UnknownServiceError
 from extsvc.executor.supervise.supervisor import Supervisor
 from tests.executor.fakes import FakeClock, FakeRuntime, Script, make_plan, make_service, settle
-from tests.executor.test_supervisor_policy import FULL_HOST, SETTINGS
+from tests.executor.restart.test_restart_policy import FULL_HOST, SETTINGS
 
 
 async def with_server(

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.executor.health.test_health_runc import messages
 from tests.executor.realrunc import EXTSVC, running_daemon, unique, wait_for
-from tests.executor.test_policy_runc import messages
 
 pytestmark = pytest.mark.runc
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 BUILD = REPO / "examples" / "chrony" / "build_extension.py"
 CHRONY_UID = 330
 

@@ -39,7 +39,7 @@ from tests.executor.realrunc import (
 PROMTOOL = "promtool"
 NODE_EXPORTER = "prometheus-node-exporter"
 ALERT_TESTS = "metrics-alerts.test.yml"
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+DOCS = Path(__file__).resolve().parents[3] / "docs"
 
 
 def samples(
@@ -401,7 +401,7 @@ def test_the_alert_rules_are_valid_and_fire_as_documented() -> None:
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     tested = subprocess.run(
-        [PROMTOOL, "test", "rules", str(Path(__file__).parent / "data" / ALERT_TESTS)],
+        [PROMTOOL, "test", "rules", str(Path(__file__).parents[1] / "data" / ALERT_TESTS)],
         capture_output=True, text=True,
     )  # fmt: skip
     assert tested.returncode == 0, tested.stdout + tested.stderr

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.executor.logs.test_journald import FakeJournald
 from tests.executor.realrunc import (
     IDLE,
     Daemon,
@@ -23,7 +24,6 @@ from tests.executor.realrunc import (
     unique,
     wait_for,
 )
-from tests.executor.test_journal import FakeJournald
 
 pytestmark = pytest.mark.runc
 

@@ -29,7 +29,7 @@ from tests.executor.realrunc import (
     unique,
     wait_for,
 )
-from tests.executor.test_wall_clock_step import gaps
+from tests.executor.time.test_wall_clock_step import gaps
 
 pytestmark = pytest.mark.runc
 

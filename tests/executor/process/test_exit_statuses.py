@@ -194,7 +194,7 @@ NOT_IN_THE_DAEMON = {"bootunit.py"}
 
 def test_no_asyncio_subprocess_in_the_executor() -> None:
     """Its child watcher would be a second reader of exit statuses."""
-    executor = Path(__file__).resolve().parents[2] / "executor"
+    executor = Path(__file__).resolve().parents[3] / "executor"
     offenders = [
         path.name
         for path in executor.glob("*.py")

@@ -13,7 +13,7 @@ from typing import Any
 from extsvc.compiler.format.plan import ServicePlan
 from extsvc.executor.service.states import ServiceState
 from tests.executor.fakes import Script, make_service, settle
-from tests.executor.test_supervisor_policy import World, run
+from tests.executor.restart.test_restart_policy import World, run
 
 
 def test_a_dependent_is_created_while_waiting_and_only_started_when_its_dependency_is_up(
