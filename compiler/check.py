@@ -22,7 +22,7 @@ from extsvc.compiler.validate import validate_document
 
 if TYPE_CHECKING:
     # Imported by check_sources when asked for: compile never checks hazards.
-    from extsvc.compiler.hazards import HazardContext
+    from extsvc.compiler.review.hazards import HazardContext
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ def check_sources(
     table, resolved = resolve(services)
     diagnostics = [*loaded, *validated, *resolved]
     if hazards is not None and not has_errors(diagnostics):
-        from extsvc.compiler.hazards import boot_hazards
+        from extsvc.compiler.review.hazards import boot_hazards
 
         diagnostics.extend(boot_hazards(table, hazards))
     ordered = tuple(sorted(diagnostics, key=sort_key))

@@ -284,8 +284,8 @@ def _check_set(
     """The diagnostics of ``files`` and ``host_services_files``, checked as one set with
     ``context`` (whose own problems are not reported)."""
     from extsvc.compiler.check import check_sources
-    from extsvc.compiler.hazards import HazardContext, host_service_ids
     from extsvc.compiler.inputs import CONFIG, HOST_SERVICES, check_configs, first_tree, kind_of
+    from extsvc.compiler.review.hazards import HazardContext, host_service_ids
 
     reported = {f.name for f in (*files, *host_services_files)}
     # Each file's first document, loaded once: it tells the file's kind and a service's name.

@@ -16,9 +16,9 @@ from typing import NoReturn
 import click
 
 from extsvc.compiler.defaults import DEFAULT_ROOTFS_BASE
-from extsvc.compiler.diff import CompiledOutput
 from extsvc.compiler.format.diagnostics import Diagnostic
 from extsvc.compiler.format.exitcodes import EXIT_DIFF_TROUBLE
+from extsvc.compiler.review.diff import CompiledOutput
 
 
 def _colour_wanted() -> bool:
@@ -84,9 +84,9 @@ def diff_command(
     directory of service files, compiled in memory. Changes that give a service
     more power or exposure (privilege+) come first.
     """
-    from extsvc.compiler import diffreport
-    from extsvc.compiler.diff import diff_outputs, exit_status
-    from extsvc.compiler.outputs import ReviewInputError, git_snapshot
+    from extsvc.compiler.review import diffreport
+    from extsvc.compiler.review.diff import diff_outputs, exit_status
+    from extsvc.compiler.review.outputs import ReviewInputError, git_snapshot
 
     if revision is not None:
         if len(paths) != 1:
@@ -123,7 +123,7 @@ def _load_pair(
 ) -> tuple[CompiledOutput, CompiledOutput]:
     """Both sides as CompiledOutput; source sides compiled like the compiled side, if any."""
     from extsvc.compiler.format.plan import host_arch
-    from extsvc.compiler.outputs import (
+    from extsvc.compiler.review.outputs import (
         ReviewInputError,
         compile_directory,
         is_output_dir,
@@ -156,7 +156,6 @@ def explain_command(out: str, service: str, output: str, show_values: bool) -> N
     OUT is a compiled output (or a source directory, compiled in memory);
     SERVICE is an id (ext-NAME) or a name.
     """
-    from extsvc.compiler import explain
     from extsvc.compiler.format.plan import (
         CONFIG_FILE,
         ORIGINS_FILE,
@@ -164,7 +163,8 @@ def explain_command(out: str, service: str, output: str, show_values: bool) -> N
         service_id,
         sha256_digest,
     )
-    from extsvc.compiler.outputs import (
+    from extsvc.compiler.review import explain
+    from extsvc.compiler.review.outputs import (
         ReviewInputError,
         compile_directory,
         is_output_dir,

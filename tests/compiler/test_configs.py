@@ -186,8 +186,8 @@ def test_validate_of_service_files_does_not_import_lark() -> None:
     unneeded = {
         "jsonschema",
         "extsvc.compiler.format.extconfig",
-        "extsvc.compiler.diff",
-        "extsvc.compiler.explain",
+        "extsvc.compiler.review.diff",
+        "extsvc.compiler.review.explain",
     }
     assert imported & unneeded == set()
 
@@ -202,9 +202,9 @@ def test_compile_of_service_files_imports_no_review_hazard_or_document_module(
         "lark",
         "jsonschema",
         "extsvc.compiler.format.extconfig",
-        "extsvc.compiler.hazards",
-        "extsvc.compiler.diff",
-        "extsvc.compiler.explain",
+        "extsvc.compiler.review.hazards",
+        "extsvc.compiler.review.diff",
+        "extsvc.compiler.review.explain",
     }
     assert imported & unneeded == set()
 

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from extsvc.cli import cli
 from extsvc.compiler.check import check_sources
 from extsvc.compiler.format.diagnostics import Severity
-from extsvc.compiler.hazards import HazardContext, host_service_ids
+from extsvc.compiler.review.hazards import HazardContext, host_service_ids
 from tests.compiler.helpers import sources
 
 ONE_SHOT = """\

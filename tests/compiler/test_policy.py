@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from extsvc.compiler.diff import CompiledOutput, diff_outputs
 from extsvc.compiler.format.plan import (
     HealthCheck,
     OnUnhealthy,
@@ -12,8 +11,9 @@ from extsvc.compiler.format.plan import (
     ServicePolicy,
     load_plan,
 )
-from extsvc.compiler.outputs import output_from_files
 from extsvc.compiler.pipeline import CompileOptions, CompileResult, compile
+from extsvc.compiler.review.diff import CompiledOutput, diff_outputs
+from extsvc.compiler.review.outputs import output_from_files
 from extsvc.compiler.sources import SourceFile
 from extsvc.compiler.write import write_tree
 from tests.golden import GOLDEN_ROOT, compile_case

@@ -23,10 +23,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from extsvc.compiler import diffreport, explain
-from extsvc.compiler.diff import CompiledOutput, diff_outputs
 from extsvc.compiler.format.plan import sha256_digest
-from extsvc.compiler.outputs import compile_directory
+from extsvc.compiler.review import diffreport, explain
+from extsvc.compiler.review.diff import CompiledOutput, diff_outputs
+from extsvc.compiler.review.outputs import compile_directory
 
 ROOT = Path(__file__).parent
 BASE = "/usr/local/lib/containers"

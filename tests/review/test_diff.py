@@ -11,16 +11,16 @@ import pytest
 from click.testing import CliRunner
 
 from extsvc.cli import cli
-from extsvc.compiler.diff import (
+from extsvc.compiler.format import load
+from extsvc.compiler.format.schemas import validator
+from extsvc.compiler.review.diff import (
     ChangeKind,
     CompiledOutput,
     Privilege,
     diff_outputs,
     exit_status,
 )
-from extsvc.compiler.format import load
-from extsvc.compiler.format.schemas import validator
-from extsvc.compiler.outputs import compile_directory
+from extsvc.compiler.review.outputs import compile_directory
 from tests.review.cases import BASE, cases, diff_case, expected
 
 CASES = cases("diff")
@@ -225,7 +225,7 @@ def test_no_colour_in_a_pipe_or_with_no_color() -> None:
     case = HERE / "diff" / "rootfs-writable"
     _, stdout, _ = _invoke(str(case / "old"), str(case / "new"))
     assert "\033[" not in stdout  # CliRunner's stdout is not a terminal
-    from extsvc.compiler import diffreport
+    from extsvc.compiler.review import diffreport
     from tests.review.cases import _compile
 
     changes = diff_outputs(_compile(case / "old", "old"), _compile(case / "new", "new"))

@@ -23,7 +23,7 @@ def test_explain_matches_its_golden(case: Path) -> None:
 
 @pytest.mark.parametrize("case", case_dirs(), ids=lambda case: case.name)
 def test_every_field_of_every_golden_has_a_recorded_origin(case: Path) -> None:
-    from extsvc.compiler.explain import explain_config
+    from extsvc.compiler.review.explain import explain_config
 
     result = compile_case(case)
     for name, data in result.files.items():

@@ -1,7 +1,7 @@
 """Compiled outputs for the review tools: read from OUT, compiled in memory, or taken from git.
 
 This is the I/O edge of ``extsvc diff`` and ``extsvc explain``; the
-comparison itself (``compiler.diff``) only sees ``CompiledOutput`` values.
+comparison itself (``compiler.review.diff``) only sees ``CompiledOutput`` values.
 Whatever the side is — a compiled OUT directory, a source directory compiled
 in memory, or a source directory as it was at a git revision — it becomes the
 same mapping of relative path -> bytes that ``extsvc compile`` would write,
@@ -23,7 +23,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from extsvc.compiler.diff import CompiledOutput
 from extsvc.compiler.format.diagnostics import Diagnostic, has_errors
 from extsvc.compiler.format.plan import (
     CONFIG_FILE,
@@ -33,6 +32,7 @@ from extsvc.compiler.format.plan import (
     check_plan_schema,
     parse_json,
 )
+from extsvc.compiler.review.diff import CompiledOutput
 
 
 class ReviewInputError(Exception):

@@ -1,4 +1,4 @@
-"""Diff reports: the change records of ``compiler.diff`` as text for people or JSON for bots.
+"""Diff reports: the change records of ``compiler.review.diff`` as text for people or JSON for bots.
 
 Pure string building. Text is grouped by service, one line per change, in the
 order ``diff_outputs`` gives (services that gained privilege first, privilege+
@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from extsvc.compiler.diff import Change, Privilege
 from extsvc.compiler.format.plan import PLAN_API_VERSION
+from extsvc.compiler.review.diff import Change, Privilege
 
 _COLOURS = {Privilege.MORE: "\033[31m", Privilege.LESS: "\033[32m", Privilege.NEUTRAL: ""}
 _BOLD = "\033[1m"

@@ -1,8 +1,8 @@
 """Diff: two compiled outputs -> the list of semantic changes, each classified by privilege.
 
 Pure: it takes two ``CompiledOutput`` values (already loaded or compiled in
-memory by ``compiler.outputs``) and returns ``Change`` records; rendering is in
-``compiler.diffreport`` and all I/O (directories, git) in the CLI's edge.
+memory by ``compiler.review.outputs``) and returns ``Change`` records; rendering is in
+``compiler.review.diffreport`` and all I/O (directories, git) in the CLI's edge.
 
 What a reviewer needs is the one change that matters, not 900 lines of JSON:
 mounts are matched by destination, environment values are masked, seccomp is
