@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+# The folders of the source tree installed as extsvc.<name>.
+PACKAGE_FOLDERS = ("compiler", "executor", "extension")
 
 
 def build_wheel(into: Path) -> Path:
+    """The wheel of a clean copy of the checkout: setuptools reuses ``build/lib``, which
+    keeps modules since moved or deleted and would ship them again."""
+    source = into.parent / "source"
+    source.mkdir(parents=True)
+    for name in ("pyproject.toml", "README.md", "extsvc", *PACKAGE_FOLDERS, "oci-schemas"):
+        if (REPO / name).is_dir():
+            ignore = shutil.ignore_patterns("__pycache__")
+            shutil.copytree(REPO / name, source / name, symlinks=True, ignore=ignore)
+        else:
+            shutil.copy2(REPO / name, source / name)
     subprocess.run(
         [
             sys.executable,
@@ -23,7 +36,7 @@ def build_wheel(into: Path) -> Path:
             "--disable-pip-version-check",
             "-w",
             str(into),
-            str(REPO),
+            str(source),
         ],
         check=True,
         capture_output=True,
@@ -40,6 +53,21 @@ def test_wheel_adds_only_the_extsvc_import_name(tmp_path: Path) -> None:
     assert "extsvc/compiler/seccomp/default-amd64.json" in names
     assert "extsvc/oci_schemas/config-schema.json" in names
     assert "extsvc/extension/install.py" in names
+
+
+def test_wheel_holds_every_module_of_the_source_tree(tmp_path: Path) -> None:
+    """pyproject.toml lists the packages one by one: a subpackage left out of that list
+    would import from the checkout and be missing from every installed copy."""
+    names = zipfile.ZipFile(build_wheel(tmp_path / "dist")).namelist()
+    shipped = {name for name in names if name.endswith(".py")}
+    expected = {
+        f"extsvc/{folder}/{path.relative_to(REPO / folder).as_posix()}"
+        for folder in PACKAGE_FOLDERS
+        for path in (REPO / folder).rglob("*.py")
+        if "__pycache__" not in path.parts
+    }
+    assert expected - shipped == set()
+    assert {n for n in shipped if n.split("/")[1] in PACKAGE_FOLDERS} - expected == set()
 
 
 def test_installed_tree_imports_as_extsvc_only(tmp_path: Path) -> None:
