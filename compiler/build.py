@@ -16,7 +16,7 @@ from extsvc.compiler.format.plan import bundle_dir, service_id, sha256_digest, s
 from extsvc.compiler.model import Service
 from extsvc.compiler.oci import BuildContext, BuiltConfig, Origin, build_config
 from extsvc.compiler.packagedata import SECCOMP_DIR, read_json
-from extsvc.compiler.plan import build_plan
+from extsvc.compiler.plan_builder import build_plan
 from extsvc.compiler.render import canonical_json
 from extsvc.compiler.resolve import ServiceTable
 from extsvc.compiler.sources import SourceFile
