@@ -26,7 +26,8 @@ from typing import Any
 
 from extsvc.compiler.format.diagnostics import mask_entry
 from extsvc.compiler.format.plan import PLAN_API_VERSION
-from extsvc.compiler.review.diff import one_line, syscall_fates
+from extsvc.compiler.review.diff.changes import one_line
+from extsvc.compiler.review.diff.seccomp import syscall_fates
 
 # The order a reader expects (the runtime-spec's), rather than the file's sorted keys.
 SECTION_ORDER = ("ociVersion", "process", "root", "mounts", "linux")

@@ -1,0 +1,92 @@
+"""A service's plan.json entry: dependencies, restart, level, mount sources to create."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from extsvc.compiler.review.diff.changes import (
+    Change,
+    ChangeKind,
+    Comparer,
+    Privilege,
+    by_table,
+    neutral,
+)
+
+
+def compare_plan_entry(
+    service: str, old: Mapping[str, Any], new: Mapping[str, Any]
+) -> Iterator[Change]:
+    table: dict[str, Comparer] = {
+        "depends": _depends,
+        "restart": _neutral_value("restart"),
+        "logToConsole": _neutral_value("logToConsole"),
+        "level": _neutral_value("level"),
+        "mountSources": _list_items("mountSources", "created before start"),
+        # Derived: the digest of config.json, the bundle directory from the name.
+        "digest": _ignore,
+        "bundle": _ignore,
+        "name": _ignore,
+    }
+    yield from by_table(service, "", old, new, table)
+
+
+def _ignore(service: str, old: Any, new: Any) -> Iterator[Change]:
+    return iter(())
+
+
+def _neutral_value(path: str) -> Comparer:
+    def compare(service: str, old: Any, new: Any) -> Iterator[Change]:
+        yield neutral(service, path, old, new)
+
+    return compare
+
+
+def _item_words(item: Any) -> str:
+    """A list item as a change names it: a mount source with an owner and mode (plan.json
+    writes it as an object) reads "/var/lib/x (owner 330:330, mode 0750)"."""
+    if isinstance(item, dict) and {"path", "uid", "gid", "mode"} <= item.keys():
+        return f"{item['path']} (owner {item['uid']}:{item['gid']}, mode {item['mode']})"
+    return str(item)
+
+
+def _list_items(path: str, what: str = "") -> Comparer:
+    def compare(service: str, old: Any, new: Any) -> Iterator[Change]:
+        before, after = list(old or ()), list(new or ())
+        added = [item for item in after if item not in before]
+        removed = [item for item in before if item not in after]
+        suffix = f" ({what})" if what else ""
+        if added:
+            words = ", ".join(map(_item_words, added))
+            yield Change(
+                service,
+                path,
+                ChangeKind.ADDED,
+                Privilege.NEUTRAL,
+                f"+ {words}{suffix}",
+                None,
+                added,
+            )
+        if removed:
+            words = ", ".join(map(_item_words, removed))
+            yield Change(
+                service, path, ChangeKind.REMOVED, Privilege.NEUTRAL, f"- {words}", removed
+            )
+        if not added and not removed:
+            yield Change(
+                service, path, ChangeKind.CHANGED, Privilege.NEUTRAL, "reordered", old, new
+            )
+
+    return compare
+
+
+def _depends(service: str, old: Any, new: Any) -> Iterator[Change]:
+    table: dict[str, Comparer] = {
+        key: _list_items(f"depends.{key}")
+        for key in ("services", "hostServices", "paths", "network")
+    }
+    table["time"] = _neutral_value("depends.time")
+    table["configuration"] = _neutral_value("depends.configuration")
+    table["environmentFile"] = _neutral_value("depends.environmentFile")
+    yield from by_table(service, "depends.", old, new, table)
