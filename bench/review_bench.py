@@ -40,8 +40,9 @@ def _median(function: object, repeat: int) -> float:
 
 
 def origins_share(source: Path) -> tuple[float, float]:
+    from extsvc.compiler.canonical import canonical_json
     from extsvc.compiler.pipeline import CompileOptions, compile
-    from extsvc.compiler.render import canonical_json, origins_document
+    from extsvc.compiler.render import origins_document
     from extsvc.compiler.sources import collect_sources
 
     sources, _ = collect_sources([str(source)])

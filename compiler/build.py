@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from extsvc.compiler.canonical import canonical_json
 from extsvc.compiler.format.plan import bundle_dir, service_id, sha256_digest, source_basename
 from extsvc.compiler.model import Service
 from extsvc.compiler.oci import BuildContext, BuiltConfig, Origin, build_config
 from extsvc.compiler.packagedata import SECCOMP_DIR, read_json
 from extsvc.compiler.plan_builder import build_plan
-from extsvc.compiler.render import canonical_json
 from extsvc.compiler.resolve import ServiceTable
 from extsvc.compiler.sources import SourceFile
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from extsvc.compiler import policy, rules
 from extsvc.compiler.format.diagnostics import Diagnostic, Position, Severity, has_errors, sort_key
@@ -19,10 +19,6 @@ from extsvc.compiler.model import Service, service_from_tree
 from extsvc.compiler.resolve import ServiceTable, resolve
 from extsvc.compiler.sources import SourceFile
 from extsvc.compiler.validate import validate_document
-
-if TYPE_CHECKING:
-    # Imported by check_sources when asked for: compile never checks hazards.
-    from extsvc.compiler.review.hazards import HazardContext
 
 
 @dataclass(frozen=True)
@@ -113,21 +109,16 @@ def diagnostics_for(file: str, diagnostics: Sequence[Diagnostic]) -> bool:
     return any(d.file == file for d in diagnostics)
 
 
-def check_sources(
-    sources: Sequence[SourceFile], hazards: HazardContext | None = None
-) -> CheckResult:
+def check_sources(sources: Sequence[SourceFile]) -> CheckResult:
     """Every check, nothing built: for ``extsvc validate`` and the first half of compile.
 
-    With ``hazards`` (validate), also warn about what could keep boot waiting forever.
+    ``compiler.review.hazards.check_with_hazards`` adds what could keep boot waiting
+    forever (validate asks for it; compile never does).
     """
     documents, loaded = load(sources)
     trees, validated = validate(documents)
     services = model(trees)
     table, resolved = resolve(services)
     diagnostics = [*loaded, *validated, *resolved]
-    if hazards is not None and not has_errors(diagnostics):
-        from extsvc.compiler.review.hazards import boot_hazards
-
-        diagnostics.extend(boot_hazards(table, hazards))
     ordered = tuple(sorted(diagnostics, key=sort_key))
     return CheckResult(ordered, None if has_errors(ordered) else table)

@@ -172,9 +172,9 @@ def _dry_run_text(name: str, data: bytes, show_values: bool) -> str:
     Environment values are masked (``KEY=***``, as diagnostics mask them) unless
     ``show_values``; a baked ExtensionServiceConfig file is never shown, only its size.
     """
+    from extsvc.compiler.canonical import canonical_json
     from extsvc.compiler.format.extconfig import is_baked_config_file
     from extsvc.compiler.format.plan import CONFIG_FILE
-    from extsvc.compiler.render import canonical_json
 
     if is_baked_config_file(name):
         return f"({len(data)} bytes of an ExtensionServiceConfig file, not shown)\n"
@@ -283,9 +283,8 @@ def _check_set(
 ) -> list[Diagnostic]:
     """The diagnostics of ``files`` and ``host_services_files``, checked as one set with
     ``context`` (whose own problems are not reported)."""
-    from extsvc.compiler.check import check_sources
     from extsvc.compiler.inputs import CONFIG, HOST_SERVICES, check_configs, first_tree, kind_of
-    from extsvc.compiler.review.hazards import HazardContext, host_service_ids
+    from extsvc.compiler.review.hazards import HazardContext, check_with_hazards, host_service_ids
 
     reported = {f.name for f in (*files, *host_services_files)}
     # Each file's first document, loaded once: it tells the file's kind and a service's name.
@@ -317,7 +316,7 @@ def _check_set(
             host_services_file=hosts[0].name if hosts else None,
             configurations=frozenset(config_set.configs),
         )
-        diagnostics.extend(check_sources(services, hazards).diagnostics)
+        diagnostics.extend(check_with_hazards(services, hazards).diagnostics)
     return [d for d in diagnostics if d.file in reported]
 
 

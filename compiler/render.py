@@ -1,7 +1,7 @@
 """Render: the built output as the bytes of every file, and the schema checks of them.
 
-Pure: no I/O. Canonical JSON is UTF-8, sorted keys, 2-space indent, one trailing
-newline: the same model always gives the same bytes, so goldens and ``diff`` are exact.
+Pure: no I/O. Every file is canonical JSON (``compiler.canonical``): the same model
+always gives the same bytes, so goldens and ``diff`` are exact.
 What we produce is checked against the vendored OCI runtime-spec schema and our plan
 schema; a failure there is a bug in extsvc, reported as a diagnostic, never written.
 Writing the files is ``compiler.write``'s job.
@@ -9,11 +9,11 @@ Writing the files is ``compiler.write``'s job.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from extsvc.compiler.canonical import canonical_json
 from extsvc.compiler.format.diagnostics import Diagnostic
 from extsvc.compiler.format.load import format_path
 from extsvc.compiler.format.plan import (
@@ -33,10 +33,6 @@ from extsvc.compiler.packagedata import oci_schemas_dir, read_json
 
 if TYPE_CHECKING:
     from extsvc.compiler.build import BuiltOutput
-
-
-def canonical_json(value: Any) -> bytes:
-    return (json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 # The runtime-spec schema lists only private/shared/slave/unbindable for

@@ -12,21 +12,23 @@ warnings (``--strict`` makes them fail validation):
 * a dependency on a one-shot (``restart: never``): if that run fails, the
   dependent waits forever (Talos's "up" for a one-shot is "finished with exit 0").
 
-Pure: the set and what the caller knows about the host come in as values. Run
-by ``check_sources`` only when asked (``validate`` asks): ``compile`` cannot
+Pure: the set and what the caller knows about the host come in as values.
+``validate`` runs them (``check_with_hazards``); ``compile`` does not: it cannot
 know what the target host will provide, and a configuration may well arrive at
 run time, so compiling stays quiet about them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from extsvc.compiler.format.diagnostics import Diagnostic, Severity
+from extsvc.compiler.check import CheckResult, check_sources
+from extsvc.compiler.format.diagnostics import Diagnostic, Severity, sort_key
 from extsvc.compiler.format.plan import RestartPolicy, is_extension_id
 from extsvc.compiler.model import DependencyKind, Service
 from extsvc.compiler.resolve import ServiceTable
+from extsvc.compiler.sources import SourceFile
 
 # Paths that exist on any Linux host extsvc runs on (and, for most, on Talos).
 # Anything else under /dev, /proc or /sys depends on drivers and modules.
@@ -196,3 +198,12 @@ def boot_hazards(table: ServiceTable, context: HazardContext) -> list[Diagnostic
         diagnostics.extend(_host_services(service, context))
         diagnostics.extend(_one_shots(service, table))
     return diagnostics
+
+
+def check_with_hazards(sources: Sequence[SourceFile], context: HazardContext) -> CheckResult:
+    """``check_sources``, and the boot hazards of the set when it has no error."""
+    result = check_sources(sources)
+    if result.table is None:
+        return result
+    diagnostics = [*result.diagnostics, *boot_hazards(result.table, context)]
+    return CheckResult(tuple(sorted(diagnostics, key=sort_key)), result.table)

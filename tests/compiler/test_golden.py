@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from extsvc.compiler.render import canonical_json
+from extsvc.compiler.canonical import canonical_json
 from tests.golden import GOLDEN_ROOT, case_dirs, compile_case, expected_outputs, rendered_outputs
 
 CASES = case_dirs()

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from extsvc.cli import cli
 from extsvc.compiler.check import check_sources
 from extsvc.compiler.format.diagnostics import Severity
-from extsvc.compiler.review.hazards import HazardContext, host_service_ids
+from extsvc.compiler.review.hazards import HazardContext, check_with_hazards, host_service_ids
 from tests.compiler.helpers import sources
 
 ONE_SHOT = """\
@@ -31,7 +31,8 @@ def waiter(*depends: str) -> str:
 
 
 def hazards(*depends: str, context: HazardContext | None = None, **more: str) -> list[str]:
-    result = check_sources(sources(waiter=waiter(*depends), **more), context or HazardContext())
+    checked = sources(waiter=waiter(*depends), **more)
+    result = check_with_hazards(checked, context or HazardContext())
     assert all(d.severity is Severity.WARNING for d in result.diagnostics)
     return [f"{d.position.line}: {d.message}" for d in result.diagnostics]
 

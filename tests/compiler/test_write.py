@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from extsvc.compiler import write
-from extsvc.compiler.render import canonical_json, plan_errors
+from extsvc.compiler.canonical import canonical_json
+from extsvc.compiler.render import plan_errors
 from extsvc.compiler.write import OutputError, write_tree
 
 OLD = {"plan.json": b"old\n", "bundles/old/config.json": b"{}\n"}
