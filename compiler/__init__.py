@@ -1,1 +1,4 @@
-"""extsvc compiler: extension-service YAML -> OCI bundles + plan (see DESIGN §2-§5)."""
+"""extsvc compiler: extension-service YAML -> OCI bundles + plan.
+
+Its stages and layers: README.md, "How it is built".
+"""

@@ -1,6 +1,6 @@
 """Build: every service's config.json and the plan, as Python values, from the table.
 
-The second of the two passes (STYLE point 3): each service is built against the
+The second of the two passes (``compiler.resolve`` is the first): each service is built against the
 table of all of them. The plan pins the sha256 of each config.json's canonical
 bytes, so configs are serialised here, once; ``compiler.render`` reuses those bytes.
 """

@@ -1,4 +1,6 @@
-"""What Talos and containerd put into every extension-service spec (DESIGN §4).
+"""What Talos and containerd put into every extension-service spec.
+
+README.md ("What the output matches") states the facts.
 
 Data only. Each table names its origin, which ``compiler.oci`` records as the
 provenance of the output fields built from it.

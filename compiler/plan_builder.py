@@ -1,7 +1,7 @@
-"""Build: the service table -> plan.json (DESIGN §5), the executor's only input besides bundles.
+"""Build: the service table -> plan.json, the executor's only input besides bundles.
 
-Pure. Bundle digests are passed in because they are digests of the rendered
-bytes, which only exist after emission has rendered them.
+Pure. Bundle digests are passed in: they are digests of each config.json's canonical
+bytes, which ``compiler.build`` serialises before it builds the plan.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Resolve: the table of all services, checked as a set.
 
-The first of the two passes (STYLE point 3): names, IDs and dependencies of
+The first of the two passes (``compiler.build`` is the second): names, IDs and dependencies of
 every service are known before any spec is built, and the same table gives the
 plan its start levels. Checks here need the whole set: duplicate names,
 references to extension services, cycles.

@@ -38,7 +38,7 @@ def _problem(name: str, message: str, severity: Severity = Severity.ERROR) -> Di
 
 
 # O_NONBLOCK makes opening a FIFO return at once instead of waiting for a writer, so
-# fstat can refuse it (a FIFO given as a source used to block compile forever); on a
+# fstat can refuse it (opened blocking, a FIFO no one writes to would hang compile); on a
 # regular file it changes nothing.
 _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 _KINDS = (

@@ -7,5 +7,5 @@ and the one validator that checks them (``schemacheck``), the plan format
 (``plan``) and the capability table (``capabilities``).
 
 ``extsvc.executor`` may import this subpackage and nothing else of
-``extsvc.compiler``; ``make lint`` checks that rule (tests/test_layers.py).
+``extsvc.compiler``; ``make lint`` checks that rule (import-linter contracts in pyproject.toml).
 """

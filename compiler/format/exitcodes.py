@@ -1,4 +1,4 @@
-"""Exit codes of every `extsvc` command (DESIGN §7), shared by the compiler's and the executor's."""
+"""Exit codes of every `extsvc` command, shared by the compiler's and the executor's."""
 
 EXIT_OK = 0
 EXIT_INVALID_INPUT = 1  # diagnostics printed; nothing written

@@ -1,4 +1,4 @@
-"""ExtensionServiceConfig documents (DESIGN §3): checked, and applied to a service's spec.
+"""ExtensionServiceConfig documents (docs/configuration.md): checked, applied to a service's spec.
 
 Shared by the compiler (``extsvc compile --service-config``: the files go into the
 bundle) and the executor (``extsvc run --config-dir``: the files go under the state

@@ -1,7 +1,7 @@
 """plan.json, the compiler's output and the executor's input: its constants, types and loader.
 
 The compiler builds the plan dict (``extsvc.compiler.plan_builder``) with the names
-defined here; the executor only *reads* it, through ``load_plan`` (DESIGN §2). A plan is
+defined here; the executor only *reads* it, through ``load_plan``. A plan is
 refused as a whole when it fails its JSON Schema, names a bundle that is missing,
 or a bundle's config.json no longer has the digest the plan recorded: running a
 spec nobody compiled is worse than running nothing. The bundle bytes are read

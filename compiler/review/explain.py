@@ -11,7 +11,7 @@ nothing but OUT:
 * recompiling whatever sources are at hand could explain a spec other than the
   one in OUT; ``origins.json`` names the sha256 of the exact config.json it
   describes, and ``explain`` refuses a pair that does not match;
-* config.json stays byte-identical, pure OCI (STYLE: our own data beside it,
+* config.json stays byte-identical, pure OCI (extsvc's own data beside it,
   not inside it); the runtime never reads origins.json.
 
 Origins name the service file by its base name (as plan.json does), so OUT is
