@@ -222,6 +222,11 @@ class Daemon:
         remove_traces(self.state_dir, self.names, self.cgroup_parent)
 
 
+def running_pid(daemon: Daemon, service_id: str) -> int:
+    """The pid of `service_id` once it is Running."""
+    return int(daemon.wait_state(service_id, "Running")["pid"])
+
+
 def service_cgroup(name: str, parent: str = "") -> str:
     return f"{parent}/system/extensions/{name}"
 

@@ -1,25 +1,22 @@
-"""Fault injection with real runc (issue 11): a hung or failing runtime, hung readiness
-commands, missing pieces. Every runtime call is bounded; a stop and a shutdown always
-finish; nothing the fault started outlives the executor. Needs root."""
+"""A hung runtime or readiness command never holds up a stop, with real runc: every runtime call is
+bounded, a stop and a shutdown always finish, and nothing a fault or a cycle of starts and stops
+created outlives the executor. Needs root."""
 
 from __future__ import annotations
 
 import json
 import os
 import random
-import subprocess
 import time
 from pathlib import Path
 
 import psutil
 import pytest
 
-from extsvc.compiler.format.exitcodes import EXIT_ENVIRONMENT
 from extsvc.executor.runtime import cgroups, mounts
 from extsvc.executor.service.conditions import READINESS_COMMAND_TIMEOUT as READINESS_TIMEOUT
 from tests.executor.faults import FaultyRuntime
 from tests.executor.realrunc import (
-    EXTSVC,
     IDLE,
     alive,
     compile_plan,
@@ -40,24 +37,6 @@ DAG_CYCLES = int(os.environ.get("DAG_CYCLES", "20"))
 
 def messages(service: dict[str, object]) -> list[str]:
     return [e["message"] for e in service["events"]]  # type: ignore[attr-defined, index]
-
-
-@pytest.mark.parametrize("hung", ["create", "start"])
-def test_a_hung_runtime_fails_the_start_and_is_killed(tmp_path: Path, hung: str) -> None:
-    name = unique(f"hung-{hung}")
-    runtime = FaultyRuntime(tmp_path).hang(hung)
-    out, _ = compile_plan(tmp_path, {name: shell_service(name, IDLE, restart="never")})
-    with running_daemon(
-        tmp_path, out, [name], "--runtime", str(runtime.path), *RUNTIME_TIMEOUT
-    ) as daemon:
-        service = daemon.wait_state(f"ext-{name}", "Failed", timeout=30)
-        failure = next(m for m in messages(service) if m.startswith("Failed to start task"))
-        assert f"runc {hung} did not finish within 3s" in failure
-        assert "--runtime-timeout" in failure
-        assert runtime.hangs_seen() == 1
-        assert runtime.hung_processes() == []
-        assert daemon.stop() == 0
-    assert traces(tmp_path / "state", [name]) == []
 
 
 def test_a_stop_cancels_a_hung_create_at_once(tmp_path: Path) -> None:
@@ -127,35 +106,6 @@ def test_sigterm_while_a_readiness_command_hangs_exits_promptly(tmp_path: Path) 
         assert daemon.stop(timeout=killed_by_timeout - time.time()) == 0
         assert not alive(readiness_pid)
     assert traces(tmp_path / "state", [name]) == []
-
-
-def test_a_failing_runtime_fails_the_start_with_its_reason(tmp_path: Path) -> None:
-    name = unique("fail-create")
-    runtime = FaultyRuntime(tmp_path).fail("create")
-    out, _ = compile_plan(tmp_path, {name: shell_service(name, IDLE, restart="never")})
-    with running_daemon(tmp_path, out, [name], "--runtime", str(runtime.path)) as daemon:
-        service = daemon.wait_state(f"ext-{name}", "Failed")
-        failure = next(m for m in messages(service) if m.startswith("Failed to start task"))
-        assert "runc create exited with code 1" in failure
-        assert "fake runtime: create refused" in failure
-        assert daemon.stop() == 0
-    assert traces(tmp_path / "state", [name]) == []
-
-
-def test_runtime_binary_missing_is_one_clear_error(tmp_path: Path) -> None:
-    name = unique("no-runc")
-    out, _ = compile_plan(tmp_path, {name: shell_service(name, IDLE)})
-    run = subprocess.run(
-        [*EXTSVC, "run", str(out), "--state-dir", str(tmp_path / "state"),
-         "--log-dir", str(tmp_path / "logs"), "--runtime", str(tmp_path / "no-such-runc")],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert run.returncode == EXIT_ENVIRONMENT
-    assert run.stderr == (
-        f"extsvc: error: container runtime '{tmp_path / 'no-such-runc'}' not found: "
-        "install runc (apt-get install runc) or pass --runtime PATH\n"
-    )
-    assert "Traceback" not in run.stderr
 
 
 def test_a_random_50_service_dag_started_and_stopped_repeatedly_leaks_nothing(
