@@ -1,6 +1,6 @@
 """Where containers' cgroups go (executor.runtime.placement): the policy, without systemd.
 
-What it does on a real host is tested with real runc in test_runc_placement.py and
+What it does on a real host is tested with real runc in test_placement_runc.py and
 under a real systemd in the systemd rig.
 """
 

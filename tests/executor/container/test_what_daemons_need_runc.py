@@ -3,7 +3,7 @@
 Busybox stands in for the daemons: ``su`` drops root as chronyd's ``-u`` does,
 ``syslogd`` without ``-n`` forks into the background as a daemon without its
 foreground flag does. The chrony extension built from Debian's packages runs
-all of it for real (tests/executor/test_chrony_extension.py).
+all of it for real (tests/executor/container/test_chrony_extension_runc.py).
 """
 
 from __future__ import annotations

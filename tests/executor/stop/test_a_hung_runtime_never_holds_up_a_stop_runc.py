@@ -75,7 +75,7 @@ def test_shutdown_finishes_when_the_runtime_hangs_on_every_call(tmp_path: Path) 
         for pid in pids:
             assert not alive(pid)
         # runc's own state of the containers stays (runc never answered); the next start
-        # removes it, as after a crash (test_faults_start.py:
+        # removes it, as after a crash (start/test_interrupted_start_leaves_nothing_runc.py:
         # test_sigkill_mid_start_then_restart_leaves_nothing).
         assert traces(daemon.state_dir, names) != []
         runtime.hang()
