@@ -1,4 +1,4 @@
-"""Compiler speed, as ratios measured in one run (issue #2, item 10).
+"""Compiler speed, as ratios measured in one run.
 
 1. ``extsvc compile`` of 1,000 generated services: milliseconds per service
    beyond interpreter start (``python -c pass``). Target: <= 2 ms.

@@ -1,4 +1,4 @@
-"""Control commands' start-up cost, as ratios measured in one run (issue #8, item 8).
+"""Control commands' start-up cost, as ratios measured in one run.
 
 `extsvc service` (listing 10 services of a running control server) and `extsvc
 logs ID --tail 10` (a 1 MiB log) against ``python -c "import click"``: a user runs

@@ -1,4 +1,4 @@
-"""`extsvc extension install` against `tar -x` of the same layers (issue 17, item 8).
+"""`extsvc extension install` against `tar -x` of the same layers.
 
 An image of about 100 MB (uncompressed) of real files (this host's /usr/lib and
 /usr/share, the mix of an extension's rootfs: libraries, binaries, small data files) in

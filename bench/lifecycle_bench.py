@@ -1,10 +1,10 @@
-"""Container lifecycle (issue 12): every ratio measured in one run, rounds interleaved.
+"""Container lifecycle: every ratio measured in one run, rounds interleaved.
 
     .venv/bin/python bench/lifecycle_bench.py [--rounds N] [--idle-seconds S] [--peers] [--editable]
 
 Needs root, runc and busybox-static; installs nothing. Each round measures every
 figure once, alternating extsvc and its baseline, so a noisy neighbour slows both;
-medians over the rounds are printed, with the target of issue 12 beside each ratio:
+medians over the rounds are printed, with its target beside each ratio:
 
 1. cold start: `extsvc run OUT` -> the service's first line, against a bare
    `runc run` -> first line (target <= 2x);

@@ -1,4 +1,4 @@
-"""Review tools' speed, as figures measured in one run (issue #9).
+"""Review tools' speed, as figures measured in one run.
 
 1. ``extsvc diff`` of two compiled outputs of 1,000 services (every tenth one changed):
    milliseconds per service beyond interpreter start.

@@ -1,4 +1,4 @@
-"""Soak (issue 11 item 8): 50 services for --minutes, the executor's health at start and end.
+"""Soak: 50 services for --minutes, the executor's health at start and end.
 
     sudo .venv/bin/python bench/soak.py [--minutes 10] [--services 50]
 

@@ -1,7 +1,7 @@
 """`extsvc run`: parsed without click, so that boot's critical path is what it must be.
 
-`extsvc run` is the one command whose start-up time is a product figure (issue
-12: cold start -> first line at most twice a bare `runc run`). click costs about
+`extsvc run` is the one command whose start-up time is a product figure (cold
+start -> first line at most twice a bare `runc run`). click costs about
 20 ms to import, argparse 2; the options are few and flat. So the dispatcher
 (extsvc.entry) sends `run` straight here, and this module, before it imports
 anything heavy: blocks the daemon's signals (its first instruction: an early

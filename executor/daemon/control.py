@@ -440,8 +440,8 @@ class ControlServer:
         finally:
             if writer.transport.get_write_buffer_size():
                 # A client that does not read (a stuck `logs -f`): closing would wait for
-                # the buffer to drain, for ever, and hold up the executor's exit (found by
-                # the soak). What it did not read is dropped with the connection.
+                # the buffer to drain, for ever, and hold up the executor's exit. What it did
+                # not read is dropped with the connection.
                 writer.transport.abort()
             else:
                 writer.close()

@@ -6,7 +6,7 @@ plan (and the host-services file), locks the state dir and makes the executor a
 child subreaper: everything that can refuse to run happens here, before the host is
 touched (DESIGN §7).
 
-Then the head start (issue 12): importing asyncio and the supervisor takes longer
+Then the head start: importing asyncio and the supervisor takes longer
 than a `runc create`, so the services that wait for nothing (no dependency of any
 kind) have their containers' creation begun right here, before those imports; the
 runtime takes each over as its own create (``RuncRuntime.create``) once the

@@ -15,8 +15,8 @@ written), so the executor cannot tell them apart; calling such a line "stdout"
 would be a lie, hence ``output``. A line written before this format (no stamp) reads as
 ``output`` with an empty time.
 
-This module is imported by `extsvc logs`, whose start-up time is a budget
-(issue 8): standard library only, and no asyncio.
+This module is imported by `extsvc logs`, whose start-up time is a budget (a
+command people type): standard library only, and no asyncio.
 """
 
 from __future__ import annotations

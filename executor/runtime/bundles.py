@@ -41,7 +41,8 @@ def prepare_bundle(
     runtime config.json; returns the bundle directory. Raises LaunchError."""
     cgroups_path = spec.get("linux", {}).get("cgroupsPath")
     if cgroups_path:
-        # Never next to processes this executor did not start (issue 8): raises.
+        # Never next to processes this executor did not start (stopping ours would
+        # kill them too): raises.
         cgroups.ensure_free(cgroups_path, service.name)
     runtime_spec = dict(spec)
     root = dict(runtime_spec.get("root", {}))

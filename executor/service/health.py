@@ -118,8 +118,8 @@ class HealthMonitor:
     async def _loop(self) -> None:
         # Not only the cancellation ends it: Python 3.11's wait_for (in probe and in the
         # runtime's calls) returns a result that arrives with the cancellation and drops
-        # the cancellation; the loop then slept on and stop() waited for ever (found by
-        # the soak with SIGUSR1: a shutdown stuck in HealthMonitor.stop).
+        # the cancellation; the loop would then sleep on and stop() wait for ever (a
+        # shutdown stuck in HealthMonitor.stop).
         while not self._stopping:
             began = self._clock.monotonic()
             result = await self.probe()

@@ -681,7 +681,7 @@ class ServiceRunner:
         for interrupt in interrupts:
             interrupt.cancel()
         # Both may be over at once (a container that died at start, a wait of 0 s): the
-        # stop wins then, or a crash loop could outrun every stop (found by the soak).
+        # stop wins then, or a crash loop on a loaded host could outrun every stop.
         interrupted = self._stop_requested.is_set() or (also is not None and also.is_set())
         if work.done() and (not interrupted or work.exception() is not None):
             return work.result()

@@ -1,5 +1,5 @@
 """extsvc under a real systemd (PID 1 in systemd-nspawn), run by the unit
-`extsvc systemd-unit` writes, with real runc nested inside (issue 16 items 3 and 6).
+`extsvc systemd-unit` writes, with real runc nested inside.
 
 The machine boots once for all of tests/boot (conftest.py); these checks run in this
 order and each leaves the unit running, except the last, which stops it (the

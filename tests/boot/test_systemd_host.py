@@ -1,7 +1,7 @@
 """Under a real systemd (the rig, tests/support/nspawn.py): the containers are in the
 unit's cgroup where `systemctl status` shows them, and every service line is in journald
 (`journalctl -t ext-NAME`, `journalctl -u extsvc`) without journald ever holding up the
-executor (issue 16 items 4 and 5; docs/boot.md).
+executor (docs/boot.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The mutation experiment of issue 11: mutated service files through ``extsvc validate``.
+"""The mutation experiment: mutated service files through ``extsvc validate``.
 
     .venv/bin/python -m tests.compiler.mutation_experiment [--files 20000] [--seed 11]
 

@@ -1,4 +1,4 @@
-"""Property and fuzz tests of the compiler (issue 11 item 6), with hypothesis.
+"""Property and fuzz tests of the compiler, with hypothesis.
 
 * Valid services, generated from the format's rules, always compile: every
   config.json passes the OCI schema, the output is byte-identical when compiled

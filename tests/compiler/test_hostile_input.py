@@ -1,6 +1,6 @@
-"""Hostile input (issue 11): what a file crafted to break the compiler or fool its reader gets.
+"""Hostile input: what a file crafted to break the compiler or fool its reader gets.
 
-Each row of the issue's fault table is a test here or a case under ``bad_inputs/``
+Each fault below is a test here or a case under ``bad_inputs/``
 (which also checks exit code 1, no traceback and an untouched OUT):
 
 * ``restart: !!int 0xZZ`` (was a ValueError): ``bad_inputs/yaml-int-tag-not-a-number``;

@@ -954,7 +954,7 @@ SHIPPED_SCHEMAS = sorted((REPO / "compiler" / "format" / "schemas").glob("*.json
     OCI_SCHEMAS / name for name in CORPUS_SCHEMAS.values()
 ]
 # Supported although no shipped schema uses them yet: what the next schemas of ours are
-# expected to need (issue #6 keeps them). Anything else unused is trimmed.
+# expected to need. Anything else unused is trimmed.
 KEPT_ON_PURPOSE = {"maxItems", "maxLength", "uniqueItems", "if", "exclusiveMaximum"}
 
 

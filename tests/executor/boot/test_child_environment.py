@@ -1,4 +1,4 @@
-"""Children get an environment built on purpose, never the executor's (issue 16 item 1).
+"""Children get an environment built on purpose, never the executor's.
 
 Under a service manager the executor's environment holds the manager's channels
 (NOTIFY_SOCKET, WATCHDOG_*); handed to runc, they put a notify socket into every

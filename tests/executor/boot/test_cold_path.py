@@ -1,4 +1,4 @@
-"""The `extsvc run` path stays light (issue 12 item 3): what it must not import."""
+"""The `extsvc run` path stays light (boot waits for it): what it must not import."""
 
 from __future__ import annotations
 

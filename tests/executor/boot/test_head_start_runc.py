@@ -1,4 +1,4 @@
-"""The head start (issue 12): what waits for nothing is created before the event loop.
+"""The head start: what waits for nothing is created before the event loop.
 
 `extsvc run` spawns `runc create` for every service without dependencies before it
 imports asyncio and the supervisor (executor.daemon.startup); the runtime takes each over

@@ -1,5 +1,5 @@
-"""`extsvc systemd-unit`: a unit systemd accepts, with what boot integration needs (issue 8,
-issue 16 item 6). tests/boot runs the unit under a real systemd."""
+"""`extsvc systemd-unit`: a unit systemd accepts, with what boot integration needs.
+tests/boot runs the unit under a real systemd."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A real daemon from Debian's packages as an extension service (issue 17 item 6). Root.
+"""A real daemon from Debian's packages as an extension service. Root.
 
 examples/chrony/build_extension.py builds chrony's extension image (chronyd, chronyc
 and their libraries, from `apt-get download`: Debian's mirror must be reachable the

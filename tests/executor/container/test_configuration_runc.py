@@ -1,4 +1,4 @@
-"""ExtensionServiceConfig and environmentFile with real runc (issue 7 items 1, 3, 4). Needs root.
+"""ExtensionServiceConfig and environmentFile with real runc. Needs root.
 
 At run time (``extsvc run --config-dir``): a ``configuration: true`` service waits
 visibly for its document, starts with the document's file and variables inside the

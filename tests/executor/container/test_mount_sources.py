@@ -1,4 +1,4 @@
-"""Missing mount sources are created only where docs/executor.md allows (issue 11).
+"""Missing mount sources are created only where docs/executor.md allows.
 
 The compiler lists only sources below /var or /run in a plan; the executor checks
 again, for a plan written by hand or by an older compiler, and never creates a

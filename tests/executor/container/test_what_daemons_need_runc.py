@@ -1,4 +1,4 @@
-"""What real daemons need, with real runc containers (issue 17 item 7). Needs root.
+"""What real daemons need, with real runc containers. Needs root.
 
 Busybox stands in for the daemons: ``su`` drops root as chronyd's ``-u`` does,
 ``syslogd`` without ``-n`` forks into the background as a daemon without its

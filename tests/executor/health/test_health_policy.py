@@ -145,7 +145,7 @@ def test_the_detail_view_shows_the_last_health_message_like_talosctl() -> None:
     assert "LAST HEALTH MESSAGE" not in service_detail({**service, "lastHealthMessage": ""}, 0.0)
 
 
-# ----- what real daemons need (issue 17 item 7)
+# ----- what real daemons need
 
 
 SPEC = {

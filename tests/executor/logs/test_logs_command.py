@@ -1,5 +1,5 @@
 """`extsvc logs` as an operator uses it: every service merged, relative times, --until, -n,
-and errors that say what is wrong in one line (issue 16 item 7)."""
+and errors that say what is wrong in one line."""
 
 from __future__ import annotations
 

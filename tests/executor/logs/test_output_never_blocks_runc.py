@@ -1,4 +1,4 @@
-"""Fault injection with real runc, output side (issue 11 items 1, 3): a console and an
+"""Output nobody reads never blocks the executor, with real runc: a console and an
 event output nobody reads, a `logs -f` client that never reads, a full log disk.
 Needs root."""
 
@@ -156,8 +156,8 @@ def test_a_follower_that_never_reads_does_not_grow_the_executor(tmp_path: Path) 
 
 
 def test_a_follower_that_never_reads_does_not_hold_up_the_exit(tmp_path: Path) -> None:
-    """Found by the soak: at shutdown the control server closed the stuck client's
-    connection gracefully, which waits for its buffer to drain: for ever."""
+    """At shutdown a stuck client's connection is aborted: closing it gracefully would wait
+    for its buffer to drain, for ever."""
     name = unique("stuck-exit")
     out, _ = compile_plan(tmp_path, {name: shell_service(name, LONG_LINES)})
     with running_daemon(tmp_path, out, [name]) as daemon:

@@ -1,5 +1,5 @@
-"""How late the event loop runs, measured from inside (issue 16 item 9): executor.daemon.loopstats,
-the status JSON's ``loop`` and `extsvc service --debug`."""
+"""How late the event loop runs, measured from inside: executor.daemon.loopstats, the status
+JSON's ``loop`` and `extsvc service --debug`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""One owner of every exit status (issue 12): spawned and adopted children report their
+"""One owner of every exit status: spawned and adopted children report their
 own exit code, strays are reaped, and no status is ever read by someone else."""
 
 from __future__ import annotations
@@ -104,7 +104,8 @@ def test_strays_wait_while_a_child_is_being_adopted() -> None:
 
 
 def test_500_children_ending_together_each_report_their_own_status() -> None:
-    """The bug of issue 12: a periodic reaper read statuses asyncio was waiting for."""
+    """No status is read by anyone but its owner: a periodic reaper would steal statuses
+    another waiter is waiting for."""
 
     async def scenario() -> list[int]:
         children = reaper.children()

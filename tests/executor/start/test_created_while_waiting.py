@@ -1,4 +1,4 @@
-"""Containers created while their service waits (issue 12 item 2), with a fake runtime.
+"""Containers created while their service waits, with a fake runtime.
 
 A service whose spec is final is created as soon as it waits, so that only `start`
 is left when its conditions are met; a spec that changed by then is created again;

@@ -1,7 +1,7 @@
-"""Fault injection with real runc, start side (issue 11 item 7): a bundle whose start
-cannot succeed (rootfs missing, entrypoint missing or not executable), the executor
-SIGKILLed at each point of a start, then started again on the same state dir, and the
-executor stopped (SIGTERM) at each point of a start (issue 16 item 8).
+"""A start that cannot finish leaves nothing, with real runc: a bundle whose start cannot
+succeed (rootfs missing, entrypoint missing or not executable), the executor SIGKILLed at
+each point of a start, then started again on the same state dir, and the executor
+stopped (SIGTERM) at each point of a start.
 
 Whatever fails, the failing service ends with one event naming the cause, the executor
 keeps serving the control socket and its other services, and nothing is left behind:

@@ -74,7 +74,7 @@ def test_an_error_in_cleanup_fails_the_service_but_not_the_shutdown(tmp_path: Pa
 def test_a_stop_ends_a_crash_loop_whose_create_outlasts_the_restart_interval(
     tmp_path: Path,
 ) -> None:
-    """Found by the soak (bench/soak.py): on a loaded host a crash-looping service's
+    """On a loaded host (bench/soak.py makes one) a crash-looping service's
     create-while-waiting took longer than its restart interval, so the wait after it was
     already over, and the container of the next run was already dead when the runner
     looked: a stop requested meanwhile lost both races (the finished work was preferred)

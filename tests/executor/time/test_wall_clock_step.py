@@ -1,5 +1,5 @@
-"""The wall clock stepped a year either way at every point where a service waits (issue 16
-item 2): nothing expires early, nothing stalls. Fake clock and fake runtime; the same
+"""The wall clock stepped a year either way at every point where a service waits:
+nothing expires early, nothing stalls. Fake clock and fake runtime; the same
 with the real executor and real runc is in test_wall_clock_step_runc.py.
 
 A step is what time sync does at boot on a machine whose RTC is dead (a year forward)

@@ -1,5 +1,5 @@
-"""The real executor (`extsvc run`, real runc) with its wall clock stepped a year (issue 16
-item 2). Needs root, runc and Debian's libfaketime.
+"""The real executor (`extsvc run`, real runc) with its wall clock stepped a year.
+Needs root, runc and Debian's libfaketime.
 
 The host clock is shared (and other suites run alongside), so the step is the executor's
 alone: libfaketime, preloaded into the daemon, adds the offset written in a file to every
