@@ -34,6 +34,23 @@ class HostProbes:
     clock_synchronised: Callable[[], bool] = host_probes.clock_synchronised
 
 
+class ConfigurationSource(Protocol):
+    """Where a service's ExtensionServiceConfig document comes from, as its condition
+    sees it (supervise.configwatch.ConfigDirectory in the daemon)."""
+
+    # True: a change is announced (the board is notified), so the condition is not polled.
+    @property
+    def watched(self) -> bool: ...
+
+    def has(self, name: str) -> bool:
+        """A usable document for the service ``name`` is there."""
+        ...
+
+    def problem(self, name: str) -> str | None:
+        """Why the document for ``name`` is refused, if it is."""
+        ...
+
+
 class Condition(Protocol):
     # True: re-check on a timer; False: re-check when a service changes state.
     polled: bool
@@ -174,43 +191,34 @@ class TimeSynchronised:
 class ConfigurationPresent:
     """An ExtensionServiceConfig named after the service is available.
 
-    Polled unless its directory is ``watched``: the executor's watch (inotify) then
+    Polled unless its source is ``watched``: the executor's watch (inotify) then
     wakes the waiting services when a document changes.
     """
 
     affects_spec = True
 
-    def __init__(
-        self,
-        name: str,
-        is_present: Callable[[str], bool],
-        problem: Callable[[str], str | None] = lambda name: None,
-        watched: bool = False,
-    ) -> None:
+    def __init__(self, name: str, source: ConfigurationSource) -> None:
         self.name = name
-        self.polled = not watched
-        self._is_present = is_present
-        self._problem = problem
+        self.polled = not source.watched
+        self._source = source
 
     def describe(self) -> str:
         # An invalid document is shown where the operator looks: the service's events.
-        problem = self._problem(self.name)
+        problem = self._source.problem(self.name)
         refused = f" (refused: {problem})" if problem else ""
         return f'configuration "{self.name}"{refused}'
 
     async def satisfied(self) -> bool:
-        return self._is_present(self.name)
+        return self._source.has(self.name)
 
 
 def conditions_for(
     service: ServicePlan,
     is_up: Callable[[str], bool],
-    host_services: dict[str, ReadinessRule],
-    has_configuration: Callable[[str], bool],
-    configuration_problem: Callable[[str], str | None] = lambda name: None,
+    host_services: Mapping[str, ReadinessRule],
+    configuration: ConfigurationSource,
     probes: HostProbes | None = None,
     has_health_check: Callable[[str], bool] = lambda service_id: False,
-    configuration_watched: bool = False,
 ) -> list[Condition]:
     """The service's dependencies, in the order Talos lists them in its message."""
     probes = probes or HostProbes()
@@ -231,9 +239,5 @@ def conditions_for(
     if depends.time:
         conditions.append(TimeSynchronised(probes.clock_synchronised))
     if depends.configuration:
-        conditions.append(
-            ConfigurationPresent(
-                service.name, has_configuration, configuration_problem, configuration_watched
-            )
-        )
+        conditions.append(ConfigurationPresent(service.name, configuration))
     return conditions

@@ -35,7 +35,7 @@ from extsvc.executor.service.conditions import HostProbes
 from extsvc.executor.service.runner import RestartTiming, RunnerSettings
 from extsvc.executor.service.states import Event, ServiceState
 from extsvc.executor.simulate.facts import Facts, Run
-from extsvc.executor.supervise.supervisor import Supervisor
+from extsvc.executor.supervise.supervisor import NoConfiguration, Supervisor, SupervisorSettings
 
 # Host services are judged by a path rule on a path only the simulation knows.
 HOST_SERVICE_ROOT = "/run/extsvc-simulation/host-services/"
@@ -120,6 +120,19 @@ def fact_probes(facts: Facts, clock: VirtualClock) -> HostProbes:
         },
         clock_synchronised=lambda: _true_at(facts.time, clock.monotonic()),
     )
+
+
+class FactConfiguration(NoConfiguration):
+    """Configuration documents that appear when ``facts`` say (looked at every second)."""
+
+    watched = False
+
+    def __init__(self, facts: Facts, clock: VirtualClock) -> None:
+        self._facts = facts
+        self._clock = clock
+
+    def has(self, name: str) -> bool:
+        return _true_at(self._facts.configurations.get(name), self._clock.monotonic())
 
 
 class SimulatedContainer:
@@ -257,19 +270,19 @@ async def _simulate(plan: Plan, facts: Facts) -> Simulation:
             plan,
             SimulatedRuntime(facts),
             clock,
-            HostFacts(
-                bounding_capabilities=frozenset(LINUX_CAPABILITIES), can_lower_oom_score=True
+            SupervisorSettings(
+                HostFacts(
+                    bounding_capabilities=frozenset(LINUX_CAPABILITIES), can_lower_oom_score=True
+                ),
+                RunnerSettings(
+                    restart=RestartTiming(facts.restart_interval, facts.restart_backoff_max)
+                ),
+                log_dir=Path(logs),
+                host_services=host_services,
+                probes=fact_probes(facts, clock),
             ),
-            RunnerSettings(
-                restart=RestartTiming(facts.restart_interval, facts.restart_backoff_max)
-            ),
-            log_dir=Path(logs),
-            host_services=host_services,
-            has_configuration=lambda name: _true_at(
-                facts.configurations.get(name), clock.monotonic()
-            ),
+            configuration=FactConfiguration(facts, clock),
             on_event=record,
-            probes=fact_probes(facts, clock),
         )
         supervisor.start_all()
         await asyncio.sleep(facts.until)

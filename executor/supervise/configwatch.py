@@ -19,7 +19,9 @@ the service that waits for it keeps waiting, saying why. When a service starts,
 its environment file's variables, its document's files (written under the state
 dir, 0600, named after the mountPath as Talos does) and environment. A document
 that changes while its service runs restarts that service: the directory is
-watched with inotify (executor.host.inotify), so the change is seen as it is made.
+watched with inotify (executor.host.inotify), so the change is seen as it is made,
+and the supervisor is told through one call, ``Supervisor.configuration_changed``
+(``watch`` below says what a change does).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from extsvc.compiler.format.extconfig import (
     iter_config_documents,
     source_name,
 )
-from extsvc.compiler.format.plan import ServicePlan, service_id
+from extsvc.compiler.format.plan import ServicePlan
 from extsvc.executor.errors import LaunchError
 
 if TYPE_CHECKING:
@@ -62,6 +64,11 @@ Problem = tuple["str | None", "Diagnostic"]
 
 
 class ConfigDirectory:
+    """The documents of ``--config-dir`` (executor.supervise.supervisor.Configuration)."""
+
+    # The daemon runs watch() for as long as its services run: a change is announced.
+    watched = True
+
     def __init__(
         self,
         directory: Path | None,
@@ -175,9 +182,14 @@ class ConfigDirectory:
         return [name for name, digest in self._applied.items() if current.get(name) != digest]
 
     async def watch(self, supervisor: Supervisor, stop: asyncio.Event) -> None:
-        """Restart a running service whose configuration changed, as soon as it changes
-        (inotify); services waiting for their document look again at once too. Until
-        ``stop``, or cancelled; the daemon runs it for as long as its services run."""
+        """Tell ``supervisor`` of every change of the documents as it is made (inotify;
+        without an inotify instance, a look every WATCH_INTERVAL), until ``stop`` or
+        cancelled: the daemon runs it for as long as its services run.
+
+        What a change does: each service that started with a document that is now
+        different (changed, refused or gone) is restarted, to take the new one (or
+        none); services waiting for a document look again. Nothing else is touched.
+        """
         if self.directory is None:
             return
         # Here, not at the top: the start-up path (executor.daemon.startup) applies documents
@@ -197,7 +209,6 @@ class ConfigDirectory:
                     f"cannot watch {self.directory} ({error.strerror}): "
                     f"checking it every {WATCH_INTERVAL:g}s instead"
                 )
-        restarts: set[asyncio.Task[None]] = set()
         seen: object = None
         try:
             while not stop.is_set():
@@ -206,19 +217,14 @@ class ConfigDirectory:
                 else:
                     await changed.wait()
                     changed.clear()
-                for name in self.changed_services():
-                    runner = supervisor.runners.get(service_id(name))
+                stale = self.changed_services()
+                for name in stale:
                     self._applied.pop(name, None)
-                    if runner is not None and runner.active:
-                        task = asyncio.create_task(runner.restart())
-                        restarts.add(task)
-                        task.add_done_callback(restarts.discard)
-                # Services waiting for a document look again when what they see changed
-                # (their condition is not polled: supervisor's configuration_watched).
+                # What the services see: the documents and the refusals.
                 documents = {name: _digest(doc) for name, doc in self.documents().items()}
-                if (documents, self._refused) != seen:
+                if stale or (documents, self._refused) != seen:
                     seen = (documents, dict(self._refused))
-                    supervisor.board.notify()
+                    supervisor.configuration_changed(stale)
         finally:
             if watch is not None:
                 watch.close()

@@ -16,12 +16,13 @@ import asyncio
 import dataclasses
 import functools
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from extsvc.compiler.format.plan import Plan, ServicePlan
+from extsvc.compiler.format.plan import service_id as id_of_name
 from extsvc.executor.host.readiness import ReadinessRule
 from extsvc.executor.logs.journal import Journal
 from extsvc.executor.logs.servicelog import Console, ServiceLog
@@ -29,7 +30,7 @@ from extsvc.executor.options import DEFAULT_LOG_ROTATION, LogRotation
 from extsvc.executor.runtime.adapt import HostFacts
 from extsvc.executor.runtime.protocol import ContainerRuntime
 from extsvc.executor.service.clock import Clock
-from extsvc.executor.service.conditions import HostProbes, conditions_for
+from extsvc.executor.service.conditions import ConfigurationSource, HostProbes, conditions_for
 from extsvc.executor.service.ids import resolve_id
 from extsvc.executor.service.runner import RunnerSettings, ServiceRunner, StateBoard
 from extsvc.executor.service.states import Event, ServiceState
@@ -72,27 +73,60 @@ def file_digest(path: Path) -> str | None:
         return None
 
 
+class Configuration(ConfigurationSource, Protocol):
+    """The run-time configuration of services (ExtensionServiceConfig documents): what
+    their conditions ask (ConfigurationSource) and what a start adds to the spec."""
+
+    def apply(self, service: ServicePlan) -> dict[str, Any]:
+        """The compiled spec plus what only exists at start (raises LaunchError)."""
+        ...
+
+
+class NoConfiguration:
+    """No configuration documents: every spec runs as compiled; a service waiting for
+    a document waits for ever (nothing will announce one, so it is not polled)."""
+
+    watched = True
+
+    def has(self, name: str) -> bool:
+        return False
+
+    def problem(self, name: str) -> str | None:
+        return None
+
+    def apply(self, service: ServicePlan) -> dict[str, Any]:
+        return service.spec
+
+
+@dataclass(frozen=True)
+class SupervisorSettings:
+    """What the services of any plan run with: the host's facts and the daemon's options.
+    A reload changes the plan, never these."""
+
+    host: HostFacts
+    runner: RunnerSettings
+    log_dir: Path
+    # False: the lines go to journald only (run --log-target journald).
+    log_files: bool = True
+    log_rotation: LogRotation = DEFAULT_LOG_ROTATION
+    # The host-services file (executor.host.readiness): how a host service is "up".
+    host_services: Mapping[str, ReadinessRule] = field(default_factory=dict)
+    # How host conditions look at the host (`plan --simulate` answers from facts).
+    probes: HostProbes = field(default_factory=HostProbes)
+
+
 class Supervisor:
     def __init__(
         self,
         plan: Plan,
         runtime: ContainerRuntime,
         clock: Clock,
-        host: HostFacts,
-        settings: RunnerSettings,
-        log_dir: Path,
+        settings: SupervisorSettings,
+        *,
         console: Console | None = None,
         journal: Journal | None = None,
-        log_files: bool = True,
-        host_services: dict[str, ReadinessRule] | None = None,
-        has_configuration: Callable[[str], bool] = lambda name: False,
-        configuration_problem: Callable[[str], str | None] = lambda name: None,
-        # Configuration changes wake the board (ConfigDirectory.watch): no polling for them.
-        configuration_watched: bool = False,
-        probes: HostProbes | None = None,
-        prepare_spec: Callable[[ServicePlan], dict[str, Any]] | None = None,
+        configuration: Configuration | None = None,
         on_event: Callable[[str, Event], None] | None = None,
-        log_rotation: LogRotation = DEFAULT_LOG_ROTATION,
     ) -> None:
         self.plan = plan
         # The plan file as loaded, to tell when the one on disk differs ("changed on disk").
@@ -106,50 +140,63 @@ class Supervisor:
         self._killing = asyncio.Event()
         self._listeners: dict[str, set[asyncio.Queue[Event]]] = {}
         self._on_event = on_event
-        self._host_services = host_services or {}
-        self._has_configuration = has_configuration
-        self._configuration_problem = configuration_problem
-        self._configuration_watched = configuration_watched
-        self._probes = probes
-
-        def make_runner(service: ServicePlan) -> ServiceRunner:
-            return ServiceRunner(
-                service=service,
-                runtime=runtime,
-                clock=clock,
-                host=host,
-                log=ServiceLog(
-                    service.id,
-                    log_dir,
-                    console if service.log_to_console else None,
-                    log_rotation.max_bytes,
-                    log_rotation.backups,
-                    journal=journal,
-                    files=log_files,
-                ),
-                conditions=self._conditions(service),
-                board=self.board,
-                settings=settings,
-                on_event=self._event,
-                prepare_spec=prepare_spec,
-                dependency_gave_up=functools.partial(self._gave_up_for, service.id),
-            )
-
-        self._make_runner = make_runner
+        self._runtime = runtime
+        self._clock = clock
+        self._settings = settings
+        self._console = console
+        self._journal = journal
+        self._configuration: Configuration = configuration or NoConfiguration()
+        # Restarts begun by configuration_changed (referenced until they end).
+        self._restarts: set[asyncio.Task[None]] = set()
         for service in plan.services.values():
-            self.runners[service.id] = make_runner(service)
+            self.runners[service.id] = self._make_runner(service)
+
+    def _make_runner(self, service: ServicePlan) -> ServiceRunner:
+        settings = self._settings
+        return ServiceRunner(
+            service=service,
+            runtime=self._runtime,
+            clock=self._clock,
+            host=settings.host,
+            log=ServiceLog(
+                service.id,
+                settings.log_dir,
+                self._console if service.log_to_console else None,
+                settings.log_rotation.max_bytes,
+                settings.log_rotation.backups,
+                journal=self._journal,
+                files=settings.log_files,
+            ),
+            conditions=self._conditions(service),
+            board=self.board,
+            settings=settings.runner,
+            on_event=self._event,
+            prepare_spec=self._configuration.apply,
+            dependency_gave_up=functools.partial(self._gave_up_for, service.id),
+        )
 
     def _conditions(self, service: ServicePlan) -> list[Any]:
         return conditions_for(
             service,
             self._is_up,
-            self._host_services,
-            self._has_configuration,
-            self._configuration_problem,
-            self._probes,
+            self._settings.host_services,
+            self._configuration,
+            self._settings.probes,
             has_health_check=lambda dep: self.plan.services[dep].policy.health is not None,
-            configuration_watched=self._configuration_watched,
         )
+
+    def configuration_changed(self, names: Collection[str]) -> None:
+        """Configuration documents changed (supervise.configwatch decides which, and
+        when): each service of ``names`` still active restarts to take its new document,
+        and every service waiting for a document looks again (their condition is not
+        polled: ``Configuration.watched``)."""
+        for name in names:
+            runner = self.runners.get(id_of_name(name))
+            if runner is not None and runner.active:
+                task = asyncio.create_task(runner.restart())
+                self._restarts.add(task)
+                task.add_done_callback(self._restarts.discard)
+        self.board.notify()
 
     def _gave_up_for(self, service_id: str) -> str | None:
         # The runner's service as it is now: a reload may have changed its dependencies.

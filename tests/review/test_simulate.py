@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from extsvc.cli import cli
 from extsvc.executor.simulate import boot as simulation_module
 from extsvc.executor.simulate.facts import FactsError, load_facts
+from extsvc.executor.supervise.supervisor import Supervisor
 from tests.review.cases import cases, expected, simulate_case
 
 CASES = cases("simulate")
@@ -31,7 +32,7 @@ def test_simulation_matches_its_golden(case: Path) -> None:
 def test_the_simulation_is_the_executors_own_policy() -> None:
     # No second implementation: the module drives the executor's Supervisor and ServiceRunner.
     source = Path(simulation_module.__file__).read_text()
-    assert "from extsvc.executor.supervise.supervisor import Supervisor" in source
+    assert simulation_module.Supervisor is Supervisor
     assert "restarts_after" not in source and "RestartPolicy" not in source
 
 

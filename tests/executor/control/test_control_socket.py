@@ -16,7 +16,7 @@ from extsvc.cli import cli
 from extsvc.executor.daemon.control import SOCKET_NAME, ControlClient, ControlHandler, ControlServer
 from extsvc.executor.daemon.loopstats import LoopStats
 from extsvc.executor.errors import DaemonUnreachableError, UnknownServiceError
-from extsvc.executor.supervise.supervisor import Supervisor
+from extsvc.executor.supervise.supervisor import Supervisor, SupervisorSettings
 from tests.executor.fakes import FakeClock, FakeRuntime, Script, make_plan, make_service, settle
 from tests.executor.restart.test_restart_policy import FULL_HOST, SETTINGS
 
@@ -35,7 +35,9 @@ async def with_server(
         clock, {"ext-a": [Script(None, lines=("first", "second"))], "ext-b": [Script(0)]}
     )
     plan = make_plan(make_service("a"), make_service("b", "never"))
-    supervisor = Supervisor(plan, runtime, clock, FULL_HOST, SETTINGS, log_dir=tmp / "logs")
+    supervisor = Supervisor(
+        plan, runtime, clock, SupervisorSettings(FULL_HOST, SETTINGS, log_dir=tmp / "logs")
+    )
     if holder is not None:
         holder.append(supervisor)
     server = ControlServer(tmp / SOCKET_NAME, ControlHandler(supervisor, loop_stats=stats))

@@ -18,7 +18,7 @@ from extsvc.executor.runtime.protocol import ExecResult, OutputSink
 from extsvc.executor.service.clock import SystemClock
 from extsvc.executor.service.runner import RestartTiming, RunnerSettings
 from extsvc.executor.service.states import ServiceState
-from extsvc.executor.supervise.supervisor import Supervisor
+from extsvc.executor.supervise.supervisor import Supervisor, SupervisorSettings
 from tests.executor.fakes import make_plan, make_service
 
 
@@ -170,9 +170,11 @@ def test_500_one_shots_exiting_0_all_finish(tmp_path: Path) -> None:
             make_plan(*services),
             ProcessRuntime(),
             SystemClock(),
-            HostFacts(bounding_capabilities=frozenset(), can_lower_oom_score=True),
-            RunnerSettings(restart=RestartTiming(0.1)),
-            log_dir=tmp_path,
+            SupervisorSettings(
+                HostFacts(bounding_capabilities=frozenset(), can_lower_oom_score=True),
+                RunnerSettings(restart=RestartTiming(0.1)),
+                log_dir=tmp_path,
+            ),
         )
         supervisor.start_all()
         runners = list(supervisor.runners.values())

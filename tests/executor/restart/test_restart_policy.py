@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from extsvc.compiler.format.capabilities import LINUX_CAPABILITIES as CAPABILITY_NAMES
+from extsvc.compiler.format.plan import ServicePlan
 from extsvc.executor.runtime.adapt import HostFacts
 from extsvc.executor.service.runner import RestartTiming, RunnerSettings
 from extsvc.executor.service.states import ServiceState
-from extsvc.executor.supervise.supervisor import Supervisor
+from extsvc.executor.supervise.supervisor import NoConfiguration, Supervisor, SupervisorSettings
 from tests.executor.fakes import FakeClock, FakeRuntime, Script, make_plan, make_service, settle
 
 FULL_HOST = HostFacts(bounding_capabilities=frozenset(CAPABILITY_NAMES), can_lower_oom_score=True)
@@ -31,6 +32,27 @@ def run(test: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[], None]:
     return wrapper
 
 
+class Documents(NoConfiguration):
+    """Configuration as a test scripts it: which documents exist, what a start adds
+    (looked at on the check interval: nothing announces a change)."""
+
+    watched = False
+
+    def __init__(
+        self,
+        has: Callable[[str], bool] | None,
+        apply: Callable[[ServicePlan], dict[str, Any]] | None,
+    ) -> None:
+        self._has = has or super().has
+        self._apply = apply or super().apply
+
+    def has(self, name: str) -> bool:
+        return self._has(name)
+
+    def apply(self, service: ServicePlan) -> dict[str, Any]:
+        return self._apply(service)
+
+
 class World:
     """A supervisor over fakes, for one test."""
 
@@ -41,9 +63,10 @@ class World:
             make_plan(*services),
             self.runtime,
             self.clock,
-            host,
-            kw.pop("settings", SETTINGS),
-            log_dir=tmp,
+            SupervisorSettings(host, kw.pop("settings", SETTINGS), log_dir=tmp),
+            configuration=Documents(
+                kw.pop("has_configuration", None), kw.pop("prepare_spec", None)
+            ),
             **kw,
         )
 

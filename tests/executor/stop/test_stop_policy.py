@@ -12,7 +12,7 @@ from extsvc.compiler.format.plan import ServicePolicy
 from extsvc.executor.service.clock import SystemClock
 from extsvc.executor.service.runner import RestartTiming, RunnerSettings
 from extsvc.executor.service.states import ServiceState
-from extsvc.executor.supervise.supervisor import Supervisor
+from extsvc.executor.supervise.supervisor import Supervisor, SupervisorSettings
 from tests.executor.fakes import FakeClock, FakeRuntime, Script, make_plan, make_service, settle
 from tests.executor.restart.test_restart_policy import FULL_HOST, World, run
 
@@ -92,9 +92,11 @@ def test_a_stop_ends_a_crash_loop_whose_create_outlasts_the_restart_interval(
             make_plan(make_service("a", "always")),
             runtime,
             SystemClock(),
-            FULL_HOST,
-            RunnerSettings(restart=RestartTiming(interval=0.01), stop_timeout=1.0),
-            log_dir=tmp_path,
+            SupervisorSettings(
+                FULL_HOST,
+                RunnerSettings(restart=RestartTiming(interval=0.01), stop_timeout=1.0),
+                log_dir=tmp_path,
+            ),
         )
         supervisor.start_all()
         runner = supervisor.runners["ext-a"]
