@@ -13,6 +13,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from extsvc.compiler.canonical import canonical_json
+from extsvc.compiler.format.enventries import is_dropped
 from extsvc.compiler.format.plan import bundle_dir, service_id, sha256_digest, source_basename
 from extsvc.compiler.model import Service
 from extsvc.compiler.oci import BuildContext, BuiltConfig, Origin, build_config
@@ -72,7 +73,7 @@ def _with_config(built: BuiltConfig, config: ServiceConfig) -> tuple[BuiltConfig
     # The document's entries follow the service's own (entries without '=' are dropped).
     position = len(built.config.get("process", {}).get("env", []))
     for index, entry in enumerate(config.environment):
-        if "=" in entry:
+        if not is_dropped(entry):
             origins[f"process.env[{position}]"] = Origin(
                 f"ExtensionServiceConfig {config.name} environment[{index}]",
                 config.source_map.file,

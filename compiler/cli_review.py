@@ -160,6 +160,7 @@ def explain_command(out: str, service: str, output: str, show_values: bool) -> N
         CONFIG_FILE,
         ORIGINS_FILE,
         host_arch,
+        is_extension_id,
         service_id,
         sha256_digest,
     )
@@ -172,7 +173,7 @@ def explain_command(out: str, service: str, output: str, show_values: bool) -> N
     )
 
     path = Path(out)
-    wanted = service if service.startswith("ext-") else service_id(service)
+    wanted = service if is_extension_id(service) else service_id(service)
     try:
         if not path.is_dir():
             raise ReviewInputError(f"{out}: no such directory")

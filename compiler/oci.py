@@ -20,6 +20,7 @@ from typing import Any
 
 from extsvc.compiler import defaults
 from extsvc.compiler.format.diagnostics import Position
+from extsvc.compiler.format.enventries import is_dropped, kept
 from extsvc.compiler.format.load import FieldPath
 from extsvc.compiler.format.plan import cgroups_path
 from extsvc.compiler.model import Mount, Service
@@ -82,7 +83,7 @@ def environment(service: Service) -> list[str]:
     An entry without '=' is dropped, as containerd's WithEnv does (it reads it
     as "unset"); ``compiler.rules`` warns about it.
     """
-    return [entry for entry in service.container.environment if "=" in entry]
+    return kept(service.container.environment)
 
 
 def _mount_dict(mount: Mount) -> dict[str, Any]:
@@ -116,7 +117,7 @@ def _process(service: Service, origins: _Origins) -> dict[str, Any]:
         process["env"] = env
         origins.from_input("process.env", ("container", "environment"), "environment")
         # Each entry too: a configuration document appends more after these.
-        kept = (i for i, e in enumerate(service.container.environment) if "=" in e)
+        kept = (i for i, e in enumerate(service.container.environment) if not is_dropped(e))
         for position, index in enumerate(kept):
             origins.from_input(
                 f"process.env[{position}]", ("container", "environment", index), "environment"

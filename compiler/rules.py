@@ -20,6 +20,7 @@ from extsvc.compiler.format.diagnostics import (
     hide_value,
     short_repr,
 )
+from extsvc.compiler.format.enventries import DROPPED, is_dropped
 from extsvc.compiler.format.load import FieldPath, SourceMap, value_at
 
 
@@ -141,14 +142,13 @@ def _environment(environment: Any, source_map: SourceMap) -> Iterator[Diagnostic
         if not isinstance(entry, str):
             continue  # a schema error already
         path = ("container", "environment", index)
-        key, has_equals, value = entry.partition("=")
-        if not has_equals:
+        key, _, value = entry.partition("=")
+        if is_dropped(entry):
             # Without '=', nothing tells a key from a value: show neither.
             yield hide_environment(
                 source_map.diagnostic(
                     path,
-                    "environment entry has no '=' (not shown: it may hold a secret); "
-                    "Talos drops it",
+                    "environment entry has no '=' (not shown: it may hold a secret); " + DROPPED,
                     severity=Severity.WARNING,
                     hint="write KEY=VALUE, or KEY= for an empty value",
                 ),

@@ -7,11 +7,11 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from extsvc.executor.locations import DEFAULT_LOG_DIR, DEFAULT_STATE_DIR
+
 if TYPE_CHECKING:
     from extsvc.compiler.format.plan import Plan, ServicePolicy
 
-DEFAULT_STATE_DIR = Path("/run/extsvc")
-DEFAULT_LOG_DIR = Path("/var/log/extsvc")
 # Each runc call (create/start/delete/list) is killed after this by default.
 RUNC_COMMAND_TIMEOUT = 30.0
 # Output draining and our own bookkeeping on top of the grace period and runtime calls.

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from extsvc.compiler.format.diagnostics import Diagnostic, Severity, sort_key
+from extsvc.compiler.format.enventries import DROPPED, is_dropped, kept
 
 if TYPE_CHECKING:
     # The YAML loader and schema checks are imported where documents are read, so a
@@ -131,12 +132,12 @@ def _semantic_problems(tree: dict[str, Any], source_map: SourceMap) -> list[Diag
             first_at[mount_path] = index
     environment = tree.get("environment")
     for index, entry in enumerate(environment if isinstance(environment, list) else []):
-        if isinstance(entry, str) and "=" not in entry:
+        if isinstance(entry, str) and is_dropped(entry):
             # The entry has no value to hide: it is only a name.
             problems.append(
                 source_map.diagnostic(
                     ("environment", index),
-                    f"{entry!r} is not KEY=VALUE: Talos drops it",
+                    f"{entry!r} is not KEY=VALUE: {DROPPED}",
                     severity=Severity.WARNING,
                     hint="write it as KEY=VALUE",
                 )
@@ -257,7 +258,7 @@ def configure_spec(
     """
     result = dict(spec)
     process = dict(spec.get("process", {}))
-    extra = [e for e in (config.environment if config else ()) if "=" in e]
+    extra = kept(config.environment) if config else []
     environment = [*env_file, *process.get("env", []), *extra]
     if environment:
         process["env"] = environment

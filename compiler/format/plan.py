@@ -20,6 +20,12 @@ from typing import Any
 
 from extsvc.compiler.format.schemas import validator
 
+# The plan's ids, for its importers (defined apart: executor.service.ids needs no validator).
+from extsvc.compiler.format.serviceids import EXTENSION_ID_PREFIX as EXTENSION_ID_PREFIX
+from extsvc.compiler.format.serviceids import is_extension_id as is_extension_id
+from extsvc.compiler.format.serviceids import service_id as service_id
+from extsvc.compiler.format.serviceids import service_name as service_name
+
 PLAN_FILE = "plan.json"
 PLAN_API_VERSION = "extsvc/v1"
 BUNDLES_DIR = "bundles"
@@ -27,8 +33,6 @@ CONFIG_FILE = "config.json"
 # Beside config.json: where each of its fields came from (`extsvc explain`); the
 # executor never reads it.
 ORIGINS_FILE = "origins.json"
-# A service's id is its name behind this prefix (Talos: "ext-" + name).
-EXTENSION_ID_PREFIX = "ext-"
 # Talos constants.CgroupExtensions: each service's cgroup is <parent>/<name>.
 CGROUP_PARENT = "/system/extensions"
 # os.uname().machine (the platform module costs ~3 ms of import) -> the plan's arch
@@ -71,18 +75,6 @@ def source_basename(file: str) -> str:
     """How the plan, origins.json and ``--annotate`` name a source file: its base name
     (``/`` or ``\\`` separated), so OUT is the same bytes wherever it is compiled from."""
     return file.replace("\\", "/").rsplit("/", 1)[-1]
-
-
-def service_id(name: str) -> str:
-    return EXTENSION_ID_PREFIX + name
-
-
-def service_name(service_id: str) -> str:
-    return service_id.removeprefix(EXTENSION_ID_PREFIX)
-
-
-def is_extension_id(service_id: str) -> bool:
-    return service_id.startswith(EXTENSION_ID_PREFIX)
 
 
 def cgroups_path(name: str) -> str:

@@ -2,8 +2,10 @@
 
 ``extsvc run --stop-timeout 10s``, ``x-extsvc: {startTimeout: 2m}`` and a facts
 file's ``until: 5m`` accept one syntax and one range, so the parser lives here, in
-the shared contract. (``extsvc logs --since`` reads a time ago with systemd.time(7)'s
-units, days and weeks too, in ``executor.logs.logfile``: a label, not a timer.)
+the shared contract. ``extsvc logs --since 2 days ago`` reads its span with the same
+parser and systemd.time(7)'s spellings of the units, days and weeks too
+(``parse_span``; the words ``ago``, ``today`` are executor.logs.logfile's): a label
+for a moment, not a timer, so it has no bound.
 """
 
 from __future__ import annotations
@@ -12,10 +14,22 @@ import re
 
 from extsvc.compiler.format.diagnostics import short_repr
 from extsvc.compiler.format.ranges import MAX_MEMORY_BYTES, MAX_SECONDS, MAX_SECONDS_TEXT
-from extsvc.compiler.format.schemacheck import show_value
 
+# A duration's parts: a number and its unit, back to back (``1m30s``).
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_PART = re.compile(r"(\d+(?:\.\d+)?)([a-z]+)")
+# A span as systemd.time(7) spells it: the same units under their other names, days and
+# weeks, spaces around the parts (lower case: "m" is minutes; no months or years, whose
+# length is a convention).
+SPAN_UNITS = {
+    **dict.fromkeys(("ms", "msec"), 0.001),
+    **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1.0),
+    **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), 60.0),
+    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 3600.0),
+    **dict.fromkeys(("d", "day", "days"), 86400.0),
+    **dict.fromkeys(("w", "week", "weeks"), 604800.0),
+}
+_SPAN_PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*")
 
 # Kubernetes quantity suffixes (what a Talos user writes in a pod spec): the binary
 # ones are powers of 1024, the decimal ones powers of 1000; no suffix means bytes.
@@ -46,21 +60,34 @@ def parse_duration(text: str) -> float:
     boot's virtual clock stood still at `until: 5000h`), and 400 digits make inf,
     which no timer, stamp or JSON takes.
     """
-    compact = text.strip()
-    position = 0
-    total = 0.0
-    for match in _PART.finditer(compact):
-        if match.start() != position:
-            break
-        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-        position = match.end()
-    if not compact or position != len(compact):
+    total = _seconds(text.strip(), _PART, _UNIT_SECONDS)
+    if total is None:
         raise ValueError(f"invalid duration {short_repr(text)} (write e.g. 500ms, 5s, 1m, 1m30s)")
     if not total <= MAX_SECONDS:
         raise ValueError(
             f"{short_repr(text)} is more than {MAX_SECONDS_TEXT}, the most a duration may be"
         )
     return total
+
+
+def parse_span(text: str) -> float | None:
+    """Seconds in a time span as systemd.time(7) writes one (``90s``, ``1h30m``,
+    ``2 days``, ``1h 30min``); None if ``text`` is not one. Not bounded: the caller
+    clamps the moment it makes (``100000h ago`` means "everything")."""
+    return _seconds(text, _SPAN_PART, SPAN_UNITS)
+
+
+def _seconds(text: str, part: re.Pattern[str], units: dict[str, float]) -> float | None:
+    """The one duration parser: ``text`` as ``part``s back to back, each a number and
+    one of ``units``; their sum in seconds, or None when ``text`` is not that."""
+    total = 0.0
+    position = 0
+    for match in part.finditer(text):
+        if match.start() != position or match[2] not in units:
+            return None
+        total += float(match[1]) * units[match[2]]
+        position = match.end()
+    return total if position and position == len(text) else None
 
 
 def parse_size(value: str | int | float) -> int:
@@ -101,6 +128,8 @@ def parse_size(value: str | int | float) -> int:
 def _at_most_max(value: str | int, size: int) -> int:
     """``size``, or ValueError when no memory limit can be that large."""
     if size > MAX_MEMORY_BYTES:
+        from extsvc.compiler.format.schemacheck import show_value  # an error only
+
         shown = short_repr(value) if isinstance(value, str) else show_value(value)
         raise ValueError(
             f"{shown} is more than {MAX_MEMORY_BYTES} bytes (8 EiB), the largest memory limit"

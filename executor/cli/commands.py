@@ -16,16 +16,16 @@ from typing import Any
 
 import click
 
+from extsvc.executor.daemon.client import ANSWER_TIMEOUT, DEFAULT_SETTLE, DEFAULT_START_TIMEOUT
 from extsvc.executor.errors import (
     EnvironmentMissingError,
     ExecutorError,
     InvalidInputError,
     UsageError,
 )
+from extsvc.executor.locations import DEFAULT_LOG_DIR, DEFAULT_STATE_DIR
 
 STATE_DIR_HELP = "Executor state directory (holds the control socket)."
-DEFAULT_STATE_DIR = "/run/extsvc"
-DEFAULT_LOG_DIR = "/var/log/extsvc"
 
 # readable=False: a denied path is said as every command says it (extsvc.cli).
 state_dir_option = click.option(
@@ -39,7 +39,7 @@ state_dir_option = click.option(
 
 
 def log_dir_option(
-    help_text: str, default: str | None = DEFAULT_LOG_DIR
+    help_text: str, default: Path | None = DEFAULT_LOG_DIR
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return click.option(
         "--log-dir",
@@ -99,7 +99,7 @@ def run_command(arguments: tuple[str, ...]) -> None:
     sys.exit(main(arguments))
 
 
-def _client(state_dir: Path, timeout: float | None = 60.0) -> Any:
+def _client(state_dir: Path, timeout: float | None = ANSWER_TIMEOUT) -> Any:
     from extsvc.executor.daemon.client import ControlClient
 
     return ControlClient(state_dir, timeout)
@@ -134,15 +134,16 @@ def _print_plan_note(response: dict[str, Any]) -> None:
 @click.option(
     "--timeout",
     type=Duration(),
-    default=30.0,
-    help="start/restart: how long to wait for Running (or a one-shot's success).  [default: 30s]",
+    default=DEFAULT_START_TIMEOUT,
+    help="start/restart: how long to wait for Running (or a one-shot's success).  "
+    f"[default: {DEFAULT_START_TIMEOUT:g}s]",
 )
 @click.option(
     "--settle",
     type=Duration(),
-    default=3.0,
+    default=DEFAULT_SETTLE,
     help="start/restart: how long it must stay Running to count as started "
-    "(with a health check: until healthy instead).  [default: 3s]",
+    f"(with a health check: until healthy instead).  [default: {DEFAULT_SETTLE:g}s]",
 )
 @click.option(
     "--debug",
@@ -225,7 +226,7 @@ def _log_dir(state_dir: Path, log_dir: Path | None) -> Path:
     from extsvc.executor.daemon.client import read_run_info
 
     recorded = read_run_info(state_dir).get("logDir")
-    return Path(recorded) if isinstance(recorded, str) else Path(DEFAULT_LOG_DIR)
+    return Path(recorded) if isinstance(recorded, str) else DEFAULT_LOG_DIR
 
 
 @click.command("logs")
@@ -256,7 +257,7 @@ def _log_dir(state_dir: Path, log_dir: Path | None) -> Path:
 )
 @click.option("--timestamps", is_flag=True, help="Prefix each line with its time (RFC 3339).")
 @state_dir_option
-@log_dir_option("Log directory [default: the running daemon's, else /var/log/extsvc].", None)
+@log_dir_option(f"Log directory [default: the running daemon's, else {DEFAULT_LOG_DIR}].", None)
 @output_option
 def logs_command(
     service_id: str | None,

@@ -28,10 +28,9 @@ from extsvc.compiler.format.exitcodes import EXIT_USAGE
 from extsvc.compiler.format.quantities import parse_duration, parse_size
 from extsvc.executor.daemon import signals
 from extsvc.executor.errors import ExecutorError
+from extsvc.executor.locations import DEFAULT_LOG_DIR, DEFAULT_STATE_DIR
 from extsvc.executor.options import (
-    DEFAULT_LOG_DIR,
     DEFAULT_LOG_ROTATION,
-    DEFAULT_STATE_DIR,
     LOG_MAX_FILES_RANGE,
     LOG_MAX_SIZE_RANGE,
     RUNC_COMMAND_TIMEOUT,
@@ -134,7 +133,11 @@ def parser() -> argparse.ArgumentParser:
         help="Files kept per service, the one written included (1 to 100; 1: the file "
         f"starts afresh at rotation) [default: {DEFAULT_LOG_ROTATION.files}]",
     )
-    run.add_argument("--runtime", default="runc", help="OCI runtime binary [default: runc]")
+    run.add_argument(
+        "--runtime",
+        default=DaemonOptions.runtime,
+        help=f"OCI runtime binary [default: {DaemonOptions.runtime}]",
+    )
     run.add_argument(
         "--host-services",
         type=Path,
@@ -201,7 +204,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--cgroup-parent",
         type=cgroup_parent,
-        default="auto",
+        default=DaemonOptions.cgroup_parent,
         metavar="auto|none|PATH",
         help="Where the containers' cgroups go: auto = inside this executor's systemd unit "
         "when systemd runs it, else as compiled (/system/extensions/<name>); none = as "

@@ -22,6 +22,14 @@ from extsvc.executor.errors import (
 )
 
 SOCKET_NAME = "control.sock"
+# How long a control command waits for an answer, by default.
+ANSWER_TIMEOUT = 60.0
+# start/restart wait this long for Running, then this long more without a failure (a
+# task that dies within a few seconds of "Started task", typically on a bad
+# configuration, has not really started): `extsvc service`'s defaults, and the daemon's
+# for a request that does not say.
+DEFAULT_START_TIMEOUT = 30.0
+DEFAULT_SETTLE = 3.0
 # What a daemon records in its state dir for the CLI (its log dir, its plan).
 RUN_INFO = "run.json"
 ERROR_KINDS: dict[str, type[ExecutorError]] = {
@@ -41,7 +49,7 @@ class ConnectionLost(ExecutorError):
 class ControlClient:
     """A missing daemon is one clear error, not a traceback."""
 
-    def __init__(self, state_dir: Path, timeout: float | None = 60.0) -> None:
+    def __init__(self, state_dir: Path, timeout: float | None = ANSWER_TIMEOUT) -> None:
         self.path = state_dir / SOCKET_NAME
         self.timeout = timeout
 

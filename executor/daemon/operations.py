@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from extsvc.executor.daemon.client import DEFAULT_SETTLE, DEFAULT_START_TIMEOUT
 from extsvc.executor.daemon.loopstats import LoopStats
 from extsvc.executor.daemon.requests import IMMEDIATE_OPS, OPS, seconds
 from extsvc.executor.durations import format_duration
@@ -21,11 +22,6 @@ from extsvc.executor.service.health import Health
 from extsvc.executor.service.runner import ServiceRunner
 from extsvc.executor.service.states import Event, ServiceState
 from extsvc.executor.supervise.supervisor import Supervisor
-
-DEFAULT_START_TIMEOUT = 30.0
-# A task that dies within this much of "Started task" has not really started (a service
-# that reads a bad config typically fails within a second or two of its start).
-DEFAULT_SETTLE = 3.0
 
 Reload = Callable[[], Awaitable[dict[str, Any]]]
 

@@ -43,17 +43,6 @@ _STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 _BLOCK = 64 * 1024
 # "-5m", "5m ago": that long before now.
 _AGO = re.compile(r"-\s*(?P<minus>.+)|(?P<ago>.+?)\s+ago")
-# A span as systemd.time(7) spells it (lower case: "m" is minutes; no months or years,
-# whose length is a convention).
-_SPAN_PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*")
-_SPAN_UNITS = {
-    **dict.fromkeys(("ms", "msec"), 0.001),
-    **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1.0),
-    **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), 60.0),
-    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 3600.0),
-    **dict.fromkeys(("d", "day", "days"), 86400.0),
-    **dict.fromkeys(("w", "week", "weeks"), 604800.0),
-}
 # The last instant an RFC 3339 stamp can say (9999-12-31T23:59:59Z): times are clamped
 # to 1970 .. 9999 rather than refused, as "100000h ago" means "everything".
 _LAST_STAMP = 253402300799.0
@@ -229,8 +218,10 @@ def parse_time(text: str, option: str = "--since", now: float | None = None) -> 
         day = local.tm_mday - (word == "yesterday")
         # mktime normalises day 0 to the month before, and finds the offset (DST) itself.
         return stamp(time.mktime((local.tm_year, local.tm_mon, day, 0, 0, 0, 0, 0, -1)))
+    from extsvc.compiler.format.quantities import parse_span  # --since/--until only
+
     relative = _AGO.fullmatch(word)
-    ago = _seconds(relative.group("minus") or relative.group("ago") if relative else word)
+    ago = parse_span(relative.group("minus") or relative.group("ago") if relative else word)
     if ago is not None:
         return stamp(min(max(moment - ago, 0.0), _LAST_STAMP))
     from datetime import datetime
@@ -247,19 +238,6 @@ def parse_time(text: str, option: str = "--since", now: float | None = None) -> 
     if parsed.tzinfo is None:
         parsed = parsed.astimezone()  # a time without offset is local time, as `date` prints it
     return stamp(min(max(parsed.astimezone(UTC).timestamp(), 0.0), _LAST_STAMP))
-
-
-def _seconds(text: str) -> float | None:
-    """A time span as systemd.time(7) writes one (``90s``, ``1h30m``, ``2 days``,
-    ``1h 30min``); None if ``text`` is not one."""
-    total = 0.0
-    position = 0
-    for part in _SPAN_PART.finditer(text):
-        if part.start() != position or part[2] not in _SPAN_UNITS:
-            return None
-        total += float(part[1]) * _SPAN_UNITS[part[2]]
-        position = part.end()
-    return total if position and position == len(text) else None
 
 
 def parse_count(text: str, option: str = "--tail") -> int | None:

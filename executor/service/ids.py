@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from extsvc.compiler.format.serviceids import EXTENSION_ID_PREFIX
 from extsvc.executor.errors import UnknownServiceError
-
-# The plan's id prefix (extsvc.compiler.format.plan.EXTENSION_ID_PREFIX, not imported:
-# that module pulls in the schema validator, which a control command does not need).
-EXTENSION_ID_PREFIX = "ext-"
 
 
 def resolve_id(given: str, known: dict[str, Any] | list[str]) -> str:
