@@ -4,7 +4,9 @@ What both halves read or write lives here and nowhere else: the YAML loader
 with source positions (``load``), diagnostics and their rendering
 (``diagnostics``), the JSON Schemas of every input and output (``schemas``)
 and the one validator that checks them (``schemacheck``), the plan format
-(``plan``) and the capability table (``capabilities``).
+(``plan``; its service ids in the light ``serviceids``), the capability table
+(``capabilities``), durations and sizes (``quantities``) and the rule for an
+environment entry without ``=`` (``enventries``).
 
 ``extsvc.executor`` may import this subpackage and nothing else of
 ``extsvc.compiler``; ``make lint`` checks that rule (import-linter contracts in pyproject.toml).
