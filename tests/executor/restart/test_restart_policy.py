@@ -5,6 +5,7 @@ other policy tests share."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -64,9 +65,8 @@ class World:
             self.runtime,
             self.clock,
             SupervisorSettings(host, kw.pop("settings", SETTINGS), log_dir=tmp),
-            configuration=Documents(
-                kw.pop("has_configuration", None), kw.pop("prepare_spec", None)
-            ),
+            configuration=kw.pop("configuration", None)
+            or Documents(kw.pop("has_configuration", None), kw.pop("prepare_spec", None)),
             **kw,
         )
 
@@ -207,6 +207,43 @@ def test_restart_works_from_every_state(tmp_path: Path) -> None:
         await settle()
         assert runner.state is ServiceState.RUNNING
         assert world.runtime.launched("ext-a") == 4
+        await world.supervisor.shutdown()
+
+    scenario()
+
+
+def test_a_configuration_change_restarts_the_services_named_and_wakes_those_waiting(
+    tmp_path: Path,
+) -> None:
+    """What the config watcher tells the supervisor (configuration_changed): the active
+    services it names restart, once; a service waiting for its document is not polled
+    (the change is announced) and starts at the announcement; no other is touched."""
+
+    @run
+    async def scenario() -> None:
+        documents: set[str] = set()
+        configuration = Documents(documents.__contains__, None)
+        configuration.watched = True
+        waiting = make_service("b")
+        waiting = dataclasses.replace(
+            waiting, depends=dataclasses.replace(waiting.depends, configuration=True)
+        )
+        world = World(
+            tmp_path, make_service("a"), waiting, make_service("c"), configuration=configuration
+        )
+        world.supervisor.start_all()
+        await settle()
+        assert world.state("ext-a") is ServiceState.RUNNING
+        assert world.state("ext-b") is ServiceState.WAITING
+        documents.add("b")
+        await world.clock.advance(5)
+        assert world.state("ext-b") is ServiceState.WAITING  # not polled
+        world.supervisor.configuration_changed(["a"])
+        await world.clock.advance(1)
+        assert world.state("ext-b") is ServiceState.RUNNING
+        assert world.state("ext-a") is ServiceState.RUNNING
+        assert world.runtime.launched("ext-a") == 2
+        assert world.runtime.launched("ext-c") == 1
         await world.supervisor.shutdown()
 
     scenario()
