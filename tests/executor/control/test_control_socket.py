@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import socket
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -59,6 +61,36 @@ def test_socket_is_private_and_lists_services(tmp_path: Path) -> None:
     states = {s["id"]: s["state"] for s in response["services"]}
     assert states == {"ext-a": "Running", "ext-b": "Finished"}
     assert not (tmp_path / SOCKET_NAME).exists()  # removed at close
+
+
+def test_a_status_request_is_answered_in_the_turn_that_accepts_it(tmp_path: Path) -> None:
+    """The server's accept path answers a request already sent (``services``) before it
+    returns to the loop: no task, no further turn (a turn waits for a CPU under load)."""
+
+    async def scenario() -> tuple[dict[str, Any], int]:
+        clock = FakeClock()
+        supervisor = Supervisor(
+            make_plan(make_service("a")),
+            FakeRuntime(clock),
+            clock,
+            SupervisorSettings(FULL_HOST, SETTINGS, log_dir=tmp_path / "logs"),
+        )
+        server = ControlServer(tmp_path / SOCKET_NAME, ControlHandler(supervisor))
+        await server.start()
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+            client.connect(str(tmp_path / SOCKET_NAME))  # in the backlog: not accepted yet
+            client.sendall(b'{"op": "services"}\n')
+            server._accept_ready()  # what the loop calls once it sees the listening socket
+            answer = client.recv(65536, socket.MSG_DONTWAIT)
+            tasks = len(server._clients)
+        await server.close()
+        await supervisor.shutdown()
+        return json.loads(answer), tasks
+
+    answer, tasks = asyncio.run(scenario())
+    assert answer["ok"] is True
+    assert [s["id"] for s in answer["services"]] == ["ext-a"]
+    assert tasks == 0
 
 
 def test_socket_mode_is_0600(tmp_path: Path) -> None:
