@@ -25,7 +25,7 @@ import contextlib
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from extsvc.compiler.format.plan import Dependencies, Plan, PlanError, load_plan
 from extsvc.executor.errors import EnvironmentMissingError, LaunchError
@@ -43,9 +43,10 @@ from extsvc.executor.supervise.configwatch import ConfigDirectory
 NO_DEPENDENCIES = Dependencies()
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Startup:
-    """The daemon's inputs, checked, and the creates already begun."""
+    """The daemon's inputs, checked, and the creates already begun (a record made once,
+    by ``begin``: its fields are named where it is made)."""
 
     # What the service manager that started the executor gave it (sd_notify, watchdog).
     manager: ServiceManager
@@ -59,7 +60,7 @@ class Startup:
     # An earlier executor left containers, mounts or bundles: the daemon removes them
     # before anything starts, and nothing was begun here.
     leftovers: bool
-    head_starts: list[HeadStart]
+    head_starts: list[HeadStart] = field(default_factory=list)
 
 
 def check_environment(options: DaemonOptions) -> str:
@@ -104,16 +105,15 @@ def begin(options: DaemonOptions, notice: Callable[[str], None]) -> Startup:
         spawn.become_subreaper()
         cgroups = place_cgroups(options.cgroup_parent)
         startup = Startup(
-            manager,
-            binary,
-            plan,
-            host_services,
-            workspace,
-            lock,
-            HostFacts.probe(cgroups=cgroups),
-            ConfigDirectory(options.config_dir, workspace.state_dir / "configs", notice),
+            manager=manager,
+            binary=binary,
+            plan=plan,
+            host_services=host_services,
+            workspace=workspace,
+            lock=lock,
+            host=HostFacts.probe(cgroups=cgroups),
+            configs=ConfigDirectory(options.config_dir, workspace.state_dir / "configs", notice),
             leftovers=recovery.has_leftovers(workspace),
-            head_starts=[],
         )
         if not startup.leftovers:
             recovery.record_cgroup_parents(plan, workspace, cgroups)
