@@ -31,8 +31,9 @@ sys.path.insert(0, str(REPOSITORY))
 
 from extsvc.executor.daemon.control import SOCKET_NAME, ControlHandler, ControlServer  # noqa: E402
 from extsvc.executor.logs.logfile import OUTPUT, LogRecord, encode, stamp  # noqa: E402
+from extsvc.executor.simulate.runtime import ScriptedRuntime  # noqa: E402
 from extsvc.executor.supervise.supervisor import Supervisor, SupervisorSettings  # noqa: E402
-from tests.executor.fakes import FakeClock, FakeRuntime, make_plan, make_service  # noqa: E402
+from tests.executor.fakes import make_clock, make_plan, make_service  # noqa: E402
 from tests.executor.restart.test_restart_policy import FULL_HOST, SETTINGS  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -57,10 +58,10 @@ def timed(*commands: list[str]) -> list[float]:
 
 def serve(state: Path, logs: Path, ready: threading.Event, stop: threading.Event) -> None:
     async def main() -> None:
-        clock = FakeClock()
+        clock = make_clock()
         plan = make_plan(*(make_service(f"svc-{i:02d}") for i in range(SERVICES)))
         supervisor = Supervisor(
-            plan, FakeRuntime(clock), clock, SupervisorSettings(FULL_HOST, SETTINGS, logs)
+            plan, ScriptedRuntime(clock), clock, SupervisorSettings(FULL_HOST, SETTINGS, logs)
         )
         server = ControlServer(state / SOCKET_NAME, ControlHandler(supervisor))
         await server.start()

@@ -1,3 +1,4 @@
-"""A boot played on virtual time: `extsvc plan --simulate`, with the scripted runtime and clock
-the tests use too.
+"""A boot played on virtual time: ``extsvc plan --simulate`` (``boot``, its ``facts`` file),
+on the one virtual clock (``clock``) and the one scripted runtime (``runtime``) that the
+executor's policy tests run on too.
 """

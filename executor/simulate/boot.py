@@ -5,95 +5,44 @@ it runs the real thing: the same ``Supervisor``, ``ServiceRunner`` state
 machine, restart policy and condition classes as ``extsvc run``. Only the
 edges are replaced, through the injection points the executor already has:
 
-* the container runtime is a scripted one (each run exits as FACTS say);
+* the container runtime is the scripted one (``simulate.runtime``): each run
+  exits as FACTS say;
 * the host probes (does a path exist, does a network check pass, is time
   synchronised, is a host service up) answer from FACTS at the current time;
-* time is virtual: an asyncio event loop whose clock jumps to the next timer
-  instead of sleeping, so five simulated minutes take milliseconds and the
-  timeline is the same on every run.
+* time is virtual (``simulate.clock``): an asyncio event loop whose clock jumps
+  to the next deadline instead of sleeping, so five simulated minutes take
+  milliseconds and the timeline is the same on every run.
+
+The policy tests use the same runtime and clock, so what they pin down is what
+the simulation runs.
 
 No second implementation of the policy exists to drift from the first.
 """
 
 from __future__ import annotations
 
-import asyncio
-import selectors
 import tempfile
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from extsvc.compiler.format.capabilities import LINUX_CAPABILITIES
 from extsvc.compiler.format.plan import Plan, ServicePlan
-from extsvc.executor.errors import LaunchError
 from extsvc.executor.host.readiness import ReadinessRule
 from extsvc.executor.runtime.adapt import HostFacts
-from extsvc.executor.runtime.protocol import ExecResult, OutputSink
 from extsvc.executor.service.conditions import HostProbes
 from extsvc.executor.service.runner import RestartTiming, RunnerSettings
 from extsvc.executor.service.states import Event, ServiceState
-from extsvc.executor.simulate.facts import Facts, Run
+from extsvc.executor.simulate.clock import VirtualClock, VirtualTimeLoop
+from extsvc.executor.simulate.facts import Facts
+from extsvc.executor.simulate.runtime import Script, ScriptedRuntime
 from extsvc.executor.supervise.supervisor import NoConfiguration, Supervisor, SupervisorSettings
 
 # Host services are judged by a path rule on a path only the simulation knows.
 HOST_SERVICE_ROOT = "/run/extsvc-simulation/host-services/"
+# The PID before the first simulated container's: "(PID 1001)" in the timeline.
 FIRST_PID = 1000
-
-
-class _VirtualSelector:
-    """Never blocks: a wait for the next timer moves the loop's clock to it instead."""
-
-    def __init__(self, loop: VirtualTimeLoop) -> None:
-        self._inner = selectors.DefaultSelector()
-        self._loop = loop
-
-    def select(self, timeout: float | None = None) -> list[Any]:
-        if timeout is None:
-            # Nothing ready and no timer: nothing can ever happen again.
-            self._loop.stop()
-            return []
-        if timeout > 0:
-            self._loop.virtual_time += timeout
-        return self._inner.select(0)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-
-class VirtualTimeLoop(asyncio.SelectorEventLoop):
-    """An event loop on virtual time.
-
-    Invariant: virtual time stays far below 2**24 s, where ``time() +
-    clock_resolution`` (how asyncio tells a timer is due) would round back to
-    ``time()`` and a timer due now would never run: every duration of the facts is
-    at most MAX_SECONDS (one week, ``format.quantities``)."""
-
-    def __init__(self) -> None:
-        self.virtual_time = 0.0
-        super().__init__(selectors.DefaultSelector())
-        self._selector = _VirtualSelector(self)
-
-    def time(self) -> float:
-        return self.virtual_time
-
-
-class VirtualClock:
-    """The executor's Clock on the loop's virtual time; boot is at 0 on every reading
-    (no suspend, no wall-clock step: FACTS times are seconds since boot)."""
-
-    def monotonic(self) -> float:
-        return asyncio.get_running_loop().time()
-
-    def boottime(self) -> float:
-        return self.monotonic()
-
-    def wall(self) -> float:
-        return self.monotonic()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
 
 
 def _true_at(moment: float | None, now: float) -> bool:
@@ -135,74 +84,6 @@ class FactConfiguration(NoConfiguration):
         return _true_at(self._facts.configurations.get(name), self._clock.monotonic())
 
 
-class SimulatedContainer:
-    def __init__(self, service_id: str, pid: int, run: Run) -> None:
-        self.id = service_id
-        self.pid = pid
-        self.run = run
-        self._exited: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
-        self._timer: asyncio.TimerHandle | None = None
-
-    def begin(self) -> None:
-        if self.run.exit_code is not None:
-            code = self.run.exit_code
-            self._timer = asyncio.get_running_loop().call_later(self.run.after, self.finish, code)
-
-    def finish(self, code: int | None) -> None:
-        if not self._exited.done():
-            self._exited.set_result(code)
-        if self._timer is not None:
-            self._timer.cancel()
-
-    def signal(self, signum: int) -> None:
-        # A simulated process honours every signal at once (128 + N, as a shell reports it).
-        self.finish(128 + signum)
-
-    async def wait(self) -> int | None:
-        return await asyncio.shield(self._exited)
-
-
-@dataclass
-class SimulatedRuntime:
-    """runc's lifecycle as FACTS describe it: run N of a service ends like ``runs[N]``."""
-
-    facts: Facts
-    started: dict[str, int] = field(default_factory=dict)
-    _next_pid: int = FIRST_PID
-    _live: dict[str, SimulatedContainer] = field(default_factory=dict)
-
-    async def create(
-        self, service: ServicePlan, spec: dict[str, Any], on_output: OutputSink
-    ) -> SimulatedContainer:
-        runs = self.facts.runs(service.id)
-        run = runs[min(self.started.get(service.id, 0), len(runs) - 1)]
-        self._next_pid += 1
-        container = SimulatedContainer(service.id, self._next_pid, run)
-        self._live[service.id] = container
-        return container
-
-    async def start(self, container: Any) -> None:
-        assert isinstance(container, SimulatedContainer)
-        self.started[container.id] = self.started.get(container.id, 0) + 1
-        if container.run.start_error is not None:
-            raise LaunchError(container.run.start_error)
-        container.begin()
-
-    async def exec(
-        self,
-        container: Any,
-        argv: Sequence[str],
-        timeout: float,
-        process: dict[str, Any] | None = None,
-    ) -> ExecResult:
-        return ExecResult(0, "")  # health checks pass: FACTS say how runs end, not health
-
-    async def cleanup(self, service: ServicePlan) -> None:
-        container = self._live.pop(service.id, None)
-        if container is not None:
-            container.finish(137)
-
-
 @dataclass(frozen=True)
 class TimelineEvent:
     time: float
@@ -241,15 +122,28 @@ class Simulation:
 
 def simulate(plan: Plan, facts: Facts) -> Simulation:
     """Run the boot of ``plan`` under ``facts`` on virtual time, up to ``facts.until``."""
-    loop = VirtualTimeLoop()
+    clock = VirtualClock()  # boot is at 0 on every reading: FACTS times are since boot
+    loop = VirtualTimeLoop(clock)
     try:
-        return loop.run_until_complete(_simulate(plan, facts))
+        return loop.run_until_complete(_simulate(plan, facts, clock))
     finally:
         loop.close()
 
 
-async def _simulate(plan: Plan, facts: Facts) -> Simulation:
-    clock = VirtualClock()
+def scripted_runtime(facts: Facts, clock: VirtualClock) -> ScriptedRuntime:
+    """runc's lifecycle as FACTS describe it: run N of a service ends like ``runs[N]``
+    (the last one repeats; a service not listed runs until stopped)."""
+    scripts = {
+        service_id: [
+            Script(exit_code=run.exit_code, duration=run.after, start_error=run.start_error)
+            for run in runs
+        ]
+        for service_id, runs in facts.services.items()
+    }
+    return ScriptedRuntime(clock, scripts, last_pid=FIRST_PID)
+
+
+async def _simulate(plan: Plan, facts: Facts, clock: VirtualClock) -> Simulation:
     events: list[TimelineEvent] = []
 
     recording = True
@@ -268,7 +162,7 @@ async def _simulate(plan: Plan, facts: Facts) -> Simulation:
     with tempfile.TemporaryDirectory(prefix="extsvc-simulation-") as logs:
         supervisor = Supervisor(
             plan,
-            SimulatedRuntime(facts),
+            scripted_runtime(facts, clock),
             clock,
             SupervisorSettings(
                 HostFacts(
@@ -285,7 +179,7 @@ async def _simulate(plan: Plan, facts: Facts) -> Simulation:
             on_event=record,
         )
         supervisor.start_all()
-        await asyncio.sleep(facts.until)
+        await clock.sleep(facts.until)
         outcomes = _outcomes(supervisor, plan, facts)
         recording = False
         await supervisor.shutdown()

@@ -18,8 +18,10 @@ from extsvc.cli import cli
 from extsvc.executor.daemon.control import SOCKET_NAME, ControlClient, ControlHandler, ControlServer
 from extsvc.executor.daemon.loopstats import LoopStats
 from extsvc.executor.errors import DaemonUnreachableError, UnknownServiceError
+from extsvc.executor.simulate.clock import settle
+from extsvc.executor.simulate.runtime import Script, ScriptedRuntime
 from extsvc.executor.supervise.supervisor import Supervisor, SupervisorSettings
-from tests.executor.fakes import FakeClock, FakeRuntime, Script, make_plan, make_service, settle
+from tests.executor.fakes import make_clock, make_plan, make_service
 from tests.executor.restart.test_restart_policy import FULL_HOST, SETTINGS
 
 
@@ -32,8 +34,8 @@ async def with_server(
     """``body(client)`` in a thread, against a control server over fakes; ``measured``:
     the loop is timed (executor.daemon.loopstats) as in the daemon."""
     stats = LoopStats.install(asyncio.get_running_loop()) if measured else None
-    clock = FakeClock()
-    runtime = FakeRuntime(
+    clock = make_clock()
+    runtime = ScriptedRuntime(
         clock, {"ext-a": [Script(None, lines=("first", "second"))], "ext-b": [Script(0)]}
     )
     plan = make_plan(make_service("a"), make_service("b", "never"))
@@ -68,10 +70,10 @@ def test_a_status_request_is_answered_in_the_turn_that_accepts_it(tmp_path: Path
     returns to the loop: no task, no further turn (a turn waits for a CPU under load)."""
 
     async def scenario() -> tuple[dict[str, Any], int]:
-        clock = FakeClock()
+        clock = make_clock()
         supervisor = Supervisor(
             make_plan(make_service("a")),
-            FakeRuntime(clock),
+            ScriptedRuntime(clock),
             clock,
             SupervisorSettings(FULL_HOST, SETTINGS, log_dir=tmp_path / "logs"),
         )

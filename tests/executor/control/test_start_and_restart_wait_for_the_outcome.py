@@ -12,7 +12,9 @@ import pytest
 from extsvc.compiler.format.plan import HealthCheck, OnUnhealthy, ServicePolicy
 from extsvc.executor.daemon.control import ControlHandler, StartFailed
 from extsvc.executor.runtime.protocol import ExecResult
-from tests.executor.fakes import Script, make_service, settle
+from extsvc.executor.simulate.clock import settle
+from extsvc.executor.simulate.runtime import Script
+from tests.executor.fakes import make_service
 from tests.executor.restart.test_restart_policy import World, run
 
 

@@ -10,7 +10,9 @@ from extsvc.compiler.format.capabilities import LINUX_CAPABILITIES as CAPABILITY
 from extsvc.executor.runtime.adapt import HostFacts
 from extsvc.executor.runtime.causes import runc_cause
 from extsvc.executor.service.runner import RestartTiming, RunnerSettings
-from tests.executor.fakes import Script, make_service, settle
+from extsvc.executor.simulate.clock import settle
+from extsvc.executor.simulate.runtime import Script
+from tests.executor.fakes import make_service
 from tests.executor.restart.test_restart_policy import World, run
 
 RUNC_LINE = (

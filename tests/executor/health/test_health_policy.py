@@ -15,7 +15,8 @@ from extsvc.executor.runtime.adapt import HostFacts
 from extsvc.executor.runtime.protocol import ExecResult
 from extsvc.executor.service.health import Health
 from extsvc.executor.service.states import ServiceState
-from tests.executor.fakes import make_service, settle
+from extsvc.executor.simulate.clock import settle
+from tests.executor.fakes import make_service
 from tests.executor.restart.test_restart_policy import World, run
 
 NOT_READY = ExecResult(1, "starting\nnot ready\n")

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.executor.fakes import Script, make_service
+from extsvc.executor.simulate.runtime import Script
+from tests.executor.fakes import make_service
 from tests.executor.restart.test_restart_policy import World, run
 
 

@@ -9,7 +9,8 @@ from typing import Any
 
 from extsvc.executor.daemon.control import ControlHandler
 from extsvc.executor.service.states import ServiceState
-from tests.executor.fakes import make_plan, make_service, settle
+from extsvc.executor.simulate.clock import settle
+from tests.executor.fakes import make_plan, make_service
 from tests.executor.restart.test_restart_policy import World, run
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from extsvc.compiler.format.plan import RestartLimit, ServicePolicy
 from extsvc.executor.service.states import ServiceState
-from tests.executor.fakes import Script, make_service
+from extsvc.executor.simulate.runtime import Script
+from tests.executor.fakes import make_service
 from tests.executor.restart.test_restart_policy import World, run
 
 

@@ -16,8 +16,10 @@ from extsvc.compiler.format.plan import ServicePlan
 from extsvc.executor.runtime.adapt import HostFacts
 from extsvc.executor.service.runner import RestartTiming, RunnerSettings
 from extsvc.executor.service.states import ServiceState
+from extsvc.executor.simulate.clock import settle
+from extsvc.executor.simulate.runtime import Script, ScriptedRuntime
 from extsvc.executor.supervise.supervisor import NoConfiguration, Supervisor, SupervisorSettings
-from tests.executor.fakes import FakeClock, FakeRuntime, Script, make_plan, make_service, settle
+from tests.executor.fakes import make_clock, make_plan, make_service
 
 FULL_HOST = HostFacts(bounding_capabilities=frozenset(CAPABILITY_NAMES), can_lower_oom_score=True)
 SETTINGS = RunnerSettings(
@@ -58,8 +60,8 @@ class World:
     """A supervisor over fakes, for one test."""
 
     def __init__(self, tmp: Path, *services: Any, host: HostFacts = FULL_HOST, **kw: Any) -> None:
-        self.clock = FakeClock()
-        self.runtime = FakeRuntime(self.clock, kw.pop("scripts", {}))
+        self.clock = make_clock()
+        self.runtime = ScriptedRuntime(self.clock, kw.pop("scripts", {}))
         self.supervisor = Supervisor(
             make_plan(*services),
             self.runtime,

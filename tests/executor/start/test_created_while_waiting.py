@@ -12,7 +12,9 @@ from typing import Any
 
 from extsvc.compiler.format.plan import ServicePlan
 from extsvc.executor.service.states import ServiceState
-from tests.executor.fakes import Script, make_service, settle
+from extsvc.executor.simulate.clock import settle
+from extsvc.executor.simulate.runtime import Script
+from tests.executor.fakes import make_service
 from tests.executor.restart.test_restart_policy import World, run
 
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from extsvc.executor.service.states import ServiceState
-from tests.executor.fakes import Script, make_service, settle
+from extsvc.executor.simulate.clock import settle
+from extsvc.executor.simulate.runtime import Script
+from tests.executor.fakes import make_service
 from tests.executor.restart.test_restart_policy import World, run
 
 

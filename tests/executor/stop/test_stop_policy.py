@@ -12,8 +12,10 @@ from extsvc.compiler.format.plan import ServicePolicy
 from extsvc.executor.service.clock import SystemClock
 from extsvc.executor.service.runner import RestartTiming, RunnerSettings
 from extsvc.executor.service.states import ServiceState
+from extsvc.executor.simulate.clock import settle
+from extsvc.executor.simulate.runtime import Script, ScriptedRuntime
 from extsvc.executor.supervise.supervisor import Supervisor, SupervisorSettings
-from tests.executor.fakes import FakeClock, FakeRuntime, Script, make_plan, make_service, settle
+from tests.executor.fakes import make_clock, make_plan, make_service
 from tests.executor.restart.test_restart_policy import FULL_HOST, World, run
 
 
@@ -80,14 +82,14 @@ def test_a_stop_ends_a_crash_loop_whose_create_outlasts_the_restart_interval(
     looked: a stop requested meanwhile lost both races (the finished work was preferred)
     and the loop went on forever; `extsvc reload` and the shutdown waited for it."""
 
-    class SlowCreates(FakeRuntime):
+    class SlowCreates(ScriptedRuntime):
         async def create(self, *args: Any, **kwargs: Any) -> Any:
             await asyncio.sleep(0.02)  # longer than the 10 ms restart interval
             return await super().create(*args, **kwargs)
 
     @run
     async def scenario() -> None:
-        runtime = SlowCreates(FakeClock(), {"ext-a": [Script(1)]})  # exits at once, code 1
+        runtime = SlowCreates(make_clock(), {"ext-a": [Script(1)]})  # exits at once, code 1
         supervisor = Supervisor(
             make_plan(make_service("a", "always")),
             runtime,

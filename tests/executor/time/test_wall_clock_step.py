@@ -3,7 +3,7 @@ nothing expires early, nothing stalls. Fake clock and fake runtime; the same
 with the real executor and real runc is in test_wall_clock_step_runc.py.
 
 A step is what time sync does at boot on a machine whose RTC is dead (a year forward)
-or ahead (back). Each test steps ``FakeClock.step_wall`` while the runner waits; a runner
+or ahead (back). Each test steps ``VirtualClock.step_wall`` while the runner waits; a runner
 that did its arithmetic on the wall clock fails early on +1y and never wakes on -1y.
 """
 
@@ -25,7 +25,9 @@ from extsvc.executor.runtime.protocol import ExecResult
 from extsvc.executor.service.health import Health
 from extsvc.executor.service.runner import RestartTiming, RunnerSettings
 from extsvc.executor.service.states import ServiceState
-from tests.executor.fakes import FakeRuntime, Script, make_service, settle
+from extsvc.executor.simulate.clock import settle
+from extsvc.executor.simulate.runtime import Script, ScriptedRuntime
+from tests.executor.fakes import make_service
 from tests.executor.health.test_health_policy import NOT_READY, health
 from tests.executor.restart.test_restart_policy import World
 
@@ -43,7 +45,7 @@ def run(test: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[], None]:
     return wrapper
 
 
-class SteppingRuntime(FakeRuntime):
+class SteppingRuntime(ScriptedRuntime):
     """Steps the wall clock by ``step`` inside chosen runtime calls: between the moment
     a runner reads the time before a call and the moment it reads it after."""
 
