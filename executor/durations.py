@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 def format_duration(seconds: float) -> str:
     """A short human duration in Go's style, rounded like `talosctl` ages: 350ms, 12s, 2m47s."""
@@ -15,6 +17,14 @@ def format_duration(seconds: float) -> str:
     if minutes:
         return f"{minutes}m{secs}s"
     return f"{secs}s"
+
+
+def short_duration(seconds: float) -> str:
+    """Like the user wrote it: 1m, not 1m0s (zero parts dropped)."""
+    text = format_duration(seconds)
+    # "1h0m0s" -> "1h", "1m0s" -> "1m" in one pass (the look-behind sees the text as
+    # it was); "10m" and "500ms" stay as they are.
+    return re.sub(r"(?<=[hm])0[ms]", "", text)
 
 
 def exact_duration(seconds: float) -> str:

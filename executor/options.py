@@ -14,6 +14,12 @@ if TYPE_CHECKING:
 
 # Each runc call (create/start/delete/list) is killed after this by default.
 RUNC_COMMAND_TIMEOUT = 30.0
+# Talos's timing: 5 s between two runs of a restarting service, 10 s from SIGTERM to
+# SIGKILL, host conditions re-checked once a second. `run`'s options and the simulation
+# default to these.
+DEFAULT_RESTART_INTERVAL = 5.0
+DEFAULT_STOP_TIMEOUT = 10.0
+DEFAULT_CHECK_INTERVAL = 1.0
 # Output draining and our own bookkeeping on top of the grace period and runtime calls.
 SHUTDOWN_MARGIN = 5.0
 
@@ -68,10 +74,10 @@ class DaemonOptions:
     host_services: Path | None = None
     config_dir: Path | None = None
     console: ConsoleKind = ConsoleKind.STDOUT
-    restart_interval: float = 5.0
+    restart_interval: float = DEFAULT_RESTART_INTERVAL
     restart_backoff_max: float | None = None
-    stop_timeout: float = 10.0
-    check_interval: float = 1.0
+    stop_timeout: float = DEFAULT_STOP_TIMEOUT
+    check_interval: float = DEFAULT_CHECK_INTERVAL
     overlay: bool = True
     runtime_timeout: float = RUNC_COMMAND_TIMEOUT
     log_rotation: LogRotation = DEFAULT_LOG_ROTATION

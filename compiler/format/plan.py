@@ -92,17 +92,11 @@ def host_arch(machine: str | None = None) -> str | None:
 
 
 class RestartPolicy(Enum):
+    """Talos's ``restart``; what each one decides is executor.service.restart's."""
+
     ALWAYS = "always"
     NEVER = "never"
     UNTIL_SUCCESS = "untilSuccess"
-
-    def restarts_after(self, exit_code: int | None) -> bool:
-        """Talos semantics: always restarts after any exit, untilSuccess until exit 0."""
-        if self is RestartPolicy.ALWAYS:
-            return True
-        if self is RestartPolicy.UNTIL_SUCCESS:
-            return exit_code != 0
-        return False
 
 
 class OnUnhealthy(Enum):

@@ -27,10 +27,14 @@ from extsvc.compiler.format.diagnostics import short_repr
 from extsvc.compiler.format.exitcodes import EXIT_USAGE
 from extsvc.compiler.format.quantities import parse_duration, parse_size
 from extsvc.executor.daemon import signals
+from extsvc.executor.durations import exact_duration
 from extsvc.executor.errors import ExecutorError
 from extsvc.executor.locations import DEFAULT_LOG_DIR, DEFAULT_STATE_DIR
 from extsvc.executor.options import (
+    DEFAULT_CHECK_INTERVAL,
     DEFAULT_LOG_ROTATION,
+    DEFAULT_RESTART_INTERVAL,
+    DEFAULT_STOP_TIMEOUT,
     LOG_MAX_FILES_RANGE,
     LOG_MAX_SIZE_RANGE,
     RUNC_COMMAND_TIMEOUT,
@@ -169,22 +173,24 @@ def parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="journald's native socket [default: /run/systemd/journal/socket]",
     )
-    timing: list[tuple[str, str | None, str]] = [
-        ("--restart-interval", "5s", "Wait between two runs of a restarting service (Talos: 5s)."),
+    timing: list[tuple[str, float | None, str]] = [
+        ("--restart-interval", DEFAULT_RESTART_INTERVAL, "Wait between two runs of a "
+         "restarting service (Talos's)."),
         ("--restart-backoff-max", None, "Double the interval after each consecutive failure, "
          "up to this."),
-        ("--stop-timeout", "10s", "Grace period between SIGTERM and SIGKILL (Talos: 10s)."),
-        ("--check-interval", "1s", "How often host conditions (paths, network, time) are "
-         "re-checked."),
-        ("--runtime-timeout", f"{RUNC_COMMAND_TIMEOUT:g}s", "Each runtime call (runc create/"
+        ("--stop-timeout", DEFAULT_STOP_TIMEOUT, "Grace period between SIGTERM and SIGKILL "
+         "(Talos's)."),
+        ("--check-interval", DEFAULT_CHECK_INTERVAL, "How often host conditions (paths, "
+         "network, time) are re-checked."),
+        ("--runtime-timeout", RUNC_COMMAND_TIMEOUT, "Each runtime call (runc create/"
          "start/delete/list) is killed after this."),
     ]  # fmt: skip
     for flag, default, help_text in timing:
-        shown = f" [default: {default}]" if default is not None else ""
+        shown = f" [default: {exact_duration(default)}]" if default is not None else ""
         run.add_argument(
             flag,
             type=duration,
-            default=None if default is None else parse_duration(default),
+            default=default,
             metavar="DURATION",
             help=help_text + shown,
         )

@@ -25,91 +25,38 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from extsvc.compiler.format.plan import OnUnhealthy, RestartPolicy, ServicePlan
-from extsvc.executor.durations import format_duration
+from extsvc.compiler.format.plan import OnUnhealthy, ServicePlan
+from extsvc.executor.durations import short_duration
 from extsvc.executor.errors import LaunchError
 from extsvc.executor.logs.logfile import run_ended, run_failed_to_start
 from extsvc.executor.logs.servicelog import ServiceLog
-from extsvc.executor.options import grace
+from extsvc.executor.options import DEFAULT_CHECK_INTERVAL, DEFAULT_STOP_TIMEOUT, grace
 from extsvc.executor.runtime.adapt import HostFacts, adapt_spec
 from extsvc.executor.runtime.bundles import spec_key
 from extsvc.executor.runtime.causes import runc_cause
 from extsvc.executor.runtime.protocol import Container, ContainerRuntime, ExecResult
+from extsvc.executor.service.board import StateBoard
 from extsvc.executor.service.clock import Clock, Moment
 from extsvc.executor.service.conditions import Condition, HostServiceUp
 from extsvc.executor.service.health import Health, HealthMonitor, check_process
-from extsvc.executor.service.restart import RestartBudget, short_duration
+from extsvc.executor.service.outcome import RunOutcome, describe, exited_at_once
+from extsvc.executor.service.restart import Restarts, RestartTiming, Verdict
 from extsvc.executor.service.states import TRANSITIONS, Event, EventHistory, ServiceState
+from extsvc.executor.service.stopping import TaskStop
+from extsvc.executor.service.tasks import STOPPED, Interruptible, Stopped, first_of, until_set
 
 T = TypeVar("T")
-
-# Talos re-checks its conditions once a second.
-DEFAULT_CHECK_INTERVAL = 1.0
-# A `restart: always` task that exits 0 sooner than this after its start did not run
-# as a service: its entrypoint is almost surely a daemon that forked into the
-# background (the init's exit ends the container, the daemon with it). A service that
-# means to stay up and really ran ends later than this; a one-shot says `never` or
-# `untilSuccess`, where an early exit 0 is what it should do.
-EXITED_AT_ONCE = 1.0
-
-
-@dataclass(frozen=True)
-class RestartTiming:
-    """Talos waits a fixed interval (5 s) between runs; ``max_interval`` turns on a
-    capped exponential backoff for consecutive failures."""
-
-    interval: float = 5.0
-    max_interval: float | None = None
-
-    def delay(self, consecutive_failures: int) -> float:
-        if self.max_interval is None or consecutive_failures <= 1:
-            return self.interval
-        backoff: float = self.interval * 2 ** (consecutive_failures - 1)
-        return min(backoff, self.max_interval)
 
 
 @dataclass(frozen=True)
 class RunnerSettings:
-    restart: RestartTiming = RestartTiming()
-    stop_timeout: float = 10.0
+    restart: RestartTiming = field(default_factory=RestartTiming)
+    stop_timeout: float = DEFAULT_STOP_TIMEOUT
     check_interval: float = DEFAULT_CHECK_INTERVAL
-
-
-@dataclass(frozen=True)
-class RunOutcome:
-    """How one run ended: an exit code, or a start that failed, or a stop we asked for."""
-
-    exit_code: int | None = None
-    error: str | None = None
-    stopped: bool = False
-    # Ended by us because its health check failed (x-extsvc onUnhealthy: restart).
-    unhealthy: bool = False
-    # Seconds from "Started task" to the exit; None when it never started.
-    ran_for: float | None = None
-
-    @property
-    def succeeded(self) -> bool:
-        return self.error is None and self.exit_code == 0
-
-
-class StateBoard:
-    """Wakes everyone waiting on "some service changed state" (service conditions)."""
-
-    def __init__(self) -> None:
-        self._changed = asyncio.Event()
-
-    def notify(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
-
-    def next_change(self) -> asyncio.Event:
-        """Set at the next change: taken *before* looking, so no change goes unseen."""
-        return self._changed
 
 
 class ServiceRunner:
@@ -156,6 +103,8 @@ class ServiceRunner:
         self.last_succeeded = False
         self._stop_requested = asyncio.Event()
         self._lifecycle: asyncio.Task[None] | None = None
+        # Runtime calls and readiness commands: a stop cancels the lifecycle there.
+        self._interruptible = Interruptible()
         # Why a dependency will never come up (an optional service failed), if one won't.
         self._dependency_gave_up = dependency_gave_up
         # Set when this service ended Skipped because of such a dependency: its own
@@ -165,14 +114,10 @@ class ServiceRunner:
         self._unhealthy = asyncio.Event()
         # Host adaptations are the same each run: reported once per executor start.
         self.adaptations: list[str] = []
-        # Inside a runtime call or a readiness command: a stop cancels the lifecycle there.
-        self._in_interruptible = False
-        self._cancelled_by_stop = False
-        # Set by kill_now(): a stop sends SIGKILL at once, or cuts the grace short.
-        self._kill_now = asyncio.Event()
-        # While a stop signals the task: when SIGTERM went (clock.monotonic()), the grace, and
-        # when SIGKILL went; what `stop_status` tells an operator waiting for the stop.
-        self._signalled: tuple[float, float, float | None] | None = None
+        # SIGTERM, the grace, SIGKILL; what `stop_status` tells an operator waiting for it.
+        self._task_stop = TaskStop(
+            self.id, clock, lambda message: self._transition(ServiceState.STOPPING, message)
+        )
         # The log file failing (disk full) and recovering: events of the current state.
         log.on_problem = lambda message: self._transition(self.state, message)
 
@@ -216,30 +161,21 @@ class ServiceRunner:
     async def stop(self) -> None:
         """End the lifecycle: whatever the state, it is final when this returns."""
         self._stop_requested.set()
-        if self._in_interruptible and not self._cancelled_by_stop and self._lifecycle:
-            self._cancelled_by_stop = True
-            self._lifecycle.cancel()
         if self._lifecycle is not None:
+            self._interruptible.interrupt(self._lifecycle)
             await asyncio.shield(self._lifecycle)
 
     def kill_now(self) -> None:
         """From now on a stop does not wait: SIGKILL at once (the grace cut short), then
         the same cleanup as ever (container deleted, mounts and cgroup removed)."""
-        self._kill_now.set()
+        self._task_stop.kill_now()
 
     def stop_status(self) -> str:
         """What the stop of this service is waiting for, for an operator ("SIGTERM sent 2s
         ago, SIGKILL in 8s")."""
-        if self._signalled is not None:
-            sent, grace, killed = self._signalled
-            now = self.clock.monotonic()
-            if killed is not None:
-                return f"SIGKILL sent {format_duration(now - killed)} ago, waiting for it to exit"
-            left = max(0.0, sent + grace - now)
-            return (
-                f"SIGTERM sent {format_duration(now - sent)} ago, "
-                f"SIGKILL in {format_duration(left)}"
-            )
+        signalling = self._task_stop.status()
+        if signalling is not None:
+            return signalling
         if self.state is ServiceState.PREPARING:
             return "its start is being cancelled"
         if self.state is ServiceState.STOPPING:
@@ -292,10 +228,10 @@ class ServiceRunner:
             await self._discard_created()
             self._transition(*ended)
             return
-        limit = self.service.policy.restart_limit
         # Per lifecycle: `service ID start` begins a new one with a clean record.
-        budget = RestartBudget(limit) if limit is not None else None
-        consecutive_failures = 0
+        restarts = Restarts(
+            self.service.restart, self.service.policy.restart_limit, self.settings.restart
+        )
         while True:
             if self._stop_requested.is_set():
                 # Waiting -> Finished: stopped before the next run began.
@@ -306,88 +242,41 @@ class ServiceRunner:
                 # Stopping -> Finished: the stop we asked for completed.
                 self._transition(ServiceState.FINISHED, "Service stopped")
                 return
-            report = self._describe_outcome(outcome)
-            forked = self._exited_at_once(outcome)
-            exit_code = outcome.exit_code if outcome.error is None else None
-            # An unhealthy restart was asked for explicitly: whatever the exit policy says.
-            restarts = outcome.unhealthy or self.service.restart.restarts_after(exit_code)
-            if not restarts:
+            report = describe(outcome, self.service, self.log.last_line, self.last_health_message)
+            decision = restarts.after(outcome, self.clock.monotonic())
+            if decision.verdict is Verdict.LAST_RUN:
                 # Running/Preparing -> Finished|Failed: the policy says this was the last run.
                 if outcome.succeeded:
                     self._transition(ServiceState.FINISHED, "Service finished successfully")
                 else:
-                    self._transition(ServiceState.FAILED, report, failure=not outcome.succeeded)
+                    self._transition(ServiceState.FAILED, report, failure=True)
                 return
-            if (
-                not outcome.succeeded
-                and budget is not None
-                and budget.exhausted_by(self.clock.monotonic())
-            ):
+            if decision.verdict is Verdict.LIMIT_REACHED:
                 # -> Failed: too many failures in the window; only `start` tries again.
-                self._transition(ServiceState.FAILED, f"{budget.describe()}: {report}")
+                self._transition(ServiceState.FAILED, f"{decision.message}: {report}")
                 return
-            consecutive_failures = 0 if outcome.succeeded else consecutive_failures + 1
-            delay = self.settings.restart.delay(max(consecutive_failures, 1))
-            how = {
-                RestartPolicy.ALWAYS: "forever",
-                RestartPolicy.UNTIL_SUCCESS: "until it succeeds",
-                RestartPolicy.NEVER: "(unhealthy)",
-            }[self.service.restart]
+            delay = decision.delay
             # Running/Preparing -> Waiting: the policy restarts it after the interval.
             # A task that exits 0 at once loops as surely as a failing one: its
             # repeats fold the same way.
+            forked = exited_at_once(outcome, self.service.restart)
             self._transition(
                 ServiceState.WAITING,
-                f"{report}; restarting {how} in {format_duration(delay)}",
+                f"{report}; {decision.message}",
                 failure=not outcome.succeeded or forked,
             )
             began = self.clock.monotonic()
             # A task that could not even start would fail to be created ahead as well.
             self._early_create_failed = outcome.error is not None
-            created = await self._interruptible(self._create_early())
+            created = await self._interruptible.call(self._create_early())
             remaining = max(0.0, delay - (self.clock.monotonic() - began))
-            if created is _STOPPED or (
-                await self._until_stop(self.clock.sleep(remaining)) is _STOPPED
+            if created is STOPPED or (
+                await self._until_stop(self.clock.sleep(remaining)) is STOPPED
             ):
                 # Waiting -> Finished: stopped between two runs.
                 await self._discard_created()
                 self._transition(ServiceState.FINISHED, "Service stopped")
                 return
-
-    def _describe_outcome(self, outcome: RunOutcome) -> str:
-        if outcome.unhealthy:
-            check = self.service.policy.health
-            retries = check.retries if check is not None else 0
-            return (
-                f'task "{self.id}" unhealthy: health check failed {retries} times in a row '
-                f"({self.last_health_message})"
-            )
-        # runc's own error (a long logfmt line) is reduced to its cause; the log keeps it all.
-        last = runc_cause(self.log.last_line)
-        last_log = f' (last log "{last}")' if last else ""
-        if outcome.error is not None:
-            return f'Failed to start task "{self.id}": {runc_cause(outcome.error)}{last_log}'
-        if self._exited_at_once(outcome):
-            return (
-                f'Task "{self.id}" finished: exit code 0; the entrypoint exited 0 at once '
-                f"(within {format_duration(EXITED_AT_ONCE)} of its start): "
-                "a daemon that forks needs its foreground flag"
-            )
-        if outcome.exit_code == 0:
-            return f'Task "{self.id}" finished: exit code 0'
-        code = "unknown" if outcome.exit_code is None else str(outcome.exit_code)
-        return f'task "{self.id}" failed: exit code {code}{last_log}'
-
-    def _exited_at_once(self, outcome: RunOutcome) -> bool:
-        """A `restart: always` task's exit 0 within EXITED_AT_ONCE of its start."""
-        return (
-            self.service.restart is RestartPolicy.ALWAYS
-            and outcome.succeeded
-            and not outcome.stopped
-            and not outcome.unhealthy
-            and outcome.ran_for is not None
-            and outcome.ran_for < EXITED_AT_ONCE
-        )
 
     async def _wait_for_conditions(self) -> tuple[ServiceState, str] | None:
         """Re-evaluate on a service state change, and each second for host conditions.
@@ -424,14 +313,14 @@ class ServiceRunner:
                     f"still waiting for {waiting_for}"
                 )
             spec_final = not any(c.affects_spec for c in unmet)
-            if spec_final and await self._interruptible(self._create_early()) is _STOPPED:
+            if spec_final and await self._interruptible.call(self._create_early()) is STOPPED:
                 return ServiceState.SKIPPED, "Service skipped: stopped while waiting"
             wakeups: list[Awaitable[Any]] = [changed.wait()]
             if any(c.polled for c in unmet):
                 wakeups.append(self.clock.sleep(self.settings.check_interval))
             if deadline is not None:
                 wakeups.append(self.clock.sleep(max(0.0, deadline - self.clock.monotonic())))
-            if await self._until_stop(_first_of(wakeups)) is _STOPPED:
+            if await self._until_stop(first_of(wakeups)) is STOPPED:
                 return ServiceState.SKIPPED, "Service skipped: stopped while waiting"
 
     async def _unmet(self) -> list[Condition] | None:
@@ -440,8 +329,8 @@ class ServiceRunner:
         for condition in self.conditions:
             if isinstance(condition, HostServiceUp) and condition.runs_command:
                 # A readiness command may hang until its timeout: a stop does not wait.
-                met = await self._interruptible(condition.satisfied())
-                if isinstance(met, _Stopped):
+                met = await self._interruptible.call(condition.satisfied())
+                if isinstance(met, Stopped):
                     return None
             else:
                 met = await condition.satisfied()
@@ -509,12 +398,12 @@ class ServiceRunner:
             # A stop while the runtime works cancels its call (which kills it): a hung
             # runtime never holds up a stop for longer than its cleanup.
             try:
-                created = await self._interruptible(
+                created = await self._interruptible.call(
                     self.runtime.create(self.service, spec, self._on_output)
                 )
             except LaunchError as error:
                 return self._failed_start(run, error)
-            if isinstance(created, _Stopped):
+            if isinstance(created, Stopped):
                 await self._cleanup()
                 return RunOutcome(stopped=True)
             container = created
@@ -527,7 +416,7 @@ class ServiceRunner:
             # Before the start: the container may write before "Started task" is known.
             self.log.begin_run(run, container.pid)
             try:
-                if await self._interruptible(self.runtime.start(container)) is _STOPPED:
+                if await self._interruptible.call(self.runtime.start(container)) is STOPPED:
                     return RunOutcome(stopped=True)
             except LaunchError as error:
                 return self._failed_start(run, error)
@@ -544,10 +433,14 @@ class ServiceRunner:
             result = await self._until_stop(container.wait(), also=self._unhealthy)
             ran_for = self.clock.monotonic() - started_at
             await self._stop_health_checks()
-            ended_by_us = isinstance(result, _Stopped)
+            ended_by_us = isinstance(result, Stopped)
             stopped = ended_by_us and self._stop_requested.is_set()
             unhealthy = ended_by_us and not stopped
-            exit_code = await self._terminate(container) if isinstance(result, _Stopped) else result
+            exit_code = (
+                await self._task_stop.terminate(container, self.stop_timeout)
+                if isinstance(result, Stopped)
+                else result
+            )
             self.last_exit_code = exit_code
             self.last_succeeded = exit_code == 0 and not ended_by_us
             self.log.mark(run_ended(exit_code, stopped))
@@ -596,114 +489,15 @@ class ServiceRunner:
         self.log.mark(run_failed_to_start(self.id, run, runc_cause(str(error))))
         return RunOutcome(error=str(error))
 
-    async def _terminate(self, container: Container) -> int | None:
-        grace = self.stop_timeout
-        if self._kill_now.is_set():
-            # Running -> Stopping: told to kill at once (the executor's third Ctrl-C).
-            self._transition(
-                ServiceState.STOPPING,
-                f"Sending SIGKILL to task {self.id} (PID {container.pid}, container {self.id}): "
-                "the executor was told to kill at once",
-            )
-            self._signalled = (self.clock.monotonic(), 0.0, self.clock.monotonic())
-            container.signal(signal.SIGKILL)
-            try:
-                return await container.wait()
-            finally:
-                self._signalled = None
-        # Running -> Stopping: SIGTERM to every process, then the grace period.
-        self._transition(
-            ServiceState.STOPPING,
-            f"Sending SIGTERM to task {self.id} (PID {container.pid}, container {self.id})",
-        )
-        container.signal(signal.SIGTERM)
-        self._signalled = (self.clock.monotonic(), grace, None)
-        waiting = asyncio.ensure_future(container.wait())
-        sleeping = asyncio.ensure_future(self.clock.sleep(grace))
-        hurried = asyncio.ensure_future(self._kill_now.wait())
-        try:
-            await asyncio.wait({waiting, sleeping, hurried}, return_when=asyncio.FIRST_COMPLETED)
-            sleeping.cancel()
-            hurried.cancel()
-            if not waiting.done():
-                why = (
-                    "the executor was told to kill at once"
-                    if self._kill_now.is_set()
-                    else f"still running {format_duration(grace)} after SIGTERM"
-                )
-                self._transition(
-                    ServiceState.STOPPING,
-                    f"Sending SIGKILL to task {self.id} (PID {container.pid}, "
-                    f"container {self.id}): {why}",
-                )
-                self._signalled = (self._signalled[0], grace, self.clock.monotonic())
-                container.signal(signal.SIGKILL)
-            return await waiting
-        finally:
-            self._signalled = None
-
     @property
     def stop_timeout(self) -> float:
         """SIGTERM -> SIGKILL grace: the service's own (x-extsvc stopTimeout) or the executor's."""
         return grace(self.service.policy, self.settings.stop_timeout)
 
-    async def _interruptible(self, awaitable: Awaitable[T]) -> T | _Stopped:
-        """``awaitable``'s result, or _STOPPED if a stop came first and cancelled it.
-
-        Awaited inline, not as a task of its own (as _until_stop does): no extra turn
-        of the loop, so the order of events stays what it was without a stop. A stop
-        cancels the lifecycle task while it is in here; the call's own cancellation
-        kills the runtime process (or the readiness command) and removes what it made.
-        """
-        self._in_interruptible = True
-        try:
-            return await awaitable
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if not self._cancelled_by_stop or task is None:
-                raise
-            task.uncancel()
-            return _STOPPED
-        finally:
-            self._in_interruptible = False
-            self._cancelled_by_stop = False
-
     async def _until_stop(
         self, awaitable: Awaitable[T], also: asyncio.Event | None = None
-    ) -> T | _Stopped:
-        """``awaitable``'s result, or _STOPPED (the awaitable cancelled) if a stop (or
+    ) -> T | Stopped:
+        """``awaitable``'s result, or STOPPED (the awaitable cancelled) if a stop (or
         ``also``) comes first."""
-        work = asyncio.ensure_future(awaitable)
-        interrupts = [asyncio.ensure_future(self._stop_requested.wait())]
-        if also is not None:
-            interrupts.append(asyncio.ensure_future(also.wait()))
-        await asyncio.wait({work, *interrupts}, return_when=asyncio.FIRST_COMPLETED)
-        for interrupt in interrupts:
-            interrupt.cancel()
-        # Both may be over at once (a container that died at start, a wait of 0 s): the
-        # stop wins then, or a crash loop on a loaded host could outrun every stop.
-        interrupted = self._stop_requested.is_set() or (also is not None and also.is_set())
-        if work.done() and (not interrupted or work.exception() is not None):
-            return work.result()
-        if work.done():
-            return _STOPPED
-        work.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await work
-        return _STOPPED
-
-
-class _Stopped:
-    pass
-
-
-_STOPPED = _Stopped()
-
-
-async def _first_of(awaitables: list[Awaitable[Any]]) -> None:
-    tasks = [asyncio.ensure_future(a) for a in awaitables]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
+        events = (self._stop_requested,) if also is None else (self._stop_requested, also)
+        return await until_set(awaitable, *events)

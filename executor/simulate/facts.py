@@ -22,9 +22,9 @@ from extsvc.compiler.format.plan import Plan
 from extsvc.compiler.format.quantities import parse_duration
 from extsvc.compiler.format.schemadiag import check_document
 from extsvc.executor.errors import InvalidInputError
+from extsvc.executor.options import DEFAULT_RESTART_INTERVAL
 
 DEFAULT_UNTIL = 300.0
-DEFAULT_RESTART_INTERVAL = 5.0  # Talos
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,10 @@ def facts_from_tree(tree: dict[str, Any]) -> Facts:
     def times(key: str) -> dict[str, float | None]:
         return {str(k): _when(v) for k, v in (tree.get(key) or {}).items()}
 
+    def duration(key: str, default: float) -> float:
+        value = tree.get(key)
+        return default if value is None else parse_duration(value)
+
     services = {
         str(service_id): tuple(
             Run(
@@ -83,8 +87,8 @@ def facts_from_tree(tree: dict[str, Any]) -> Facts:
     }
     backoff = tree.get("restartBackoffMax")
     return Facts(
-        until=parse_duration(tree.get("until", "5m")),
-        restart_interval=parse_duration(tree.get("restartInterval", "5s")),
+        until=duration("until", DEFAULT_UNTIL),
+        restart_interval=duration("restartInterval", DEFAULT_RESTART_INTERVAL),
         restart_backoff_max=None if backoff is None else parse_duration(backoff),
         paths=times("paths"),
         network=times("network"),

@@ -29,10 +29,11 @@ from extsvc.executor.logs.servicelog import Console, ServiceLog
 from extsvc.executor.options import DEFAULT_LOG_ROTATION, LogRotation
 from extsvc.executor.runtime.adapt import HostFacts
 from extsvc.executor.runtime.protocol import ContainerRuntime
+from extsvc.executor.service.board import StateBoard
 from extsvc.executor.service.clock import Clock
 from extsvc.executor.service.conditions import ConfigurationSource, HostProbes, conditions_for
 from extsvc.executor.service.ids import resolve_id
-from extsvc.executor.service.runner import RunnerSettings, ServiceRunner, StateBoard
+from extsvc.executor.service.runner import RunnerSettings, ServiceRunner
 from extsvc.executor.service.states import Event, ServiceState
 
 

@@ -14,7 +14,8 @@ from typing import Any
 from extsvc.compiler.format.capabilities import LINUX_CAPABILITIES as CAPABILITY_NAMES
 from extsvc.compiler.format.plan import ServicePlan
 from extsvc.executor.runtime.adapt import HostFacts
-from extsvc.executor.service.runner import RestartTiming, RunnerSettings
+from extsvc.executor.service.restart import RestartTiming
+from extsvc.executor.service.runner import RunnerSettings
 from extsvc.executor.service.states import ServiceState
 from extsvc.executor.simulate.clock import settle
 from extsvc.executor.simulate.runtime import Script, ScriptedRuntime
