@@ -10,6 +10,10 @@ re-parented to the executor (a child subreaper) and adopted through a pidfd
 (executor.process.reaper): its exit code is the task's (128+N for signal N). `runc
 start` then only releases it. No runc process stays while services run; `runc
 delete` removes the stopped container at cleanup.
+
+The pipe is read into lines by executor.runtime.output; what runc does not kill
+itself (an init left by a create stopped in its middle, a health check's process) is
+killed by executor.runtime.kills.
 """
 
 from __future__ import annotations
@@ -18,19 +22,15 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
-import time
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 from extsvc.compiler.format.plan import ServicePlan, service_name
 from extsvc.executor.durations import format_duration
 from extsvc.executor.errors import LaunchError
-from extsvc.executor.host.inotify import DirectoryWatch
 from extsvc.executor.options import RUNC_COMMAND_TIMEOUT
 from extsvc.executor.process import reaper
-from extsvc.executor.process.helpers import Completed, read_pipe, run_process
+from extsvc.executor.process.helpers import Completed, run_process
 from extsvc.executor.runtime import cgroups
 from extsvc.executor.runtime.bundles import (
     CreateCall,
@@ -39,15 +39,11 @@ from extsvc.executor.runtime.bundles import (
     discard_bundle,
     spec_key,
 )
+from extsvc.executor.runtime.kills import empty_cgroup, kill_when_named
+from extsvc.executor.runtime.output import pump_lines, settle
 from extsvc.executor.runtime.placement import CgroupPlacement
 from extsvc.executor.runtime.protocol import EXEC_KILL_WAIT, Container, ExecResult, OutputSink
 from extsvc.executor.runtime.workspace import Workspace
-
-MAX_LINE_BYTES = 64 * 1024
-# A line not ended after this long (a prompt, progress dots) reaches the log as a piece.
-PARTIAL_LINE_DELAY = 1.0
-# After the init exits, its pipe closes as soon as the last container process is gone.
-OUTPUT_DRAIN_TIMEOUT = 2.0
 
 
 class RuncContainer:
@@ -81,7 +77,7 @@ class RuncContainer:
             code: int | None = await asyncio.shield(self._init.exited)
         except ChildProcessError:
             code = None
-        await _settle(self._output_done)
+        await settle(self._output_done)
         return code
 
 
@@ -143,7 +139,7 @@ class RuncRuntime:
                 raise LaunchError(_timed_out("runc create", self.command_timeout)) from None
             init = self._adopt(call.pid_file) if code == 0 else None
         if init is None:
-            await _settle(output_done)  # runc said why on the pipe: the log's last line
+            await settle(output_done)  # runc said why on the pipe: the log's last line
             await self.cleanup(service)
             raise LaunchError(f"runc create exited with code {code} before the task started")
         cgroups_path = spec.get("linux", {}).get("cgroupsPath")
@@ -182,7 +178,7 @@ class RuncRuntime:
         """After a create that did not finish: nothing of it may stay."""
         with contextlib.suppress(LaunchError):
             await self.cleanup(service)
-        await _settle(output_done)
+        await settle(output_done)
 
     @staticmethod
     def _adopt(pid_file: os.PathLike[str]) -> reaper.Child | None:
@@ -225,7 +221,7 @@ class RuncRuntime:
             how = ["--process", str(process_file), container.id]
 
         async def kill_the_check(runc_exec: reaper.Child) -> None:
-            await _kill_when_named(pid_file, runc_exec, EXEC_KILL_WAIT)
+            await kill_when_named(pid_file, runc_exec, EXEC_KILL_WAIT)
 
         done = await run_process(
             self._runc("exec", "--pid-file", str(pid_file), *how),
@@ -284,154 +280,8 @@ class RuncRuntime:
         return []
 
 
-async def empty_cgroup(cgroups_path: str, limit: float) -> set[int]:
-    """SIGKILL every process in the cgroup and wait until none is left, at most ``limit``
-    seconds; returns the PIDs still there then. What runc left is the executor's (a
-    subreaper): each is waited for until reaped, as an ended process holds its cgroup
-    until then."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    before: set[int] = set()
-    while pids := cgroups.processes(cgroups_path):
-        remaining = deadline - loop.time()
-        if pids == before or remaining <= 0:
-            # The same ones again: ended, not ours to reap, and their parent does not.
-            return pids
-        pidfds: dict[int, int] = {}
-        try:
-            for pid in pids:
-                pidfd = _kill_in_cgroup(cgroups_path, pid)
-                if pidfd is not None:
-                    pidfds[pid] = pidfd
-            await reaper.children().reaped(pidfds, remaining)
-        finally:
-            for pidfd in pidfds.values():
-                os.close(pidfd)
-        before = pids
-    return set()
-
-
-def _kill_in_cgroup(cgroups_path: str, pid: int) -> int | None:
-    """SIGKILL ``pid`` if it is in the cgroup; its pidfd (to wait on), None if it is not
-    there any more. Signalled through the pidfd once the cgroup is known to hold this
-    very process: never a PID reused since it was listed."""
-    try:
-        pidfd = os.pidfd_open(pid)
-    except OSError:
-        return None  # ended and reaped since it was listed
-    if not cgroups.holds(cgroups_path, pid):
-        os.close(pidfd)
-        return None
-    with contextlib.suppress(ProcessLookupError):  # it ended: still to be reaped
-        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-    return pidfd
-
-
-async def pump_lines(
-    read_fd: int, on_output: OutputSink, partial_delay: float = PARTIAL_LINE_DELAY
-) -> None:
-    """Call ``on_output(line, time read)`` per line until every writer has closed the pipe.
-
-    A line not ended yet (a prompt, a progress dot) is passed on as a partial piece
-    (``partial=True``) once it has waited ``partial_delay`` seconds, and the rest of it
-    follows as a piece or the line's end; an over-long line is passed on in
-    MAX_LINE_BYTES partial pieces rather than dropped; a last line without a newline is
-    passed on at the end. The timer exists only while part of a line waits: an idle
-    pipe costs no wake-up.
-    """
-    pending = bytearray()
-    loop = asyncio.get_running_loop()
-    timer: asyncio.TimerHandle | None = None
-
-    def flush_partial() -> None:
-        nonlocal timer
-        timer = None
-        if pending:
-            on_output(bytes(pending), time.time(), True)
-            pending.clear()
-
-    def on_chunk(chunk: bytes) -> None:
-        nonlocal timer
-        now = time.time()
-        pending.extend(chunk)
-        start = 0
-        while (end := pending.find(b"\n", start)) >= 0:
-            on_output(_strip_cr(bytes(pending[start:end])), now, False)
-            start = end + 1
-        del pending[:start]
-        while len(pending) >= MAX_LINE_BYTES:
-            on_output(bytes(pending[:MAX_LINE_BYTES]), now, True)
-            del pending[:MAX_LINE_BYTES]
-        if not pending and timer is not None:
-            timer.cancel()
-            timer = None
-        elif pending and timer is None:
-            # Armed by the first byte that waits, not moved by later ones: a dot a second
-            # still reaches the log within partial_delay.
-            timer = loop.call_later(partial_delay, flush_partial)
-
-    try:
-        await read_pipe(read_fd, on_chunk)
-    finally:
-        if timer is not None:
-            timer.cancel()
-    if pending:
-        on_output(_strip_cr(bytes(pending)), time.time(), False)
-
-
-def _strip_cr(line: bytes) -> bytes:
-    return line[:-1] if line.endswith(b"\r") else line
-
-
-async def _kill_when_named(pid_file: Path, runner: reaper.Child, limit: float) -> None:
-    """SIGKILL the process ``pid_file`` names, once it does (written by ``runner``);
-    gives up when ``runner`` ends without writing it, or after ``limit`` seconds. A
-    cancellation gives up too, after one last look at the file."""
-    named = asyncio.Event()
-    try:
-        watch: DirectoryWatch | None = DirectoryWatch(pid_file.parent, named.set)
-    except OSError:
-        watch = None  # no inotify left: look once now, once at the limit
-    try:
-        deadline = time.monotonic() + limit
-        while True:
-            if _kill_named(pid_file):
-                return
-            remaining = deadline - time.monotonic()
-            if runner.exited.done() or remaining <= 0:
-                return
-            named.clear()
-            named_now: asyncio.Future[Any] = asyncio.ensure_future(named.wait())
-            exited: asyncio.Future[Any] = runner.exited
-            try:
-                await asyncio.wait(
-                    {named_now, exited}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
-                )
-            finally:
-                named_now.cancel()
-    except asyncio.CancelledError:
-        _kill_named(pid_file)
-        raise
-    finally:
-        if watch is not None:
-            watch.close()
-
-
-def _kill_named(pid_file: Path) -> bool:
-    """SIGKILL the process ``pid_file`` names; False while it names none (not written yet)."""
-    with contextlib.suppress(OSError, ValueError):
-        os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
-        return True
-    return False
-
-
 def _timed_out(command: str, limit: float) -> str:
     return (
         f"{command} did not finish within {format_duration(limit)} "
         "(the runtime hangs; killed it, see --runtime-timeout)"
     )
-
-
-async def _settle(task: asyncio.Future[None]) -> None:
-    with contextlib.suppress(asyncio.TimeoutError):
-        await asyncio.wait_for(asyncio.shield(task), OUTPUT_DRAIN_TIMEOUT)

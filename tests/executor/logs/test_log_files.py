@@ -168,7 +168,7 @@ def test_since_takes_a_duration_or_a_time() -> None:
 
 
 def test_a_partial_line_is_passed_on_after_the_delay_and_no_timer_waits_while_idle() -> None:
-    from extsvc.executor.runtime.runc import pump_lines
+    from extsvc.executor.runtime.output import pump_lines
 
     async def scenario() -> tuple[list[tuple[bytes, bool]], list[asyncio.TimerHandle]]:
         loop = asyncio.get_running_loop()
