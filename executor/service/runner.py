@@ -13,12 +13,10 @@ the grace period, then SIGKILL. Every runtime call is bounded by the runtime's
 own timeout, so a hung runtime fails a start and never holds up a stop. The clock and the
 container runtime are injected: the policy is tested without runc.
 
-A container is created while its service still waits, as soon as its spec is
-final (no unmet condition that changes the spec: configuration document,
-environment file), and during the interval before a restart: once the
-conditions are met only `start` remains. If the spec differs at that point (a
-new configuration document) the created container is deleted and created
-again. Until then the service holds only a stopped init.
+Each step has its module: the conditions waited for (``waiting``), the container
+created ahead of its start (``container``), whether and when a service runs again
+(``restart``), how a run ended (``outcome``), SIGTERM and SIGKILL (``stopping``),
+the health check (``health``), what a stop cuts short (``tasks``).
 """
 
 from __future__ import annotations
@@ -27,29 +25,27 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from extsvc.compiler.format.plan import OnUnhealthy, ServicePlan
-from extsvc.executor.durations import short_duration
 from extsvc.executor.errors import LaunchError
 from extsvc.executor.logs.logfile import run_ended, run_failed_to_start
 from extsvc.executor.logs.servicelog import ServiceLog
 from extsvc.executor.options import DEFAULT_CHECK_INTERVAL, DEFAULT_STOP_TIMEOUT, grace
-from extsvc.executor.runtime.adapt import HostFacts, adapt_spec
-from extsvc.executor.runtime.bundles import spec_key
+from extsvc.executor.runtime.adapt import HostFacts
 from extsvc.executor.runtime.causes import runc_cause
 from extsvc.executor.runtime.protocol import Container, ContainerRuntime, ExecResult
 from extsvc.executor.service.board import StateBoard
 from extsvc.executor.service.clock import Clock, Moment
-from extsvc.executor.service.conditions import Condition, HostServiceUp
+from extsvc.executor.service.conditions import Condition
+from extsvc.executor.service.container import ContainerMaker
 from extsvc.executor.service.health import Health, HealthMonitor, check_process
 from extsvc.executor.service.outcome import RunOutcome, describe, exited_at_once
 from extsvc.executor.service.restart import Restarts, RestartTiming, Verdict
 from extsvc.executor.service.states import TRANSITIONS, Event, EventHistory, ServiceState
 from extsvc.executor.service.stopping import TaskStop
-from extsvc.executor.service.tasks import STOPPED, Interruptible, Stopped, first_of, until_set
-
-T = TypeVar("T")
+from extsvc.executor.service.tasks import STOPPED, Stopped, StopRequest
+from extsvc.executor.service.waiting import Waiting
 
 
 @dataclass(frozen=True)
@@ -83,16 +79,15 @@ class ServiceRunner:
         self.board = board
         self.settings = settings
         self._on_event = on_event
-        # Run-time additions to the compiled spec (ExtensionServiceConfig); identity by default.
-        self._prepare_spec = prepare_spec or (lambda s: s.spec)
+        # Run-time additions to the compiled spec (ExtensionServiceConfig); none by default.
+        self._maker = ContainerMaker(
+            runtime, host, log, prepare_spec or (lambda s: s.spec), self.note
+        )
         self.state = ServiceState.INITIALIZED
         self.events = EventHistory()
         self.last_change = Moment.now(clock)
         # The running task's container (None while waiting, even if one is created).
         self.container: Container | None = None
-        # Created ahead of its start, with the spec it was created from.
-        self._created: tuple[Container, str] | None = None
-        self._early_create_failed = False
         # Attempts to run: every start, failed ones included (the log numbers them; `extsvc
         # service` shows runs - 1 as RESTARTS), and how many of them got a running task.
         self.runs = 0
@@ -101,10 +96,9 @@ class ServiceRunner:
         self.failed_starts = 0
         self.last_exit_code: int | None = None
         self.last_succeeded = False
-        self._stop_requested = asyncio.Event()
+        # A new one per lifecycle: it cuts short the lifecycle's waits and runtime calls.
+        self._stop = StopRequest()
         self._lifecycle: asyncio.Task[None] | None = None
-        # Runtime calls and readiness commands: a stop cancels the lifecycle there.
-        self._interruptible = Interruptible()
         # Why a dependency will never come up (an optional service failed), if one won't.
         self._dependency_gave_up = dependency_gave_up
         # Set when this service ended Skipped because of such a dependency: its own
@@ -154,15 +148,14 @@ class ServiceRunner:
         """Begin a lifecycle unless one is active; False when it already was."""
         if self.active:
             return False
-        self._stop_requested = asyncio.Event()
+        self._stop = StopRequest()
         self._lifecycle = asyncio.create_task(self._run_lifecycle(), name=f"lifecycle {self.id}")
         return True
 
     async def stop(self) -> None:
         """End the lifecycle: whatever the state, it is final when this returns."""
-        self._stop_requested.set()
+        self._stop.request(self._lifecycle)
         if self._lifecycle is not None:
-            self._interruptible.interrupt(self._lifecycle)
             await asyncio.shield(self._lifecycle)
 
     def kill_now(self) -> None:
@@ -217,23 +210,34 @@ class ServiceRunner:
                 self._transition(ServiceState.FAILED, f"internal error: {error!r}")
         finally:
             # A container created ahead of a start that never came.
-            await self._discard_created()
+            await self._maker.discard_ahead(self.service)
 
     async def _lifecycle_steps(self) -> None:
-        self._early_create_failed = False
+        self._maker.ahead_failed = False
         self.gave_up_reason = None
-        ended = await self._wait_for_conditions()
+        waiting = Waiting(
+            self.conditions,
+            self.board,
+            self.clock,
+            self.settings.check_interval,
+            self.service.policy.start_timeout,
+            say=lambda message: self._transition(ServiceState.WAITING, message),
+            dependency_gave_up=self._dependency_gave_up,
+            create_ahead=lambda: self._maker.create_ahead(self.service),
+        )
+        ended = await waiting.until_met(self._stop)
         if ended is not None:
             # Waiting -> Skipped|Failed: stopped, timed out, or a dependency gave up.
-            await self._discard_created()
-            self._transition(*ended)
+            self.gave_up_reason = ended.gave_up
+            await self._maker.discard_ahead(self.service)
+            self._transition(ended.state, ended.message)
             return
         # Per lifecycle: `service ID start` begins a new one with a clean record.
         restarts = Restarts(
             self.service.restart, self.service.policy.restart_limit, self.settings.restart
         )
         while True:
-            if self._stop_requested.is_set():
+            if self._stop.is_set():
                 # Waiting -> Finished: stopped before the next run began.
                 self._transition(ServiceState.FINISHED, "Service stopped")
                 return
@@ -267,111 +271,16 @@ class ServiceRunner:
             )
             began = self.clock.monotonic()
             # A task that could not even start would fail to be created ahead as well.
-            self._early_create_failed = outcome.error is not None
-            created = await self._interruptible.call(self._create_early())
+            self._maker.ahead_failed = outcome.error is not None
+            created = await self._stop.interruptible(self._maker.create_ahead(self.service))
             remaining = max(0.0, delay - (self.clock.monotonic() - began))
             if created is STOPPED or (
-                await self._until_stop(self.clock.sleep(remaining)) is STOPPED
+                await self._stop.until(self.clock.sleep(remaining)) is STOPPED
             ):
                 # Waiting -> Finished: stopped between two runs.
-                await self._discard_created()
+                await self._maker.discard_ahead(self.service)
                 self._transition(ServiceState.FINISHED, "Service stopped")
                 return
-
-    async def _wait_for_conditions(self) -> tuple[ServiceState, str] | None:
-        """Re-evaluate on a service state change, and each second for host conditions.
-
-        None when the conditions are met; otherwise the final state and event to end
-        the lifecycle with: stopped while waiting, a dependency that will never come
-        up (an optional service failed), or the start timeout.
-        """
-        last_message = ""
-        timeout = self.service.policy.start_timeout
-        deadline = None if timeout is None else self.clock.monotonic() + timeout
-        while True:
-            changed = self.board.next_change()
-            unmet = await self._unmet()
-            if unmet is None or self._stop_requested.is_set():
-                # Stopped before its dependencies were met: it never ran.
-                return ServiceState.SKIPPED, "Service skipped: stopped while waiting"
-            if not unmet:
-                return None
-            waiting_for = ", ".join(c.describe() for c in unmet)
-            message = "Waiting for " + waiting_for
-            if message != last_message:
-                # Initialized/Waiting -> Waiting: say what is still missing.
-                self._transition(ServiceState.WAITING, message)
-                last_message = message
-            gave_up = self._dependency_gave_up()
-            if gave_up is not None:
-                self.gave_up_reason = gave_up
-                return ServiceState.SKIPPED, f"Service skipped: {gave_up}"
-            if deadline is not None and self.clock.monotonic() >= deadline:
-                assert timeout is not None
-                return ServiceState.FAILED, (
-                    f"Start timeout ({short_duration(timeout)}) reached: "
-                    f"still waiting for {waiting_for}"
-                )
-            spec_final = not any(c.affects_spec for c in unmet)
-            if spec_final and await self._interruptible.call(self._create_early()) is STOPPED:
-                return ServiceState.SKIPPED, "Service skipped: stopped while waiting"
-            wakeups: list[Awaitable[Any]] = [changed.wait()]
-            if any(c.polled for c in unmet):
-                wakeups.append(self.clock.sleep(self.settings.check_interval))
-            if deadline is not None:
-                wakeups.append(self.clock.sleep(max(0.0, deadline - self.clock.monotonic())))
-            if await self._until_stop(first_of(wakeups)) is STOPPED:
-                return ServiceState.SKIPPED, "Service skipped: stopped while waiting"
-
-    async def _unmet(self) -> list[Condition] | None:
-        """The conditions not met yet; None if a stop came while checking."""
-        unmet = []
-        for condition in self.conditions:
-            if isinstance(condition, HostServiceUp) and condition.runs_command:
-                # A readiness command may hang until its timeout: a stop does not wait.
-                met = await self._interruptible.call(condition.satisfied())
-                if isinstance(met, Stopped):
-                    return None
-            else:
-                met = await condition.satisfied()
-            if not met:
-                unmet.append(condition)
-        return unmet
-
-    def _spec(self) -> tuple[dict[str, Any], list[str]]:
-        """The spec to run (compiled + run-time configuration, host-adapted) and what
-        adaptation changed; raises LaunchError."""
-        adapted, adaptations = adapt_spec(self._prepare_spec(self.service), self.host)
-        return adapted, [adaptation.message for adaptation in adaptations]
-
-    async def _create_early(self) -> None:
-        """Create the container now so that its start is all that is left to do later."""
-        if self._created is not None or self._early_create_failed:
-            return
-        try:
-            spec, _ = self._spec()
-            container = await self.runtime.create(self.service, spec, self._on_output)
-        except LaunchError:
-            # Tried again, and reported, when the service is due to start.
-            self._early_create_failed = True
-            return
-        self._created = (container, spec_key(spec))
-
-    async def _discard_created(self) -> None:
-        if self._created is not None:
-            self._created = None
-            await self._cleanup()
-
-    async def _cleanup(self) -> None:
-        """runtime.cleanup; a runtime that hangs there is reported, not raised (each call
-        is bounded by the runtime's own timeout, what it left is cleaned at the next run)."""
-        try:
-            await self.runtime.cleanup(self.service)
-        except LaunchError as error:
-            self._transition(self.state, f"Cleanup incomplete: {error}")
-
-    def _on_output(self, line: bytes, read_at: float, partial: bool = False) -> None:
-        self.log.write(line.decode(errors="replace"), read_at, partial)
 
     async def _run_once(self) -> RunOutcome:
         # -> Preparing: conditions are met (or the restart interval is over).
@@ -379,44 +288,40 @@ class ServiceRunner:
         # This attempt's number: taken once it starts or fails (a stop first takes none).
         run = self.runs + 1
         try:
-            spec, adaptations = self._spec()
+            spec, adaptations = self._maker.spec(self.service)
         except LaunchError as error:
-            await self._discard_created()
+            await self._maker.discard_ahead(self.service)
             return self._failed_start(run, error)
-        if self._created is not None and self._created[1] != spec_key(spec):
-            # The spec changed since the container was created (a new configuration).
-            await self._discard_created()
+        # The spec may have changed since the container was created (a new configuration).
+        await self._maker.discard_stale(self.service, spec)
         for message in adaptations:
             # The same every run: an event once per executor start, then in `service ID`.
             if message not in self.adaptations:
                 self.adaptations.append(message)
                 self._transition(ServiceState.PREPARING, message)
         self._transition(ServiceState.PREPARING, "Creating service runner")
-        if self._created is not None:
-            container, self._created = self._created[0], None
-        else:
+        container = self._maker.take_ahead()
+        if container is None:
             # A stop while the runtime works cancels its call (which kills it): a hung
             # runtime never holds up a stop for longer than its cleanup.
             try:
-                created = await self._interruptible.call(
-                    self.runtime.create(self.service, spec, self._on_output)
-                )
+                created = await self._stop.interruptible(self._maker.create(self.service, spec))
             except LaunchError as error:
                 return self._failed_start(run, error)
             if isinstance(created, Stopped):
-                await self._cleanup()
+                await self._maker.cleanup(self.service)
                 return RunOutcome(stopped=True)
             container = created
-        if self._stop_requested.is_set():
+        if self._stop.is_set():
             # A stop that came as the create ended (3.11's wait_for may return the result
             # and drop the cancellation): the container is removed, never started.
-            await self._cleanup()
+            await self._maker.cleanup(self.service)
             return RunOutcome(stopped=True)
         try:
             # Before the start: the container may write before "Started task" is known.
             self.log.begin_run(run, container.pid)
             try:
-                if await self._interruptible.call(self.runtime.start(container)) is STOPPED:
+                if await self._stop.interruptible(self.runtime.start(container)) is STOPPED:
                     return RunOutcome(stopped=True)
             except LaunchError as error:
                 return self._failed_start(run, error)
@@ -430,11 +335,11 @@ class ServiceRunner:
             )
             started_at = self.clock.monotonic()
             self._start_health_checks(container, spec)
-            result = await self._until_stop(container.wait(), also=self._unhealthy)
+            result = await self._stop.until(container.wait(), also=self._unhealthy)
             ran_for = self.clock.monotonic() - started_at
             await self._stop_health_checks()
             ended_by_us = isinstance(result, Stopped)
-            stopped = ended_by_us and self._stop_requested.is_set()
+            stopped = ended_by_us and self._stop.is_set()
             unhealthy = ended_by_us and not stopped
             exit_code = (
                 await self._task_stop.terminate(container, self.stop_timeout)
@@ -450,7 +355,7 @@ class ServiceRunner:
         finally:
             await self._stop_health_checks()
             self.container = None
-            await self._cleanup()
+            await self._maker.cleanup(self.service)
 
     def _start_health_checks(self, container: Container, spec: dict[str, Any]) -> None:
         self._unhealthy = asyncio.Event()
@@ -493,11 +398,3 @@ class ServiceRunner:
     def stop_timeout(self) -> float:
         """SIGTERM -> SIGKILL grace: the service's own (x-extsvc stopTimeout) or the executor's."""
         return grace(self.service.policy, self.settings.stop_timeout)
-
-    async def _until_stop(
-        self, awaitable: Awaitable[T], also: asyncio.Event | None = None
-    ) -> T | Stopped:
-        """``awaitable``'s result, or STOPPED (the awaitable cancelled) if a stop (or
-        ``also``) comes first."""
-        events = (self._stop_requested,) if also is None else (self._stop_requested, also)
-        return await until_set(awaitable, *events)

@@ -1,11 +1,11 @@
-"""Cutting a wait short: the asyncio helpers of a lifecycle that a stop may interrupt.
+"""Cutting a wait short: the asyncio helpers of a task that a stop may interrupt.
 
 Two ways, for two kinds of wait. ``until_set`` races a wait (a container's exit, a
-sleep) against events, in tasks of their own, and cancels the loser. ``Interruptible``
-awaits inline and lets another task cancel it only at the points it marks: no extra
-turn of the loop, so the order of events is the same as without a stop. Either way
-the caller gets ``STOPPED`` instead of a result, never a CancelledError that is not
-its own.
+sleep) against events, in tasks of their own, and cancels the loser. An
+interruptible call (``StopRequest.interruptible``) awaits inline and lets the stop
+cancel it only there: no extra turn of the loop, so the order of events is the same
+as without a stop. Either way the caller gets ``STOPPED`` instead of a result, never
+a CancelledError that is not its own.
 """
 
 from __future__ import annotations
@@ -56,28 +56,34 @@ async def until_set(awaitable: Awaitable[T], *events: asyncio.Event) -> T | Stop
     return STOPPED
 
 
-class Interruptible:
-    """Marks the points where one task may be cancelled by another (``interrupt``).
+class StopRequest:
+    """The request to stop one task, and the waits of that task it cuts short.
 
-    Invariant: ``interrupt`` cancels the task only while it awaits inside ``call``,
-    and at most once per call; ``call`` then swallows that cancellation (and only
-    that one: a cancellation from anyone else propagates) and returns STOPPED. The
-    awaitable's own cancellation is its cleanup (a runtime call kills its process and
-    removes what it made).
+    Invariant: ``request`` cancels the task only while it awaits inside
+    ``interruptible``, and at most once per call; ``interruptible`` then swallows that
+    cancellation (and only that one: a cancellation from anyone else propagates) and
+    returns STOPPED. The awaitable's own cancellation is its cleanup (a runtime call
+    kills its process and removes what it made).
     """
 
     def __init__(self) -> None:
+        self.event = asyncio.Event()
         self._inside = False
         self._cancelled = False
 
-    def interrupt(self, task: asyncio.Task[Any]) -> None:
-        """Cancel ``task`` if it is inside ``call`` now; otherwise nothing."""
-        if self._inside and not self._cancelled:
+    def is_set(self) -> bool:
+        return self.event.is_set()
+
+    def request(self, task: asyncio.Task[Any] | None) -> None:
+        """Stop ``task``: from now on every wait here ends STOPPED, and the interruptible
+        call it is in now, if any, is cancelled."""
+        self.event.set()
+        if task is not None and self._inside and not self._cancelled:
             self._cancelled = True
             task.cancel()
 
-    async def call(self, awaitable: Awaitable[T]) -> T | Stopped:
-        """``awaitable``'s result, or STOPPED if ``interrupt`` cancelled it."""
+    async def interruptible(self, awaitable: Awaitable[T]) -> T | Stopped:
+        """``awaitable``'s result, or STOPPED if ``request`` cancelled it."""
         self._inside = True
         try:
             return await awaitable
@@ -90,3 +96,11 @@ class Interruptible:
         finally:
             self._inside = False
             self._cancelled = False
+
+    async def until(
+        self, awaitable: Awaitable[T], also: asyncio.Event | None = None
+    ) -> T | Stopped:
+        """``awaitable``'s result, or STOPPED (the awaitable cancelled) if the stop (or
+        ``also``) comes first."""
+        events = (self.event,) if also is None else (self.event, also)
+        return await until_set(awaitable, *events)
