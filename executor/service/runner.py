@@ -71,7 +71,6 @@ class ServiceRunner:
         dependency_gave_up: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.service = service
-        self.runtime = runtime
         self.clock = clock
         self.host = host
         self.log = log
@@ -118,6 +117,15 @@ class ServiceRunner:
     @property
     def id(self) -> str:
         return self.service.id
+
+    @property
+    def runtime(self) -> ContainerRuntime:
+        """The container runtime: one for the container maker and the runner alike."""
+        return self._maker.runtime
+
+    @runtime.setter
+    def runtime(self, runtime: ContainerRuntime) -> None:
+        self._maker.runtime = runtime
 
     # ----- what other services and the control socket see
 
