@@ -50,7 +50,7 @@ def test_sigusr1_prints_what_every_task_waits_for_and_changes_nothing(tmp_path: 
         # The service's lifecycle, waiting for its container to end.
         lifecycle = dump.split(f"task 'lifecycle ext-{name}':\n", 1)[1].split("\ntask ")[0]
         assert "runner.py" in lifecycle
-        assert "in _until_stop" in lifecycle
+        assert re.search(r"service/tasks\.py:\d+ in until$", lifecycle, re.MULTILINE)
         assert "awaiting <" in lifecycle.splitlines()[-1]
         assert daemon.process.poll() is None
         assert running_pid(daemon, f"ext-{name}") == pid
