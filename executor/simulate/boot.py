@@ -141,7 +141,7 @@ def scripted_runtime(facts: Facts, clock: VirtualClock) -> ScriptedRuntime:
         ]
         for service_id, runs in facts.services.items()
     }
-    return ScriptedRuntime(clock, scripts, last_pid=FIRST_PID)
+    return ScriptedRuntime(clock, scripts, last_pid=FIRST_PID, records=False)
 
 
 async def _simulate(plan: Plan, facts: Facts, clock: VirtualClock) -> Simulation:

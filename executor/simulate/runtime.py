@@ -58,10 +58,15 @@ class ScriptedContainer:
         self.deleted = False
         self._exited: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         self.ignore_sigterm = script.ignore_sigterm
+        # The wait for a scripted exit: it ends with the container, however that ends
+        # (no task outlives its container, nor the loop of a simulation).
+        self.exiting: asyncio.Task[None] | None = None
 
     def finish(self, code: int | None) -> None:
         if not self._exited.done():
             self._exited.set_result(code)
+        if self.exiting is not None and self.exiting is not asyncio.current_task():
+            self.exiting.cancel()
 
     def signal(self, signum: int) -> None:
         self.signals.append(signum)
@@ -86,8 +91,8 @@ class ScriptedRuntime:
     cleanups: list[str] = field(default_factory=list)
     containers: list[ScriptedContainer] = field(default_factory=list)
     specs: list[dict[str, Any]] = field(default_factory=list)
-    # Runs that end after a while: each waits on the clock for its exit.
-    pending: set[asyncio.Future[None]] = field(default_factory=set)
+    # Runs that end after a while, each waiting on the clock for its exit.
+    pending: set[asyncio.Task[None]] = field(default_factory=set)
     _sinks: dict[str, OutputSink] = field(default_factory=dict)
     # Each service's containers not cleaned up yet (a simulation creates thousands).
     _live: dict[str, list[ScriptedContainer]] = field(default_factory=dict)
@@ -99,6 +104,9 @@ class ScriptedRuntime:
     exec_processes: list[dict[str, Any] | None] = field(default_factory=list)
     # The PID given out last: each container's init gets the next one.
     last_pid: int = 100
+    # Whether calls are recorded (creates ... cleanups) for tests to assert on; a
+    # simulation keeps none: a week of crash loops is a hundred thousand runs.
+    records: bool = True
 
     def launched(self, service_id: str) -> int:
         """How many times ``service_id`` was started."""
@@ -129,8 +137,9 @@ class ScriptedRuntime:
     ) -> ScriptedContainer:
         assert not self.live(service.id), f"{service.id}: created twice without cleanup"
         script = self._next_script(service.id)
-        self.specs.append(spec)
-        self.creates.append((service.id, self.clock.time))
+        if self.records:
+            self.specs.append(spec)
+            self.creates.append((service.id, self.clock.time))
         if script.launch_error is not None:
             self._use_up(service.id, script)
             for line in script.lines:
@@ -139,7 +148,8 @@ class ScriptedRuntime:
         self.last_pid += 1
         container = ScriptedContainer(service.id, self.last_pid, script)
         self._sinks[service.id] = on_output
-        self.containers.append(container)
+        if self.records:
+            self.containers.append(container)
         self._live.setdefault(service.id, []).append(container)
         return container
 
@@ -151,7 +161,8 @@ class ScriptedRuntime:
         if script.start_error is not None:
             raise LaunchError(script.start_error)
         container.started = True
-        self.launches.append((container.id, self.clock.time))
+        if self.records:
+            self.launches.append((container.id, self.clock.time))
         for line in script.lines:
             self._sinks[container.id](line.encode(), self.clock.wall())
         if script.exit_code is None:
@@ -165,7 +176,9 @@ class ScriptedRuntime:
             await self.clock.sleep(script.duration)
             container.finish(code)
 
-        self.pending.add(asyncio.ensure_future(exit_later()))
+        container.exiting = asyncio.create_task(exit_later())
+        self.pending.add(container.exiting)
+        container.exiting.add_done_callback(self.pending.discard)
 
     async def exec(
         self,
@@ -174,8 +187,9 @@ class ScriptedRuntime:
         timeout: float,
         process: dict[str, Any] | None = None,
     ) -> ExecResult:
-        self.execs.append((container.id, tuple(argv), self.clock.time))
-        self.exec_processes.append(process)
+        if self.records:
+            self.execs.append((container.id, tuple(argv), self.clock.time))
+            self.exec_processes.append(process)
         result = self.health.get(container.id, ExecResult(0, ""))
         if result is None:
             await self.clock.sleep(timeout)
@@ -183,7 +197,8 @@ class ScriptedRuntime:
         return result
 
     async def cleanup(self, service: ServicePlan) -> None:
-        self.cleanups.append(service.id)
+        if self.records:
+            self.cleanups.append(service.id)
         for container in self._live.pop(service.id, ()):
             container.deleted = True
             container.finish(128 + signal.SIGKILL)

@@ -167,3 +167,22 @@ def test_cli_reports_errors_without_a_traceback(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["plan", str(tmp_path / "missing")])
     assert result.exit_code == 1
     assert "no such file" in result.stderr and "Traceback" not in result.output
+
+
+def test_a_crash_loop_simulates_with_nothing_on_stderr(tmp_path: Path) -> None:
+    """A run's scripted exit still pending at the end of the simulation (ext-crasher
+    starts again at 30s, its `until`) was a task destroyed with the loop: asyncio said
+    so on stderr."""
+    case = HERE / "simulate" / "crash-loop-always"
+    out = tmp_path / "out"
+    assert CliRunner().invoke(cli, ["compile", str(case / "input"), "-o", str(out)]).exit_code == 0
+    result = subprocess.run(
+        [sys.executable, "-m", "extsvc", "plan", str(out), "--simulate", str(case / "facts.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (case / "expected.txt").read_text()
+    assert result.stderr == ""
