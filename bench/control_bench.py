@@ -34,7 +34,7 @@ from extsvc.executor.logs.logfile import OUTPUT, LogRecord, encode, stamp  # noq
 from extsvc.executor.simulate.runtime import ScriptedRuntime  # noqa: E402
 from extsvc.executor.supervise.supervisor import Supervisor, SupervisorSettings  # noqa: E402
 from tests.executor.fakes import make_clock, make_plan, make_service  # noqa: E402
-from tests.executor.restart.test_restart_policy import FULL_HOST, SETTINGS  # noqa: E402
+from tests.executor.world import FULL_HOST, SETTINGS  # noqa: E402
 
 BIN = Path(sys.executable).parent
 SERVICES = 10

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import psutil
 
 from extsvc.executor.daemon.control import ControlClient
@@ -326,3 +327,44 @@ def notify_receiver(path: Path) -> Iterator[list[str]]:
         done.set()
         reader.join(5)
         receiver.close()
+
+
+# -- what several real-runc tests read off a running executor ------------------------
+
+
+def messages(service: dict[str, object]) -> list[str]:
+    """Event messages, oldest first."""
+    events = service["events"]
+    assert isinstance(events, list)
+    return [e["message"] for e in reversed(events)]
+
+
+def runc_state(state_dir: Path, container_id: str) -> str:
+    listed = subprocess.run(
+        ["runc", "--root", str(state_dir / "runc"), "state", container_id],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if listed.returncode != 0:
+        return "absent"
+    return str(json.loads(listed.stdout)["status"])
+
+
+def compile_gated(tmp: Path, name: str, script: str = IDLE) -> tuple[Path, Path]:
+    """One service that waits for a file (absent until the test creates it): (OUT, file)."""
+    flag = tmp / "flag"
+    out, _ = compile_plan(tmp, {name: shell_service(name, script, depends=[{"path": str(flag)}])})
+    return out, flag
+
+
+STATUS_SCHEMA = json.loads(
+    (Path(__file__).parents[2] / "docs" / "service-status.schema.json").read_text()
+)
+
+
+def check_shape(document: object, definition: str) -> None:
+    """``document`` has the documented shape (docs/service-status.schema.json)."""
+    schema = {"$ref": f"#/$defs/{definition}", "$defs": STATUS_SCHEMA["$defs"]}
+    jsonschema.Draft202012Validator(schema).validate(document)
+
+
+STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"

@@ -18,8 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.executor.health.test_health_runc import messages
-from tests.executor.realrunc import EXTSVC, running_daemon, unique, wait_for
+from tests.executor.realrunc import EXTSVC, messages, running_daemon, unique, wait_for
 
 pytestmark = pytest.mark.runc
 

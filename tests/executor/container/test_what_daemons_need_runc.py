@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.executor.health.test_health_runc import messages
 from tests.executor.realrunc import (
     IDLE,
     compile_plan,
+    messages,
     running_daemon,
     shell_service,
     unique,

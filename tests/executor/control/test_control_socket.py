@@ -7,7 +7,6 @@ import json
 import os
 import socket
 import stat
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,43 +15,11 @@ from click.testing import CliRunner
 
 from extsvc.cli import cli
 from extsvc.executor.daemon.control import SOCKET_NAME, ControlClient, ControlHandler, ControlServer
-from extsvc.executor.daemon.loopstats import LoopStats
 from extsvc.executor.errors import DaemonUnreachableError, UnknownServiceError
-from extsvc.executor.simulate.clock import settle
-from extsvc.executor.simulate.runtime import Script, ScriptedRuntime
+from extsvc.executor.simulate.runtime import ScriptedRuntime
 from extsvc.executor.supervise.supervisor import Supervisor, SupervisorSettings
 from tests.executor.fakes import make_clock, make_plan, make_service
-from tests.executor.restart.test_restart_policy import FULL_HOST, SETTINGS
-
-
-async def with_server(
-    tmp: Path,
-    body: Callable[[ControlClient], Any],
-    holder: list[Supervisor] | None = None,
-    measured: bool = False,
-) -> Any:
-    """``body(client)`` in a thread, against a control server over fakes; ``measured``:
-    the loop is timed (executor.daemon.loopstats) as in the daemon."""
-    stats = LoopStats.install(asyncio.get_running_loop()) if measured else None
-    clock = make_clock()
-    runtime = ScriptedRuntime(
-        clock, {"ext-a": [Script(None, lines=("first", "second"))], "ext-b": [Script(0)]}
-    )
-    plan = make_plan(make_service("a"), make_service("b", "never"))
-    supervisor = Supervisor(
-        plan, runtime, clock, SupervisorSettings(FULL_HOST, SETTINGS, log_dir=tmp / "logs")
-    )
-    if holder is not None:
-        holder.append(supervisor)
-    server = ControlServer(tmp / SOCKET_NAME, ControlHandler(supervisor, loop_stats=stats))
-    await server.start()
-    supervisor.start_all()
-    await settle()
-    try:
-        return await asyncio.get_running_loop().run_in_executor(None, body, ControlClient(tmp))
-    finally:
-        await server.close()
-        await supervisor.shutdown()
+from tests.executor.world import FULL_HOST, SETTINGS, with_server
 
 
 def test_socket_is_private_and_lists_services(tmp_path: Path) -> None:

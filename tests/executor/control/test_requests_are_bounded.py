@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from extsvc.executor.daemon.control import MAX_TAIL, ControlClient, check_request
-from tests.executor.control.test_control_socket import with_server
+from tests.executor.world import with_server
 
 
 def raw_exchange(path: Path, payload: bytes, half_close: bool = True) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from extsvc.executor.runtime.protocol import ExecResult
 from extsvc.executor.simulate.clock import settle
 from extsvc.executor.simulate.runtime import Script
 from tests.executor.fakes import make_service
-from tests.executor.restart.test_restart_policy import World, run
+from tests.executor.world import World, run
 
 
 async def _ask(handler: ControlHandler, request: dict[str, Any]) -> dict[str, Any]:

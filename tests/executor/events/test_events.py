@@ -14,7 +14,7 @@ from extsvc.executor.service.runner import RunnerSettings
 from extsvc.executor.simulate.clock import settle
 from extsvc.executor.simulate.runtime import Script
 from tests.executor.fakes import make_service
-from tests.executor.restart.test_restart_policy import World, run
+from tests.executor.world import World, run
 
 RUNC_LINE = (
     'time="2026-11-22T04:31:13Z" level=error msg="runc create failed: unable to start '

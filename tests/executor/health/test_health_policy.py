@@ -17,7 +17,7 @@ from extsvc.executor.service.health import Health
 from extsvc.executor.service.states import ServiceState
 from extsvc.executor.simulate.clock import settle
 from tests.executor.fakes import make_service
-from tests.executor.restart.test_restart_policy import World, run
+from tests.executor.world import World, run
 
 NOT_READY = ExecResult(1, "starting\nnot ready\n")
 READY = ExecResult(0, "ok\n")

@@ -14,6 +14,7 @@ from tests.executor.realrunc import (
     IDLE,
     bind,
     compile_plan,
+    messages,
     running_daemon,
     shell_service,
     unique,
@@ -27,13 +28,6 @@ def check(path: str, **settings: object) -> dict[str, object]:
     """A health check that passes while ``path`` exists in the container."""
     return {"exec": ["/bin/sh", "-c", f"test -e {path} || {{ echo missing {path}; exit 1; }}"],
             "interval": "200ms", "timeout": "2s", **settings}  # fmt: skip
-
-
-def messages(service: dict[str, object]) -> list[str]:
-    """Event messages, oldest first."""
-    events = service["events"]
-    assert isinstance(events, list)
-    return [e["message"] for e in reversed(events)]
 
 
 def test_a_failing_health_check_makes_the_service_unhealthy_then_restarted(

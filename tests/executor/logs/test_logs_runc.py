@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.executor.control.test_control_runc import check_shape
 from tests.executor.realrunc import (
     EXTSVC,
     IDLE,
     SLEEP_LOOP,
+    STAMP,
     bind,
+    check_shape,
     compile_plan,
     running_daemon,
     shell_service,
@@ -30,9 +31,6 @@ pytestmark = pytest.mark.runc
 
 def _seconds(moment: str) -> float:
     return datetime.fromisoformat(moment).timestamp()
-
-
-STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 
 
 def test_log_to_console_lines_reach_the_console(tmp_path: Path) -> None:

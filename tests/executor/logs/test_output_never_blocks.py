@@ -18,7 +18,7 @@ from extsvc.executor.logs import servicelog
 from extsvc.executor.logs.logfile import OUTPUT, LogRecord
 from extsvc.executor.logs.servicelog import FollowerQueue, KmsgConsole, ServiceLog
 from extsvc.executor.logs.sinks import NonBlockingWriter
-from tests.executor.control.test_control_socket import with_server
+from tests.executor.world import with_server
 
 
 def test_a_console_nobody_reads_drops_lines_and_says_how_many() -> None:

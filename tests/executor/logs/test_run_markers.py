@@ -7,7 +7,7 @@ from pathlib import Path
 
 from extsvc.executor.simulate.runtime import Script
 from tests.executor.fakes import make_service
-from tests.executor.restart.test_restart_policy import World, run
+from tests.executor.world import World, run
 
 
 def test_run_markers_separate_runs_in_the_log(tmp_path: Path) -> None:

@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from extsvc.cli import cli
 from extsvc.executor.daemon.control import ControlClient
 from extsvc.executor.daemon.loopstats import LoopStats
-from tests.executor.control.test_control_runc import check_shape
-from tests.executor.control.test_control_socket import with_server
+from tests.executor.realrunc import check_shape
+from tests.executor.world import with_server
 
 
 def test_a_busy_turn_and_a_late_timer_are_measured() -> None:

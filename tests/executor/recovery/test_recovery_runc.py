@@ -13,7 +13,9 @@ from tests.executor.realrunc import (
     IDLE,
     SLEEP_LOOP,
     alive,
+    compile_gated,
     compile_plan,
+    runc_state,
     running_daemon,
     running_pid,
     shell_service,
@@ -21,7 +23,6 @@ from tests.executor.realrunc import (
     unique,
     wait_for,
 )
-from tests.executor.start.test_create_then_start_runc import compile_gated, runc_state
 
 pytestmark = pytest.mark.runc
 

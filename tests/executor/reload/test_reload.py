@@ -11,7 +11,7 @@ from extsvc.executor.daemon.control import ControlHandler
 from extsvc.executor.service.states import ServiceState
 from extsvc.executor.simulate.clock import settle
 from tests.executor.fakes import make_plan, make_service
-from tests.executor.restart.test_restart_policy import World, run
+from tests.executor.world import World, run
 
 
 def _changed(service: Any) -> Any:

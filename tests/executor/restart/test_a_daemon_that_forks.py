@@ -9,7 +9,7 @@ from extsvc.executor.service.states import folded
 from extsvc.executor.simulate.clock import settle
 from extsvc.executor.simulate.runtime import Script
 from tests.executor.fakes import make_service
-from tests.executor.restart.test_restart_policy import World, run
+from tests.executor.world import World, run
 
 FORKED = "the entrypoint exited 0 at once (within 1s of its start): a daemon that forks"
 

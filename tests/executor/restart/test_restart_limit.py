@@ -9,7 +9,7 @@ from extsvc.compiler.format.plan import RestartLimit, ServicePolicy
 from extsvc.executor.service.states import ServiceState
 from extsvc.executor.simulate.runtime import Script
 from tests.executor.fakes import make_service
-from tests.executor.restart.test_restart_policy import World, run
+from tests.executor.world import World, run
 
 
 def test_restart_limit_fails_for_good_until_started_again(tmp_path: Path) -> None:

@@ -1,83 +1,20 @@
 """Restart policies with a fake clock and a fake runtime (no runc): always, never, untilSuccess, a
-failed launch, the capped backoff, a restart from every state. `World` is the fake world the
-other policy tests share."""
+failed launch, the capped backoff, a restart from every state. The fake world is
+tests/executor/world.py."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import itertools
-from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
 
-from extsvc.compiler.format.capabilities import LINUX_CAPABILITIES as CAPABILITY_NAMES
-from extsvc.compiler.format.plan import ServicePlan
-from extsvc.executor.runtime.adapt import HostFacts
 from extsvc.executor.service.restart import RestartTiming
 from extsvc.executor.service.runner import RunnerSettings
 from extsvc.executor.service.states import ServiceState
 from extsvc.executor.simulate.clock import settle
-from extsvc.executor.simulate.runtime import Script, ScriptedRuntime
-from extsvc.executor.supervise.supervisor import NoConfiguration, Supervisor, SupervisorSettings
-from tests.executor.fakes import make_clock, make_plan, make_service
-
-FULL_HOST = HostFacts(bounding_capabilities=frozenset(CAPABILITY_NAMES), can_lower_oom_score=True)
-SETTINGS = RunnerSettings(
-    restart=RestartTiming(interval=5.0), stop_timeout=10.0, check_interval=1.0
-)
-
-
-def run(test: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[], None]:
-    def wrapper() -> None:
-        asyncio.run(test())
-
-    wrapper.__name__ = test.__name__
-    return wrapper
-
-
-class Documents(NoConfiguration):
-    """Configuration as a test scripts it: which documents exist, what a start adds
-    (looked at on the check interval: nothing announces a change)."""
-
-    watched = False
-
-    def __init__(
-        self,
-        has: Callable[[str], bool] | None,
-        apply: Callable[[ServicePlan], dict[str, Any]] | None,
-    ) -> None:
-        self._has = has or super().has
-        self._apply = apply or super().apply
-
-    def has(self, name: str) -> bool:
-        return self._has(name)
-
-    def apply(self, service: ServicePlan) -> dict[str, Any]:
-        return self._apply(service)
-
-
-class World:
-    """A supervisor over fakes, for one test."""
-
-    def __init__(self, tmp: Path, *services: Any, host: HostFacts = FULL_HOST, **kw: Any) -> None:
-        self.clock = make_clock()
-        self.runtime = ScriptedRuntime(self.clock, kw.pop("scripts", {}))
-        self.supervisor = Supervisor(
-            make_plan(*services),
-            self.runtime,
-            self.clock,
-            SupervisorSettings(host, kw.pop("settings", SETTINGS), log_dir=tmp),
-            configuration=kw.pop("configuration", None)
-            or Documents(kw.pop("has_configuration", None), kw.pop("prepare_spec", None)),
-            **kw,
-        )
-
-    def state(self, service_id: str) -> ServiceState:
-        return self.supervisor.runners[service_id].state
-
-    def messages(self, service_id: str) -> list[str]:
-        return [e.message for e in self.supervisor.runners[service_id].events]
+from extsvc.executor.simulate.runtime import Script
+from tests.executor.fakes import make_service
+from tests.executor.world import Documents, World, run
 
 
 def test_always_restarts_after_every_exit_including_success(tmp_path: Path) -> None:

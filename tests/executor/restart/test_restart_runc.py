@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.executor.control.test_control_runc import check_shape
-from tests.executor.health.test_health_runc import messages
-from tests.executor.logs.test_logs_runc import STAMP
 from tests.executor.realrunc import (
     IDLE,
     SLEEP_LOOP,
+    STAMP,
     bind,
+    check_shape,
     compile_plan,
+    messages,
     running_daemon,
     running_pid,
     shell_service,

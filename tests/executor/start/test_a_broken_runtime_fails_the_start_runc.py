@@ -14,15 +14,13 @@ from tests.executor.realrunc import (
     EXTSVC,
     IDLE,
     compile_plan,
+    messages,
     running_daemon,
     shell_service,
     traces,
     unique,
 )
-from tests.executor.stop.test_a_hung_runtime_never_holds_up_a_stop_runc import (
-    RUNTIME_TIMEOUT,
-    messages,
-)
+from tests.executor.stop.test_a_hung_runtime_never_holds_up_a_stop_runc import RUNTIME_TIMEOUT
 
 pytestmark = pytest.mark.runc
 
@@ -36,7 +34,9 @@ def test_a_hung_runtime_fails_the_start_and_is_killed(tmp_path: Path, hung: str)
         tmp_path, out, [name], "--runtime", str(runtime.path), *RUNTIME_TIMEOUT
     ) as daemon:
         service = daemon.wait_state(f"ext-{name}", "Failed", timeout=30)
-        failure = next(m for m in messages(service) if m.startswith("Failed to start task"))
+        failure = next(
+            m for m in reversed(messages(service)) if m.startswith("Failed to start task")
+        )
         assert f"runc {hung} did not finish within 3s" in failure
         assert "--runtime-timeout" in failure
         assert runtime.hangs_seen() == 1
@@ -51,7 +51,9 @@ def test_a_failing_runtime_fails_the_start_with_its_reason(tmp_path: Path) -> No
     out, _ = compile_plan(tmp_path, {name: shell_service(name, IDLE, restart="never")})
     with running_daemon(tmp_path, out, [name], "--runtime", str(runtime.path)) as daemon:
         service = daemon.wait_state(f"ext-{name}", "Failed")
-        failure = next(m for m in messages(service) if m.startswith("Failed to start task"))
+        failure = next(
+            m for m in reversed(messages(service)) if m.startswith("Failed to start task")
+        )
         assert "runc create exited with code 1" in failure
         assert "fake runtime: create refused" in failure
         assert daemon.stop() == 0

@@ -5,8 +5,6 @@ dependency is met; no runc process stays while services run."""
 
 from __future__ import annotations
 
-import json
-import subprocess
 from pathlib import Path
 
 import psutil
@@ -14,7 +12,9 @@ import pytest
 
 from tests.executor.realrunc import (
     IDLE,
+    compile_gated,
     compile_plan,
+    runc_state,
     running_daemon,
     shell_service,
     traces,
@@ -23,23 +23,6 @@ from tests.executor.realrunc import (
 )
 
 pytestmark = pytest.mark.runc
-
-
-def runc_state(state_dir: Path, container_id: str) -> str:
-    listed = subprocess.run(
-        ["runc", "--root", str(state_dir / "runc"), "state", container_id],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    if listed.returncode != 0:
-        return "absent"
-    return str(json.loads(listed.stdout)["status"])
-
-
-def compile_gated(tmp: Path, name: str, script: str = IDLE) -> tuple[Path, Path]:
-    """One service that waits for a file (absent until the test creates it): (OUT, file)."""
-    flag = tmp / "flag"
-    out, _ = compile_plan(tmp, {name: shell_service(name, script, depends=[{"path": str(flag)}])})
-    return out, flag
 
 
 def runc_processes_below(pid: int) -> list[str]:

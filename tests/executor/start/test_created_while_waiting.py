@@ -15,7 +15,7 @@ from extsvc.executor.service.states import ServiceState
 from extsvc.executor.simulate.clock import settle
 from extsvc.executor.simulate.runtime import Script
 from tests.executor.fakes import make_service
-from tests.executor.restart.test_restart_policy import World, run
+from tests.executor.world import World, run
 
 
 def test_a_dependent_is_created_while_waiting_and_only_started_when_its_dependency_is_up(

@@ -9,7 +9,7 @@ from extsvc.executor.service.states import ServiceState
 from extsvc.executor.simulate.clock import settle
 from extsvc.executor.simulate.runtime import Script
 from tests.executor.fakes import make_service
-from tests.executor.restart.test_restart_policy import World, run
+from tests.executor.world import World, run
 
 
 def test_dependency_chain_starts_in_order_and_stops_in_reverse(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from extsvc.executor.service.states import ServiceState
 from extsvc.executor.simulate.clock import settle
 from extsvc.executor.simulate.runtime import Script
 from tests.executor.fakes import make_service
-from tests.executor.restart.test_restart_policy import World, run
+from tests.executor.world import World, run
 
 
 def test_start_timeout_fails_naming_every_unmet_condition(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from extsvc.executor.simulate.clock import settle
 from extsvc.executor.simulate.runtime import Script, ScriptedRuntime
 from extsvc.executor.supervise.supervisor import Supervisor, SupervisorSettings
 from tests.executor.fakes import make_clock, make_plan, make_service
-from tests.executor.restart.test_restart_policy import FULL_HOST, World, run
+from tests.executor.world import FULL_HOST, World, run
 
 
 def test_stop_escalates_to_sigkill_after_the_timeout(tmp_path: Path) -> None:

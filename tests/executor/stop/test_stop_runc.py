@@ -18,7 +18,9 @@ from tests.executor.realrunc import (
     Daemon,
     alive,
     bind,
+    compile_gated,
     compile_plan,
+    runc_state,
     running_daemon,
     running_pid,
     shell_service,
@@ -26,7 +28,6 @@ from tests.executor.realrunc import (
     unique,
     wait_for,
 )
-from tests.executor.start.test_create_then_start_runc import compile_gated, runc_state
 
 pytestmark = pytest.mark.runc
 

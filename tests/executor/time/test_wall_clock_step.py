@@ -30,7 +30,7 @@ from extsvc.executor.simulate.clock import settle
 from extsvc.executor.simulate.runtime import Script, ScriptedRuntime
 from tests.executor.fakes import make_service
 from tests.executor.health.test_health_policy import NOT_READY, health
-from tests.executor.restart.test_restart_policy import World
+from tests.executor.world import World
 
 YEAR = 365 * 24 * 3600.0
 STEPS = pytest.mark.parametrize("step", [YEAR, -YEAR], ids=["plus-1y", "minus-1y"])
