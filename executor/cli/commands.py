@@ -256,6 +256,14 @@ def _log_dir(state_dir: Path, log_dir: Path | None) -> Path:
     help="Only lines up to TIME (the same forms as --since); not with -f.",
 )
 @click.option("--timestamps", is_flag=True, help="Prefix each line with its time (RFC 3339).")
+@click.option(
+    "--source",
+    type=click.Choice(["auto", "files", "journald"]),
+    default="auto",
+    show_default=True,
+    help="Where to read: the log files, or journald; auto: journald when the daemon of "
+    "--state-dir keeps its lines only there (run --log-target journald), else the files.",
+)
 @state_dir_option
 @log_dir_option(f"Log directory [default: the running daemon's, else {DEFAULT_LOG_DIR}].", None)
 @output_option
@@ -266,6 +274,7 @@ def logs_command(
     since: str | None,
     until: str | None,
     timestamps: bool,
+    source: str,
     state_dir: Path,
     log_dir: Path | None,
     output: str,
@@ -274,7 +283,8 @@ def logs_command(
     time, each line prefixed with its service (as journalctl does).
 
     Read from the log files, so they are there after a crash or a failed boot;
-    `-f` follows through the running daemon and says why it ended.
+    `-f` follows through the running daemon and says why it ended. An executor that
+    keeps its lines only in journald is read through journalctl, shown the same way.
     """
     from extsvc.executor.logs import logfile
 
@@ -287,25 +297,34 @@ def logs_command(
             raise UsageError(str(error)) from None
         if follow and upper:
             raise UsageError("--until cannot be used with -f: following has no end")
-        directory = _log_dir(state_dir, log_dir)
-        services = _logged_services(directory, service_id)
+        journald = _reads_journald(source, state_dir, log_dir)
+        if journald:
+            services = _journal_services(service_id)
+            where = "journald"
+        else:
+            directory = _log_dir(state_dir, log_dir)
+            services = _logged_services(directory, service_id)
+            where = str(directory)
         prefix = service_id is None
         printed = 0
 
         def emit(record: logfile.LogRecord) -> None:
             nonlocal printed
             printed += 1
-            if output == "json":
-                click.echo(json.dumps(record.to_json()))
-            else:
-                click.echo(logfile.format_record(record, timestamps, prefix))
+            _emit(record, output, timestamps, prefix)
 
         try:
-            if follow:
+            if journald:
+                from extsvc.executor.logs.journalread import journal_records
+
+                for record in journal_records(services, count, lower, upper, follow):
+                    emit(record)
+            elif follow:
                 _follow(state_dir, directory, services, service_id, count, lower, emit)
                 return
-            for record in _kept(directory, services, count, lower, upper):
-                emit(record)
+            else:
+                for record in _kept(directory, services, count, lower, upper):
+                    emit(record)
         except KeyboardInterrupt:
             pass
         except BrokenPipeError:  # `extsvc logs x | head`
@@ -313,10 +332,44 @@ def logs_command(
             return
         if not printed and count != 0:
             # As journalctl's "-- No entries --": an empty answer is said, never silent.
-            where = f"{directory}" + (f" for {services[0]}" if service_id else "")
+            where += f" for {services[0]}" if service_id else ""
             bounded = " in that time range" if services and (lower or upper) else ""
             what = "log lines" if services else "service logs"
             click.echo(f"extsvc: no {what} in {where}{bounded}", err=True)
+
+
+def _emit(record: Any, output: str, timestamps: bool, prefix: bool) -> None:
+    from extsvc.executor.logs import logfile
+
+    if output == "json":
+        click.echo(json.dumps(record.to_json()))
+    else:
+        click.echo(logfile.format_record(record, timestamps, prefix))
+
+
+def _reads_journald(source: str, state_dir: Path, log_dir: Path | None) -> bool:
+    """``--source``: auto reads journald only for a daemon that keeps no log files, and
+    never when a --log-dir is named (those files are what was asked for)."""
+    if source != "auto":
+        return source == "journald"
+    if log_dir is not None:
+        return False
+    from extsvc.executor.daemon.client import read_run_info
+
+    return read_run_info(state_dir).get("logTarget") == "journald"
+
+
+def _journal_services(service_id: str | None) -> list[str]:
+    """The services journald holds lines of (``service_id`` only, if given)."""
+    from extsvc.executor.logs.journalread import journal_services
+    from extsvc.executor.service.ids import resolve_id
+
+    known = journal_services()
+    if service_id is None:
+        return known
+    if not known:
+        raise InvalidInputError("no service lines in journald (journalctl -F EXTSVC_SERVICE)")
+    return [resolve_id(service_id, known)]
 
 
 def _kept(

@@ -159,3 +159,32 @@ def test_a_killed_executor_s_containers_go_with_it(extsvc_active: nspawn.Machine
     recovered = machine.journal("-u", nspawn.UNIT, f"_PID={machine.show('MainPID')}")
     cleaned = [line for line in recovered.splitlines() if "cleaned up after" in line]
     assert not [line for line in cleaned if "(running)" in line], cleaned
+
+
+def test_extsvc_logs_reads_the_same_lines_back_from_journald(
+    extsvc_active: nspawn.Machine,
+) -> None:
+    machine = extsvc_active
+    state = ("--state-dir", str(nspawn.STATE_DIR))
+
+    def shown(*args: str) -> list[str]:
+        return machine.extsvc("logs", *args, *state).stdout.splitlines()
+
+    machine.wait_for(
+        lambda: "started alpha" in shown("alpha", "--source", "journald"),
+        30,
+        "`started alpha` in extsvc logs --source journald",
+    )
+    # alpha idles after its line: both sources end the same way, marker lines included.
+    kept = shown("alpha", "-n", "3", "--source", "files")
+    assert shown("alpha", "-n", "3", "--source", "journald") == kept
+    assert kept[-1] == "started alpha"
+    merged = shown("-n", "50", "--since", "-1h", "--source", "journald")
+    assert "ext-alpha: started alpha" in merged and "ext-beta: started beta" in merged
+    records = [
+        json.loads(line) for line in shown("beta", "-n", "1", "--source", "journald", "-o", "json")
+    ]
+    assert [(r["service"], r["stream"], r["line"]) for r in records] == [
+        ("ext-beta", "output", "started beta")
+    ]
+    assert shown("alpha", "--since", "2099-01-01T00:00:00Z", "--source", "journald") == []
