@@ -35,6 +35,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,9 @@ from tests.executor.realrunc import remove_traces, shell_service, wait_for  # no
 from tests.support.rootfs import make_busybox_rootfs  # noqa: E402
 
 EXTSVC = [sys.executable, "-m", "extsvc"]
+# cgroup v1's cpu hierarchy, as Debian mounts it; the largest weight v1 takes.
+CPU_HIERARCHIES = (Path("/sys/fs/cgroup/cpu,cpuacct"), Path("/sys/fs/cgroup/cpu"))
+MAX_CPU_SHARES = 262144
 IDLE = "trap 'exit 0' TERM; while :; do sleep 1 & wait $!; done"
 KINDS = ["crash", "flood", "long", "console", "health", "dependent", "quiet"]
 
@@ -234,11 +238,29 @@ def main() -> None:
         default=0,
         help="run the executor at this nice value (e.g. -5: ahead of its containers)",
     )
+    parser.add_argument(
+        "--isolate",
+        action="store_true",
+        help="run the soak (executor, containers, clients) in a cpu cgroup of the largest "
+        "weight: the figures of a host of its own, on a shared one (cgroup v1)",
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("soak.py needs root (runc, mounts, cgroups)")
     tag = os.urandom(3).hex()
     names = [(KINDS[i % len(KINDS)], f"soak{tag}-{i:02d}") for i in range(args.services)]
+    with contextlib.ExitStack() as stack:
+        parent = stack.enter_context(isolated(tag)) if args.isolate else None
+        if args.isolate:
+            shown = f"cpu cgroup {parent} (cpu.shares {MAX_CPU_SHARES})" if parent else "no"
+            print(f"soak: isolated from the host's other load: {shown}", flush=True)
+        soak(args, tag, names, parent)
+
+
+def soak(
+    args: argparse.Namespace, tag: str, names: list[tuple[str, str]], parent: str | None
+) -> None:
+    """The soak itself; ``parent``: the cgroup the containers go in (--cgroup-parent)."""
     with tempfile.TemporaryDirectory(prefix="extsvc-soak-") as temp:
         tmp = Path(temp)
         out = write_plan(tmp, names, 0)
@@ -247,6 +269,8 @@ def main() -> None:
             *EXTSVC, "run", str(out), "--state-dir", str(state), "--log-dir", str(logs),
             "--restart-interval", "500ms", "--stop-timeout", "2s",
         ]  # fmt: skip
+        if parent is not None:
+            argv += ["--cgroup-parent", parent]
         # Its events and notices are kept (beside the log dir) for a failed reload to show.
         events = open(tmp / "daemon.stderr", "wb")  # noqa: SIM115 (lives as long as it)
         if args.executor_nice:
@@ -339,7 +363,33 @@ def main() -> None:
                 text = (tmp / "daemon.stderr").read_bytes().decode(errors="replace")
                 print("\n".join("    " + line for line in text.splitlines()[-120:]))
                 daemon.kill()
-            remove_traces(state, [n for _, n in names])
+            remove_traces(state, [n for _, n in names], parent or "")
+
+
+@contextlib.contextmanager
+def isolated(tag: str) -> Iterator[str | None]:
+    """A cpu cgroup of the largest weight holding this process and so everything it
+    starts (the executor, the clients, the baseline), whose path the executor is given
+    as ``--cgroup-parent`` so the containers are in it too: the soak as on a host of its
+    own, the other tenants of a shared machine counting for 1/256 of it each. Both
+    sides of every ratio are inside. None where there is no cgroup v1 cpu hierarchy."""
+    hierarchy = next((h for h in CPU_HIERARCHIES if (h / "cpu.shares").exists()), None)
+    if hierarchy is None:
+        yield None
+        return
+    group = hierarchy / f"extsvc-soak-{tag}"
+    group.mkdir()
+    try:
+        (group / "cpu.shares").write_text(str(MAX_CPU_SHARES))
+        (group / "cgroup.procs").write_text(str(os.getpid()))
+        yield "/" + group.name
+    finally:
+        (hierarchy / "cgroup.procs").write_text(str(os.getpid()))
+        # What the executor created below it is gone once it stopped; what is left is
+        # empty (an ended process's cgroup), removed deepest first.
+        for directory in sorted(group.glob("**/"), key=lambda d: len(d.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                directory.rmdir()
 
 
 def diagnose_reload(tmp: Path, client: ControlClient, number: int) -> str:
