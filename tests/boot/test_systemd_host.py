@@ -180,11 +180,17 @@ def test_extsvc_logs_reads_the_same_lines_back_from_journald(
     assert shown("alpha", "-n", "3", "--source", "journald") == kept
     assert kept[-1] == "started alpha"
     merged = shown("-n", "50", "--since", "-1h", "--source", "journald")
-    assert "ext-alpha: started alpha" in merged and "ext-beta: started beta" in merged
-    records = [
-        json.loads(line) for line in shown("beta", "-n", "1", "--source", "journald", "-o", "json")
-    ]
-    assert [(r["service"], r["stream"], r["line"]) for r in records] == [
-        ("ext-beta", "output", "started beta")
-    ]
+    assert "ext-alpha: started alpha" in merged
+    assert any(line.startswith("ext-beta: ") for line in merged)
+
+    # beta's lines depend on what other tests reloaded it with: whatever its last ones
+    # are, both sources give the same records (service, stream, line; the times are
+    # each store's own).
+    def records(source: str) -> list[tuple[str, str, str]]:
+        lines = shown("beta", "-n", "2", "--source", source, "-o", "json")
+        return [(r["service"], r["stream"], r["line"]) for r in map(json.loads, lines)]
+
+    from_files = records("files")
+    assert len(from_files) == 2 and {s for s, _, _ in from_files} == {"ext-beta"}
+    assert records("journald") == from_files
     assert shown("alpha", "--since", "2099-01-01T00:00:00Z", "--source", "journald") == []
