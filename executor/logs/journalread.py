@@ -12,7 +12,6 @@ the services by time, as the files' reader does by merging.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -21,16 +20,16 @@ from typing import Any
 
 from extsvc.executor.errors import EnvironmentMissingError, ExecutorError
 from extsvc.executor.logs.logfile import OUTPUT, LogRecord, stamp
+from extsvc.executor.process.environment import CHILD_ENVIRONMENT, CHILD_PATH
 
 JOURNALCTL = "journalctl"
 SERVICE_FIELD = "EXTSVC_SERVICE"
-# PATH only, as every child of extsvc gets (executor.process.environment): journalctl's
-# JSON output does not depend on a locale, a TZ or a pager.
-CHILD_ENVIRONMENT = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")}
 
 
 def _journalctl() -> str:
-    found = shutil.which(JOURNALCTL, path=CHILD_ENVIRONMENT["PATH"])
+    # The environment every child of extsvc gets (PATH only): journalctl's JSON output
+    # depends on no locale, TZ or pager.
+    found = shutil.which(JOURNALCTL, path=CHILD_PATH)
     if found is None:
         raise EnvironmentMissingError(
             "the executor keeps its service lines in journald, and journalctl is not on PATH"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from extsvc.executor.cli.commands import _reads_journald
 from extsvc.executor.logs.journalread import entry_record, journalctl_argv
 from extsvc.executor.logs.logfile import LogRecord
 
@@ -74,30 +75,12 @@ def test_a_daemon_that_keeps_files_is_read_from_its_files(tmp_path: Path, target
     assert shown.stdout == "from the file\n"
 
 
-def test_a_journald_only_daemon_is_read_through_journalctl(tmp_path: Path) -> None:
-    # journalctl stands in here only to show which source was chosen; the rig reads the
-    # real journal.
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    fake = bin_dir / "journalctl"
-    entry = {"__REALTIME_TIMESTAMP": "1764817692345000", "MESSAGE": "from journald",
-             "EXTSVC_SERVICE": "ext-web", "EXTSVC_STREAM": "output"}  # fmt: skip
-    fake.write_text(
-        "#!/bin/sh\n"
-        'case "$1" in -F) echo ext-web ;; *) echo ' + repr(json.dumps(entry)) + " ;; esac\n"
-    )
-    fake.chmod(0o755)
+def test_auto_reads_journald_only_for_a_daemon_that_keeps_no_files(tmp_path: Path) -> None:
     _run_info(tmp_path / "state", "journald", tmp_path / "nowhere")
-    environment = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
-    shown = subprocess.run(
-        [*EXTSVC, "logs", "web", "--state-dir", str(tmp_path / "state"), "--timestamps"],
-        capture_output=True, text=True, check=True, env=environment,
-    )  # fmt: skip
-    assert shown.stdout == "2025-12-04T03:08:12.345Z from journald\n"
+    state = tmp_path / "state"
+    assert _reads_journald("auto", state, None)
     # A named --log-dir is what was asked for: its files, not journald.
-    named = subprocess.run(
-        [*EXTSVC, "logs", "web", "--state-dir", str(tmp_path / "state"),
-         "--log-dir", str(tmp_path / "nowhere")],
-        capture_output=True, text=True, check=False, env=environment,
-    )  # fmt: skip
-    assert named.returncode != 0 and "no logs at" in named.stderr
+    assert not _reads_journald("auto", state, tmp_path / "logs")
+    assert not _reads_journald("files", state, None)
+    assert _reads_journald("journald", tmp_path / "no-daemon", None)
+    assert not _reads_journald("auto", tmp_path / "no-daemon", None)
