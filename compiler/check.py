@@ -14,7 +14,8 @@ from typing import Any
 
 from extsvc.compiler import policy, rules
 from extsvc.compiler.format.diagnostics import Diagnostic, Position, Severity, has_errors, sort_key
-from extsvc.compiler.format.load import LoadedDocument, SourceMap, format_path
+from extsvc.compiler.format.load import LoadedDocument
+from extsvc.compiler.format.sourcemap import SourceMap, format_path
 from extsvc.compiler.model import Service, service_from_tree
 from extsvc.compiler.resolve import ServiceTable, resolve
 from extsvc.compiler.sources import SourceFile

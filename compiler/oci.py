@@ -21,8 +21,8 @@ from typing import Any
 from extsvc.compiler import defaults
 from extsvc.compiler.format.diagnostics import Position
 from extsvc.compiler.format.enventries import is_dropped, kept
-from extsvc.compiler.format.load import FieldPath
 from extsvc.compiler.format.plan import cgroups_path
+from extsvc.compiler.format.sourcemap import FieldPath
 from extsvc.compiler.model import Mount, Service
 from extsvc.compiler.policy import BLOCK, CPU_PERIOD_US, Resources
 

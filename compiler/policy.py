@@ -22,7 +22,6 @@ from typing import Any
 
 from extsvc.compiler.format.capabilities import ALL_CAPABILITIES, NOT_GRANTED
 from extsvc.compiler.format.diagnostics import Diagnostic, Severity, did_you_mean, short_repr
-from extsvc.compiler.format.load import FieldPath, SourceMap, value_at
 from extsvc.compiler.format.plan import (
     MOUNT_SOURCE_MODE,
     HealthCheck,
@@ -34,6 +33,7 @@ from extsvc.compiler.format.plan import (
 )
 from extsvc.compiler.format.quantities import parse_duration, parse_size
 from extsvc.compiler.format.ranges import MAX_CPUS
+from extsvc.compiler.format.sourcemap import FieldPath, SourceMap, value_at
 
 BLOCK = "x-extsvc"
 # Docker's HEALTHCHECK defaults: what users of a health check already know.

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from extsvc.compiler.canonical import canonical_json
 from extsvc.compiler.format.diagnostics import Diagnostic
-from extsvc.compiler.format.load import format_path
 from extsvc.compiler.format.plan import (
     CONFIG_FILE,
     ORIGINS_FILE,
@@ -27,6 +26,7 @@ from extsvc.compiler.format.plan import (
 )
 from extsvc.compiler.format.schemacheck import SchemaError, Validator, compile_schema
 from extsvc.compiler.format.schemas import validator
+from extsvc.compiler.format.sourcemap import format_path
 from extsvc.compiler.model import Service
 from extsvc.compiler.oci import BuiltConfig, Origin
 from extsvc.compiler.packagedata import oci_schemas_dir, read_json

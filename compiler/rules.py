@@ -21,7 +21,7 @@ from extsvc.compiler.format.diagnostics import (
     short_repr,
 )
 from extsvc.compiler.format.enventries import DROPPED, is_dropped
-from extsvc.compiler.format.load import FieldPath, SourceMap, value_at
+from extsvc.compiler.format.sourcemap import FieldPath, SourceMap, value_at
 
 
 def check_tree(tree: Any, source_map: SourceMap) -> Iterator[Diagnostic]:

@@ -18,7 +18,8 @@ import re
 from dataclasses import dataclass
 
 from extsvc.compiler.format.diagnostics import Diagnostic, Severity
-from extsvc.compiler.format.load import FieldPath, SourceMap, iter_documents
+from extsvc.compiler.format.load import iter_documents
+from extsvc.compiler.format.sourcemap import FieldPath, SourceMap
 
 MANIFEST_FILE = "manifest.yaml"
 MANIFEST_VERSION = "v1alpha1"

@@ -1,8 +1,8 @@
 """The contract between the compiler and the executor, in one place.
 
 What both halves read or write lives here and nowhere else: the YAML loader
-with source positions (``load``), diagnostics and their rendering
-(``diagnostics``), the JSON Schemas of every input and output (``schemas``)
+(``load``) and the source positions it records (``sourcemap``), diagnostics and
+their rendering (``diagnostics``), the JSON Schemas of every input and output (``schemas``)
 and the one validator that checks them (``schemacheck``), the plan format
 (``plan``; its service ids in the light ``serviceids``), the capability table
 (``capabilities``), durations and sizes (``quantities``) and the rule for an

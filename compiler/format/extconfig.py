@@ -29,7 +29,8 @@ from extsvc.compiler.format.enventries import DROPPED, is_dropped, kept
 if TYPE_CHECKING:
     # The YAML loader and schema checks are imported where documents are read, so a
     # service started without any document (`extsvc run`'s boot path) never loads them.
-    from extsvc.compiler.format.load import DocumentResult, LoadedDocument, SourceMap
+    from extsvc.compiler.format.load import DocumentResult, LoadedDocument
+    from extsvc.compiler.format.sourcemap import SourceMap
 
 KIND = "ExtensionServiceConfig"
 

@@ -1,7 +1,8 @@
 """Load: YAML bytes -> a plain tree (dicts, lists, scalars) plus where each part was.
 
-Pure: takes the bytes of one file, returns a ``LoadedDocument`` or diagnostics.
-Reading files is the job of ``compiler.sources``.
+Pure: takes the bytes of one file, returns a ``LoadedDocument`` (the tree and its
+``SourceMap``, ``compiler.format.sourcemap``) or diagnostics. Reading files is the
+job of ``compiler.sources``.
 
 Talos reads these files with go-yaml v3, which follows YAML 1.2: ``yes``/``on``
 are strings, not booleans, and ``2024-01-01`` is a string, not a date. PyYAML
@@ -16,15 +17,14 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
-from extsvc.compiler.format.diagnostics import Diagnostic, Position, Severity, escape, short_repr
-
-FieldPath = tuple[str | int, ...]
+from extsvc.compiler.format.diagnostics import Diagnostic, Position, Severity, short_repr
+from extsvc.compiler.format.sourcemap import FieldPath, SourceMap, format_path
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_NODES = 100_000
@@ -64,74 +64,6 @@ _Loader.yaml_implicit_resolvers = {
 }
 for _tag, _pattern, _first in _CORE_RESOLVERS:
     _Loader.add_implicit_resolver(_tag, re.compile(_pattern), list(_first))
-
-
-def format_path(path: FieldPath) -> str:
-    """("container", "mounts", 1, "type") -> "container.mounts[1].type"."""
-    text = ""
-    for part in path:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            key = part if len(part) <= 60 else part[:57] + "..."  # a key can be huge
-            text += f".{key}" if text else key
-    return text
-
-
-def value_at(tree: Any, path: FieldPath) -> Any:
-    """The value at ``path`` in a loaded tree, or None where the path leads nowhere (a
-    missing key, or something else than a mapping on the way)."""
-    for key in path:
-        if not isinstance(tree, dict):
-            return None
-        tree = tree.get(key)
-    return tree
-
-
-@dataclass(frozen=True)
-class SourceMap:
-    """Where each field of one document came from, for diagnostics and provenance."""
-
-    file: str
-    lines: tuple[str, ...]
-    keys: Mapping[FieldPath, Position] = field(default_factory=dict)
-    values: Mapping[FieldPath, Position] = field(default_factory=dict)
-
-    def value_position(self, path: FieldPath) -> Position:
-        """Position of the value at ``path``, or of its nearest known ancestor."""
-        for length in range(len(path), -1, -1):
-            found = self.values.get(path[:length])
-            if found is not None:
-                return found
-        return Position(1, 1)
-
-    def key_position(self, path: FieldPath) -> Position:
-        """Position of the key naming ``path`` (falls back to the value)."""
-        return self.keys.get(path) or self.value_position(path)
-
-    def line(self, position: Position) -> str | None:
-        index = position.line - 1
-        return self.lines[index] if 0 <= index < len(self.lines) else None
-
-    def diagnostic(
-        self,
-        path: FieldPath,
-        message: str,
-        *,
-        severity: Severity = Severity.ERROR,
-        hint: str | None = None,
-        at_key: bool = False,
-    ) -> Diagnostic:
-        position = self.key_position(path) if at_key else self.value_position(path)
-        return Diagnostic(
-            file=self.file,
-            position=position,
-            severity=severity,
-            message=message,
-            field=format_path(path),
-            hint=hint,
-            source_line=self.line(position),
-        )
 
 
 @dataclass(frozen=True)
@@ -439,10 +371,3 @@ def iter_documents(file: str, data: bytes) -> Iterator[DocumentResult]:
         return
     for node in nodes:
         yield convert_document(file, text, node)
-
-
-def located(source_map: SourceMap, field: FieldPath, message: str) -> str:
-    """``file:line:col: field: message``, the one-line form of an input problem."""
-    position = source_map.value_position(field)
-    prefix = f"{source_map.file}:{position.line}:{position.col}: "
-    return escape(prefix + (f"{format_path(field)}: " if field else "") + message)

@@ -374,8 +374,9 @@ def check_plan_schema(raw: Any, data: bytes, plan_path: str | Path) -> None:
     if not errors:
         return
     # The YAML loader costs ~30 ms to import: only a broken plan pays for it.
-    from extsvc.compiler.format.load import format_path, iter_documents
+    from extsvc.compiler.format.load import iter_documents
     from extsvc.compiler.format.schemadiag import reword
+    from extsvc.compiler.format.sourcemap import format_path
 
     documents = list(iter_documents(str(plan_path), data))
     document = documents[0][0] if documents else None

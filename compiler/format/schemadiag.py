@@ -32,9 +32,10 @@ from functools import cache
 from typing import Any
 
 from extsvc.compiler.format.diagnostics import Diagnostic, Severity, did_you_mean, short_repr
-from extsvc.compiler.format.load import FieldPath, LoadedDocument, SourceMap
+from extsvc.compiler.format.load import LoadedDocument
 from extsvc.compiler.format.schemacheck import SchemaError, show_value
 from extsvc.compiler.format.schemas import schema, validator
+from extsvc.compiler.format.sourcemap import FieldPath, SourceMap
 
 SchemaPath = tuple[str | int, ...]
 _WARNING = Severity.WARNING

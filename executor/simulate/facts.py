@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from extsvc.compiler.format.diagnostics import Diagnostic, did_you_mean, has_errors
-from extsvc.compiler.format.load import FieldPath, SourceMap, iter_documents
+from extsvc.compiler.format.load import iter_documents
 from extsvc.compiler.format.plan import Plan
 from extsvc.compiler.format.quantities import parse_duration
 from extsvc.compiler.format.schemadiag import check_document
+from extsvc.compiler.format.sourcemap import FieldPath, SourceMap
 from extsvc.executor.errors import InvalidInputError
 from extsvc.executor.options import DEFAULT_RESTART_INTERVAL
 

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from extsvc.cli import cli
 from extsvc.compiler.format.envfile import parse_env_file
 from extsvc.compiler.format.extconfig import ConfigFile, ServiceConfig, configure_spec
-from extsvc.compiler.format.load import SourceMap
+from extsvc.compiler.format.sourcemap import SourceMap
 
 SERVICE = "name: {name}\ncontainer:\n  entrypoint: ./x\nrestart: never\n"
 CONFIG = (
