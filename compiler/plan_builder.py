@@ -13,13 +13,11 @@ from extsvc import __version__
 from extsvc.compiler.format.plan import (
     NETWORK_CHECKS,
     PLAN_API_VERSION,
-    MountSource,
     bundle_dir,
     creatable_mount_source,
-    mount_source_to_plan,
-    policy_to_plan,
     source_basename,
 )
+from extsvc.compiler.format.servicepolicy import MountSource, mount_source_to_plan, policy_to_plan
 from extsvc.compiler.model import DependencyKind, Service
 from extsvc.compiler.oci import rootfs_path
 from extsvc.compiler.resolve import ServiceTable, extension_dependencies, host_dependencies

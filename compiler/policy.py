@@ -22,17 +22,17 @@ from typing import Any
 
 from extsvc.compiler.format.capabilities import ALL_CAPABILITIES, NOT_GRANTED
 from extsvc.compiler.format.diagnostics import Diagnostic, Severity, did_you_mean, short_repr
-from extsvc.compiler.format.plan import (
+from extsvc.compiler.format.plan import creatable_mount_source
+from extsvc.compiler.format.quantities import parse_duration, parse_size
+from extsvc.compiler.format.ranges import MAX_CPUS
+from extsvc.compiler.format.servicepolicy import (
     MOUNT_SOURCE_MODE,
     HealthCheck,
     MountSource,
     OnUnhealthy,
     RestartLimit,
     ServicePolicy,
-    creatable_mount_source,
 )
-from extsvc.compiler.format.quantities import parse_duration, parse_size
-from extsvc.compiler.format.ranges import MAX_CPUS
 from extsvc.compiler.format.sourcemap import FieldPath, SourceMap, value_at
 
 BLOCK = "x-extsvc"

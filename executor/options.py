@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 from extsvc.executor.locations import DEFAULT_LOG_DIR, DEFAULT_STATE_DIR
 
 if TYPE_CHECKING:
-    from extsvc.compiler.format.plan import Plan, ServicePolicy
+    from extsvc.compiler.format.plan import Plan
+    from extsvc.compiler.format.servicepolicy import ServicePolicy
 
 # Each runc call (create/start/delete/list) is killed after this by default.
 RUNC_COMMAND_TIMEOUT = 30.0

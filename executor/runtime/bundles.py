@@ -15,12 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from extsvc.compiler.format.plan import (
-    MOUNT_SOURCE_MODE,
-    MountSource,
-    ServicePlan,
-    creatable_mount_source,
-)
+from extsvc.compiler.format.plan import ServicePlan, creatable_mount_source
+from extsvc.compiler.format.servicepolicy import MOUNT_SOURCE_MODE, MountSource
 from extsvc.executor.errors import LaunchError
 from extsvc.executor.process import spawn
 from extsvc.executor.runtime import cgroups

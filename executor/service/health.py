@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from extsvc.compiler.format.plan import HealthCheck
+from extsvc.compiler.format.servicepolicy import HealthCheck
 from extsvc.executor.durations import format_duration
 from extsvc.executor.process.helpers import last_line
 from extsvc.executor.runtime.adapt import HostFacts

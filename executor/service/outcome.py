@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from extsvc.compiler.format.plan import RestartPolicy, ServicePlan
+from extsvc.compiler.format.plan import ServicePlan
+from extsvc.compiler.format.servicepolicy import RestartPolicy
 from extsvc.executor.durations import format_duration
 from extsvc.executor.runtime.causes import runc_cause
 

@@ -26,7 +26,7 @@ from collections import deque
 from dataclasses import dataclass
 from enum import Enum
 
-from extsvc.compiler.format.plan import RestartLimit, RestartPolicy
+from extsvc.compiler.format.servicepolicy import RestartLimit, RestartPolicy
 from extsvc.executor.durations import format_duration, short_duration
 from extsvc.executor.options import DEFAULT_RESTART_INTERVAL
 from extsvc.executor.service.outcome import RunOutcome

@@ -27,7 +27,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from extsvc.compiler.format.plan import OnUnhealthy, ServicePlan
+from extsvc.compiler.format.plan import ServicePlan
+from extsvc.compiler.format.servicepolicy import OnUnhealthy
 from extsvc.executor.errors import LaunchError
 from extsvc.executor.logs.logfile import run_ended, run_failed_to_start
 from extsvc.executor.logs.servicelog import ServiceLog

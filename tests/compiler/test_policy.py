@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from extsvc.compiler.format.plan import (
+from extsvc.compiler.format.plan import load_plan
+from extsvc.compiler.format.servicepolicy import (
     HealthCheck,
     OnUnhealthy,
     RestartLimit,
     ServicePolicy,
-    load_plan,
 )
 from extsvc.compiler.pipeline import CompileOptions, CompileResult, compile
 from extsvc.compiler.review.diff import CompiledOutput, diff_outputs

@@ -10,13 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from extsvc.compiler.format.plan import (
-    Dependencies,
-    Plan,
-    RestartPolicy,
-    ServicePlan,
-    ServicePolicy,
-)
+from extsvc.compiler.format.plan import Dependencies, Plan, ServicePlan
+from extsvc.compiler.format.servicepolicy import RestartPolicy, ServicePolicy
 from extsvc.executor.simulate.clock import VirtualClock
 
 # No reading is a special number: monotonic 1e6 s after boot, the wall clock in 2023.

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from extsvc.compiler.format.plan import MountSource
+from extsvc.compiler.format.servicepolicy import MountSource
 from extsvc.executor.errors import LaunchError
 from extsvc.executor.runtime.bundles import create_mount_sources
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from extsvc.compiler.format.plan import HealthCheck, OnUnhealthy, ServicePolicy
+from extsvc.compiler.format.servicepolicy import HealthCheck, OnUnhealthy, ServicePolicy
 from extsvc.executor.daemon.control import ControlHandler, StartFailed
 from extsvc.executor.runtime.protocol import ExecResult
 from extsvc.executor.simulate.clock import settle

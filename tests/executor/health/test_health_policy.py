@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from extsvc.compiler.format.capabilities import LINUX_CAPABILITIES
-from extsvc.compiler.format.plan import HealthCheck, OnUnhealthy, ServicePolicy
+from extsvc.compiler.format.servicepolicy import HealthCheck, OnUnhealthy, ServicePolicy
 from extsvc.executor.cli.servicetext import service_detail
 from extsvc.executor.runtime.adapt import HostFacts
 from extsvc.executor.runtime.protocol import ExecResult

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
 
-from extsvc.compiler.format.plan import HealthCheck, OnUnhealthy
+from extsvc.compiler.format.servicepolicy import HealthCheck, OnUnhealthy
 from extsvc.executor.runtime.protocol import ExecResult
 from extsvc.executor.service.clock import SystemClock
 from extsvc.executor.service.health import HealthMonitor

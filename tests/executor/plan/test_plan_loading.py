@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from extsvc.compiler.format.plan import PlanError, RestartPolicy, load_plan
+from extsvc.compiler.format.plan import PlanError, load_plan
+from extsvc.compiler.format.servicepolicy import RestartPolicy
 from tests.executor.planfiles import write_plan
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from extsvc.compiler.format.plan import RestartLimit, RestartPolicy
+from extsvc.compiler.format.servicepolicy import RestartLimit, RestartPolicy
 from extsvc.executor.options import DEFAULT_RESTART_INTERVAL
 from extsvc.executor.service.outcome import RunOutcome
 from extsvc.executor.service.restart import Decision, Restarts, RestartTiming, Verdict

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from extsvc.compiler.format.plan import RestartLimit, ServicePolicy
+from extsvc.compiler.format.servicepolicy import RestartLimit, ServicePolicy
 from extsvc.executor.service.states import ServiceState
 from extsvc.executor.simulate.runtime import Script
 from tests.executor.fakes import make_service

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from extsvc.compiler.format.plan import ServicePolicy
+from extsvc.compiler.format.servicepolicy import ServicePolicy
 from extsvc.executor.service.states import ServiceState
 from extsvc.executor.simulate.clock import settle
 from extsvc.executor.simulate.runtime import Script

@@ -8,7 +8,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from extsvc.compiler.format.plan import ServicePolicy
+from extsvc.compiler.format.servicepolicy import ServicePolicy
 from extsvc.executor.service.clock import SystemClock
 from extsvc.executor.service.restart import RestartTiming
 from extsvc.executor.service.runner import RunnerSettings

@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from extsvc.compiler.format.plan import RestartLimit, ServicePlan, ServicePolicy
+from extsvc.compiler.format.plan import ServicePlan
+from extsvc.compiler.format.servicepolicy import RestartLimit, ServicePolicy
 from extsvc.executor.cli.servicetext import services_table
 from extsvc.executor.daemon import status
 from extsvc.executor.runtime.protocol import ExecResult
