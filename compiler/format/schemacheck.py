@@ -32,7 +32,8 @@ references          ``$ref`` to a JSON pointer in the same document or in a name
 annotations         ``$schema``, ``$id``, ``title``, ``description``, ``default``,
                     ``examples``, ``definitions``/``$defs``, ``$comment``, ``deprecated``,
                     ``format``, and extsvc's own ``x-...`` keywords (the wording of
-                    errors, read by ``compiler.format.schemadiag``): ignored
+                    errors, read by ``compiler.format.schemadiag``; Talos's lenient
+                    readings, by ``compiler.format.leniency``): ignored
 ==================  ========================================================================
 
 Any other keyword raises ``ValueError`` when the schema is compiled: a constraint is never
@@ -300,7 +301,8 @@ _NOT_RULES = _ANNOTATIONS | {"type"}  # "type" is folded into each node's dispat
 
 def _is_annotation(keyword: str) -> bool:
     # "x-..." keywords are extsvc's own annotations (the wording of errors, read by
-    # compiler.format.schemadiag): they never constrain a value.
+    # compiler.format.schemadiag; Talos's lenient readings, by compiler.format.leniency):
+    # they never constrain a value.
     return keyword in _ANNOTATIONS or keyword.startswith("x-")
 
 

@@ -23,22 +23,25 @@ keys the subschema knows, "service, path, network") and ``message`` (the validat
 own wording). Everything without ``x-errors`` gets the generic treatment below:
 unknown keys with "did you mean" (or where that key belongs), missing keys, enums
 with the closest value, a quoting hint where text is expected.
+
+``check_document`` is the one entry every input takes: nulls dropped as go-yaml drops
+them, the tree read as Talos reads it where asked (``leniency``), then every schema
+problem worded, warnings first.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from functools import cache
 from typing import Any
 
-from extsvc.compiler.format.diagnostics import Diagnostic, Severity, did_you_mean, short_repr
+from extsvc.compiler.format.diagnostics import MAX_SUGGESTIONS, Diagnostic, did_you_mean, short_repr
+from extsvc.compiler.format.leniency import talos_leniency
 from extsvc.compiler.format.load import LoadedDocument
 from extsvc.compiler.format.schemacheck import SchemaError, show_value
-from extsvc.compiler.format.schemas import schema, validator
+from extsvc.compiler.format.schemas import field_index, resolve_ref, schema, validator
 from extsvc.compiler.format.sourcemap import FieldPath, SourceMap
 
 SchemaPath = tuple[str | int, ...]
-_WARNING = Severity.WARNING
 
 
 def drop_nulls(tree: Any) -> Any:
@@ -79,38 +82,6 @@ def schema_node(kind: str, schema_path: SchemaPath) -> Any:
         except (KeyError, IndexError, TypeError):
             return None
     return node
-
-
-def resolve_ref(kind: str, ref: str) -> Any:
-    node: Any = schema(kind)
-    for part in ref.removeprefix("#/").split("/"):
-        node = node[part]
-    return node
-
-
-def _deref(kind: str, node: Any) -> Any:
-    while isinstance(node, dict) and "$ref" in node:
-        node = resolve_ref(kind, node["$ref"])
-    return node
-
-
-@cache
-def field_index(kind: str) -> dict[str, tuple[str, ...]]:
-    """Every field name ``kind`` knows -> the dotted places it may appear."""
-    places: dict[str, list[str]] = {}
-
-    def walk(node: Any, prefix: str, depth: int) -> None:
-        node = _deref(kind, node)
-        if not isinstance(node, dict) or depth > 16:
-            return
-        for key, child in node.get("properties", {}).items():
-            places.setdefault(key, []).append(f"{prefix}{key}")
-            walk(child, f"{prefix}{key}.", depth + 1)
-        if "items" in node:
-            walk(node["items"], prefix.rstrip(".") + "[]." if prefix else "[].", depth + 1)
-
-    walk(schema(kind), "", 0)
-    return {key: tuple(found) for key, found in places.items()}
 
 
 def _elsewhere_hint(kind: str, unknown: str) -> str | None:
@@ -219,161 +190,11 @@ def reword(
     return source_map.diagnostic(path, error.message)
 
 
-# "Did you mean" runs difflib over every known field name, ~0.2 ms a key: a file
-# of 49,000 unknown keys took 9 s. Past this many unknown keys in one document
-# they are not typos, and the hint only lists what is allowed.
-MAX_SUGGESTIONS = 20
-
-
 def unknown_key_hint(
     kind: str, unknown: str, allowed: tuple[str, ...], suggest: bool = True
 ) -> str:
     hint = (did_you_mean(unknown, allowed) or _elsewhere_hint(kind, unknown)) if suggest else None
     return hint or "allowed here: " + ", ".join(allowed)
-
-
-# --- Talos's leniency ---------------------------------------------------------------------
-#
-# Talos decodes service files with go-yaml v3 into Go structs, which accepts more than the
-# schema says. Where the schema marks a place with ``x-talos`` (what Talos's decoder does
-# there), such a value is rewritten into what Talos reads, with a warning that says so:
-#
-#   "case":   an enum value in another case ("Always") -> Talos's value ("always")
-#   "bool":   yes/no/on/off/y/n (go-yaml's YAML 1.1 words, quoted or not) -> true/false
-#   "string": a number or boolean where text is wanted -> its source text ("0755")
-#
-# (a place also marked ``"x-secret": true`` gets the warning without its value), and an
-# object marked ``"x-talos-unknown-keys": "ignored"`` loses the keys Talos ignores
-# (a warning), unless the key is clearly a slip for a known one: that stays an error.
-
-_GO_YAML_BOOLEANS = {
-    **dict.fromkeys(("y", "Y", "yes", "Yes", "YES", "on", "On", "ON"), True),
-    **dict.fromkeys(("n", "N", "no", "No", "NO", "off", "Off", "OFF"), False),
-}
-# A key this close to a field of another place is that field, misplaced (writableRootfs).
-_MISPLACED_CUTOFF = 0.85
-
-
-def talos_leniency(kind: str, tree: Any, source_map: SourceMap) -> tuple[Any, list[Diagnostic]]:
-    """The tree as Talos reads it, and one warning for each place read leniently."""
-    warnings: list[Diagnostic] = []
-    return _lenient(kind, schema(kind), tree, (), source_map, warnings), warnings
-
-
-def _lenient(
-    kind: str,
-    node: Any,
-    value: Any,
-    path: FieldPath,
-    source_map: SourceMap,
-    warnings: list[Diagnostic],
-) -> Any:
-    node = _deref(kind, node)
-    if not isinstance(node, dict):
-        return value
-    mode = node.get("x-talos")
-    if mode is not None:
-        read = _talos_reading(mode, node, value, path, source_map)
-        if read is not None:
-            talos_value, message, hint = read
-            warnings.append(source_map.diagnostic(path, message, severity=_WARNING, hint=hint))
-            return talos_value
-    if isinstance(value, dict) and "properties" in node:
-        properties = node["properties"]
-        result = {}
-        for key, child in value.items():
-            if key in properties:
-                result[key] = _lenient(
-                    kind, properties[key], child, (*path, key), source_map, warnings
-                )
-            elif node.get("x-talos-unknown-keys") == "ignored" and not _meant(
-                kind, key, properties, thorough=len(warnings) < MAX_SUGGESTIONS
-            ):
-                warnings.append(
-                    source_map.diagnostic(
-                        (*path, key),
-                        f"Talos ignores {short_repr(key)} (not a field here)",
-                        severity=_WARNING,
-                        hint="remove it; extsvc's own settings go under x-extsvc",
-                        at_key=True,
-                    )
-                )
-            else:
-                result[key] = child
-        return result
-    if isinstance(value, list) and "items" in node:
-        return [
-            _lenient(kind, node["items"], item, (*path, index), source_map, warnings)
-            for index, item in enumerate(value)
-        ]
-    return value
-
-
-def _meant(kind: str, key: str, properties: dict[str, Any], *, thorough: bool = True) -> bool:
-    """True when ``key`` is clearly a slip for a known field (here, or misplaced).
-
-    Past MAX_SUGGESTIONS warnings in a document (``thorough`` false: a file of
-    thousands of unknown keys), only a difference of case counts; difflib over
-    every field costs ~0.2 ms a key.
-    """
-    if key.lower() in _lowercase_fields(kind):  # every property is in the field index
-        return True
-    if not thorough:
-        return False
-    if did_you_mean(key, list(properties)):
-        return True
-    import difflib
-
-    known = list(field_index(kind))
-    return bool(difflib.get_close_matches(key, known, n=1, cutoff=_MISPLACED_CUTOFF))
-
-
-@cache
-def _lowercase_fields(kind: str) -> frozenset[str]:
-    return frozenset(name.lower() for name in field_index(kind))
-
-
-def _talos_reading(
-    mode: str, node: dict[str, Any], value: Any, path: FieldPath, source_map: SourceMap
-) -> tuple[Any, str, str] | None:
-    """(what Talos reads, the warning, its hint) for a value read leniently, or None."""
-    if mode == "case" and isinstance(value, str) and value not in node.get("enum", ()):
-        enum = [v for v in node.get("enum", ()) if isinstance(v, str)]
-        same = [v for v in enum if v.lower() == value.lower()]
-        if len(same) == 1:
-            return same[0], f"Talos reads this as '{same[0]}'", f"write '{same[0]}'"
-    if mode == "bool" and isinstance(value, str) and value in _GO_YAML_BOOLEANS:
-        word = "true" if _GO_YAML_BOOLEANS[value] else "false"
-        hint = f"write {word} (YAML 1.2 reads {value!r} as a string)"
-        return _GO_YAML_BOOLEANS[value], f"Talos reads this as {word}", hint
-    if mode == "string" and isinstance(value, int | float | bool):
-        text = _source_text(source_map, path) or json_text(value)
-        if node.get("x-secret"):  # an environment entry: the message must not repeat it
-            return (
-                text,
-                "Talos reads this as a string (not shown: it may hold a secret)",
-                ("quote it"),
-            )
-        return text, f"Talos reads this as the string '{text}'", f"quote it: '{text}'"
-    return None
-
-
-def _source_text(source_map: SourceMap, path: FieldPath) -> str | None:
-    """A plain scalar as written (go-yaml keeps 0755 as "0755"; int() would not)."""
-    import re
-
-    position = source_map.value_position(path)
-    line = source_map.line(position)
-    if line is None:
-        return None
-    found = re.match(r"[^\s,\]\}#]+", line[position.col - 1 :])
-    return found.group(0) if found else None
-
-
-def json_text(value: Any) -> str:
-    import json
-
-    return json.dumps(value)
 
 
 def iter_schema_errors(kind: str, tree: Any) -> Iterator[SchemaError]:

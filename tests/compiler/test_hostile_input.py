@@ -33,11 +33,16 @@ from click.testing import CliRunner
 
 from extsvc.cli import cli
 from extsvc.compiler.check import check_sources
-from extsvc.compiler.format.diagnostics import Diagnostic, Position, Severity, escape
+from extsvc.compiler.format.diagnostics import (
+    MAX_SUGGESTIONS,
+    Diagnostic,
+    Position,
+    Severity,
+    escape,
+)
 from extsvc.compiler.format.load import MAX_DEPTH, iter_documents
 from extsvc.compiler.format.plan import creatable_mount_source
 from extsvc.compiler.format.schemacheck import compile_schema
-from extsvc.compiler.format.schemadiag import MAX_SUGGESTIONS
 from extsvc.compiler.sources import SourceFile
 
 # C0 and C1 controls but tab, DEL, line/paragraph separators, bidi overrides.
