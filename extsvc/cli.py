@@ -27,7 +27,7 @@ LAZY_COMMANDS = {
     "service": "extsvc.executor.cli.commands:service_command",
     # talosctl habit: `services` lists them too.
     "services": "extsvc.executor.cli.commands:service_command",
-    "logs": "extsvc.executor.cli.commands:logs_command",
+    "logs": "extsvc.executor.cli.logcommand:logs_command",
     "metrics": "extsvc.executor.cli.metrics:metrics_command",
     "plan": "extsvc.executor.cli.plan:plan_command",
     "reload": "extsvc.executor.cli.commands:reload_command",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from extsvc.executor.cli.commands import _client, _needs_root, reported_errors, state_dir_option
+from extsvc.executor.cli.shared import control_client, needs_root, reported_errors, state_dir_option
 from extsvc.executor.errors import DaemonUnreachableError
 
 
@@ -22,9 +22,11 @@ def metrics_command(state_dir: Path, openmetrics: bool) -> None:
     containers left behind) and exit 3.
     """
     with reported_errors():
-        _needs_root("metrics")
+        needs_root("metrics")
         try:
-            response = _client(state_dir).request({"op": "metrics", "openmetrics": openmetrics})
+            response = control_client(state_dir).request(
+                {"op": "metrics", "openmetrics": openmetrics}
+            )
         except DaemonUnreachableError as error:
             from extsvc.executor.daemon.client import read_run_info
             from extsvc.executor.metrics.exposition import render

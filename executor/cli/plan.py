@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from extsvc.executor.cli.commands import reported_errors
+from extsvc.executor.cli.shared import reported_errors
 
 
 def _plan_text(plan: object) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from extsvc.executor.cli.commands import Duration, reported_errors
+from extsvc.executor.cli.shared import Duration, reported_errors
 from extsvc.executor.cli.systemdunit import (
     ALWAYS_WRITTEN,
     Kind,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from extsvc.executor.cli.commands import _reads_journald
+from extsvc.executor.cli.logcommand import _reads_journald
 from extsvc.executor.logs.journalread import entry_record, journalctl_argv
 from extsvc.executor.logs.logfile import LogRecord
 
