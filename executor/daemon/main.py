@@ -42,8 +42,8 @@ from extsvc.executor.runtime.placement import run_by_systemd
 from extsvc.executor.runtime.runc import RuncRuntime
 from extsvc.executor.runtime.workspace import Workspace
 from extsvc.executor.service.clock import SystemClock
+from extsvc.executor.service.context import RunnerSettings
 from extsvc.executor.service.restart import RestartTiming
-from extsvc.executor.service.runner import RunnerSettings
 from extsvc.executor.service.states import Event
 from extsvc.executor.supervise.supervisor import Supervisor, SupervisorSettings
 

@@ -28,7 +28,7 @@ from extsvc.compiler.format.servicepolicy import HealthCheck
 from extsvc.executor.durations import format_duration
 from extsvc.executor.process.helpers import last_line
 from extsvc.executor.runtime.adapt import HostFacts
-from extsvc.executor.runtime.protocol import EXEC_KILL_WAIT, ExecResult
+from extsvc.executor.runtime.protocol import EXEC_KILL_WAIT, Container, ContainerRuntime, ExecResult
 from extsvc.executor.service.clock import Clock
 
 # How much of a check's output the last health message keeps.
@@ -168,6 +168,27 @@ class HealthMonitor:
                 self.health = Health.FAIL
         if self.health is not before:
             self._on_change(self)
+
+
+def monitor_run(
+    check: HealthCheck,
+    container: Container,
+    spec: dict[str, Any],
+    host: HostFacts,
+    runtime: ContainerRuntime,
+    clock: Clock,
+    on_change: Callable[[HealthMonitor], None],
+) -> tuple[HealthMonitor, str | None]:
+    """A started monitor of one run's health (its checks run in ``container``), and the
+    host adaptation made to the checks' process (``check_process``), if any."""
+    process, adaptation = check_process(check, spec, host)
+
+    def run_check(argv: Sequence[str], timeout: float) -> Awaitable[ExecResult]:
+        return runtime.exec(container, argv, timeout, process)
+
+    monitor = HealthMonitor(check, run_check, clock, on_change)
+    monitor.start()
+    return monitor, adaptation
 
 
 def _shortened(text: str) -> str:

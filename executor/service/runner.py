@@ -16,15 +16,15 @@ container runtime are injected: the policy is tested without runc.
 Each step has its module: the conditions waited for (``waiting``), the container
 created ahead of its start (``container``), whether and when a service runs again
 (``restart``), how a run ended (``outcome``), SIGTERM and SIGKILL (``stopping``),
-the health check (``health``), what a stop cuts short (``tasks``).
+the health check (``health``), what a stop cuts short (``tasks``); what every runner
+is given (``context``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 from extsvc.compiler.format.plan import ServicePlan
@@ -32,60 +32,49 @@ from extsvc.compiler.format.servicepolicy import OnUnhealthy
 from extsvc.executor.errors import LaunchError
 from extsvc.executor.logs.logfile import run_ended, run_failed_to_start
 from extsvc.executor.logs.servicelog import ServiceLog
-from extsvc.executor.options import DEFAULT_CHECK_INTERVAL, DEFAULT_STOP_TIMEOUT, grace
-from extsvc.executor.runtime.adapt import HostFacts
+from extsvc.executor.options import grace
 from extsvc.executor.runtime.causes import runc_cause
-from extsvc.executor.runtime.protocol import Container, ContainerRuntime, ExecResult
-from extsvc.executor.service.board import StateBoard
-from extsvc.executor.service.clock import Clock, Moment
+from extsvc.executor.runtime.protocol import Container, ContainerRuntime
+from extsvc.executor.service.clock import Moment
 from extsvc.executor.service.conditions import Condition
 from extsvc.executor.service.container import ContainerMaker
-from extsvc.executor.service.health import Health, HealthMonitor, check_process
+from extsvc.executor.service.context import RunnerContext
+from extsvc.executor.service.health import Health, HealthMonitor, monitor_run
 from extsvc.executor.service.outcome import RunOutcome, describe, exited_at_once
-from extsvc.executor.service.restart import Restarts, RestartTiming, Verdict
+from extsvc.executor.service.restart import Restarts, Verdict
 from extsvc.executor.service.states import TRANSITIONS, Event, EventHistory, ServiceState
 from extsvc.executor.service.stopping import TaskStop
 from extsvc.executor.service.tasks import STOPPED, Stopped, StopRequest
 from extsvc.executor.service.waiting import Waiting
 
 
-@dataclass(frozen=True)
-class RunnerSettings:
-    restart: RestartTiming = field(default_factory=RestartTiming)
-    stop_timeout: float = DEFAULT_STOP_TIMEOUT
-    check_interval: float = DEFAULT_CHECK_INTERVAL
-
-
 class ServiceRunner:
     def __init__(
         self,
         service: ServicePlan,
-        runtime: ContainerRuntime,
-        clock: Clock,
-        host: HostFacts,
         log: ServiceLog,
         conditions: list[Condition],
-        board: StateBoard,
-        settings: RunnerSettings,
-        on_event: Callable[[str, Event], None] | None = None,
-        prepare_spec: Callable[[ServicePlan], dict[str, Any]] | None = None,
+        context: RunnerContext,
         dependency_gave_up: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.service = service
-        self.clock = clock
-        self.host = host
+        self.clock = context.clock
+        self.host = context.host
         self.log = log
         self.conditions = conditions
-        self.board = board
-        self.settings = settings
-        self._on_event = on_event
-        # Run-time additions to the compiled spec (ExtensionServiceConfig); none by default.
+        self.board = context.board
+        self.settings = context.settings
+        self._on_event = context.on_event
         self._maker = ContainerMaker(
-            runtime, host, log, prepare_spec or (lambda s: s.spec), self.note
+            context.runtime,
+            context.host,
+            log,
+            context.prepare_spec or (lambda s: s.spec),
+            self.note,
         )
         self.state = ServiceState.INITIALIZED
         self.events = EventHistory()
-        self.last_change = Moment.now(clock)
+        self.last_change = Moment.now(self.clock)
         # The running task's container (None while waiting, even if one is created).
         self.container: Container | None = None
         # Attempts to run: every start, failed ones included (the log numbers them; `extsvc
@@ -110,7 +99,7 @@ class ServiceRunner:
         self.adaptations: list[str] = []
         # SIGTERM, the grace, SIGKILL; what `stop_status` tells an operator waiting for it.
         self._task_stop = TaskStop(
-            self.id, clock, lambda message: self._transition(ServiceState.STOPPING, message)
+            self.id, self.clock, lambda message: self._transition(ServiceState.STOPPING, message)
         )
         # The log file failing (disk full) and recovering: events of the current state.
         log.on_problem = lambda message: self._transition(self.state, message)
@@ -371,17 +360,13 @@ class ServiceRunner:
         check = self.service.policy.health
         if check is None:
             return
-        process, adaptation = check_process(check, spec, self.host)
+        self.health_monitor, adaptation = monitor_run(
+            check, container, spec, self.host, self.runtime, self.clock, self._health_changed
+        )
         if adaptation is not None and adaptation not in self.adaptations:
             # Once per executor start, as the service's own adaptations.
             self.adaptations.append(adaptation)
             self._transition(ServiceState.RUNNING, adaptation)
-
-        def run_check(argv: Sequence[str], timeout: float) -> Awaitable[ExecResult]:
-            return self.runtime.exec(container, argv, timeout, process)
-
-        self.health_monitor = HealthMonitor(check, run_check, self.clock, self._health_changed)
-        self.health_monitor.start()
 
     async def _stop_health_checks(self) -> None:
         if self.health_monitor is not None:

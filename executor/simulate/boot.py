@@ -32,8 +32,8 @@ from extsvc.compiler.format.plan import Plan, ServicePlan
 from extsvc.executor.host.readiness import ReadinessRule
 from extsvc.executor.runtime.adapt import HostFacts
 from extsvc.executor.service.conditions import HostProbes
+from extsvc.executor.service.context import RunnerSettings
 from extsvc.executor.service.restart import RestartTiming
-from extsvc.executor.service.runner import RunnerSettings
 from extsvc.executor.service.states import Event, ServiceState
 from extsvc.executor.simulate.clock import VirtualClock, VirtualTimeLoop
 from extsvc.executor.simulate.facts import Facts

@@ -32,8 +32,9 @@ from extsvc.executor.runtime.protocol import ContainerRuntime
 from extsvc.executor.service.board import StateBoard
 from extsvc.executor.service.clock import Clock
 from extsvc.executor.service.conditions import ConfigurationSource, HostProbes, conditions_for
+from extsvc.executor.service.context import RunnerContext, RunnerSettings
 from extsvc.executor.service.ids import resolve_id
-from extsvc.executor.service.runner import RunnerSettings, ServiceRunner
+from extsvc.executor.service.runner import ServiceRunner
 from extsvc.executor.service.states import Event, ServiceState
 
 
@@ -141,38 +142,40 @@ class Supervisor:
         self._killing = asyncio.Event()
         self._listeners: dict[str, set[asyncio.Queue[Event]]] = {}
         self._on_event = on_event
-        self._runtime = runtime
-        self._clock = clock
         self._settings = settings
         self._console = console
         self._journal = journal
         self._configuration: Configuration = configuration or NoConfiguration()
         # Restarts begun by configuration_changed (referenced until they end).
         self._restarts: set[asyncio.Task[None]] = set()
+        self._runner_context = RunnerContext(
+            runtime,
+            clock,
+            settings.host,
+            self.board,
+            settings.runner,
+            on_event=self._event,
+            prepare_spec=self._configuration.apply,
+        )
         for service in plan.services.values():
             self.runners[service.id] = self._make_runner(service)
 
     def _make_runner(self, service: ServicePlan) -> ServiceRunner:
         settings = self._settings
+        log = ServiceLog(
+            service.id,
+            settings.log_dir,
+            self._console if service.log_to_console else None,
+            settings.log_rotation.max_bytes,
+            settings.log_rotation.backups,
+            journal=self._journal,
+            files=settings.log_files,
+        )
         return ServiceRunner(
-            service=service,
-            runtime=self._runtime,
-            clock=self._clock,
-            host=settings.host,
-            log=ServiceLog(
-                service.id,
-                settings.log_dir,
-                self._console if service.log_to_console else None,
-                settings.log_rotation.max_bytes,
-                settings.log_rotation.backups,
-                journal=self._journal,
-                files=settings.log_files,
-            ),
-            conditions=self._conditions(service),
-            board=self.board,
-            settings=settings.runner,
-            on_event=self._event,
-            prepare_spec=self._configuration.apply,
+            service,
+            log,
+            self._conditions(service),
+            self._runner_context,
             dependency_gave_up=functools.partial(self._gave_up_for, service.id),
         )
 

@@ -13,8 +13,8 @@ from extsvc.compiler.format.plan import ServicePlan
 from extsvc.executor.daemon.control import SOCKET_NAME, ControlClient, ControlHandler, ControlServer
 from extsvc.executor.daemon.loopstats import LoopStats
 from extsvc.executor.runtime.adapt import HostFacts
+from extsvc.executor.service.context import RunnerSettings
 from extsvc.executor.service.restart import RestartTiming
-from extsvc.executor.service.runner import RunnerSettings
 from extsvc.executor.service.states import ServiceState
 from extsvc.executor.simulate.clock import settle
 from extsvc.executor.simulate.runtime import Script, ScriptedRuntime

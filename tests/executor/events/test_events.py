@@ -9,8 +9,8 @@ from pathlib import Path
 from extsvc.compiler.format.capabilities import LINUX_CAPABILITIES as CAPABILITY_NAMES
 from extsvc.executor.runtime.adapt import HostFacts
 from extsvc.executor.runtime.causes import runc_cause
+from extsvc.executor.service.context import RunnerSettings
 from extsvc.executor.service.restart import RestartTiming
-from extsvc.executor.service.runner import RunnerSettings
 from extsvc.executor.simulate.clock import settle
 from extsvc.executor.simulate.runtime import Script
 from tests.executor.fakes import make_service

@@ -16,8 +16,8 @@ from extsvc.executor.process.helpers import run_process
 from extsvc.executor.runtime.adapt import HostFacts
 from extsvc.executor.runtime.protocol import ExecResult, OutputSink
 from extsvc.executor.service.clock import SystemClock
+from extsvc.executor.service.context import RunnerSettings
 from extsvc.executor.service.restart import RestartTiming
-from extsvc.executor.service.runner import RunnerSettings
 from extsvc.executor.service.states import ServiceState
 from extsvc.executor.supervise.supervisor import Supervisor, SupervisorSettings
 from tests.executor.fakes import make_plan, make_service

@@ -8,8 +8,8 @@ import dataclasses
 import itertools
 from pathlib import Path
 
+from extsvc.executor.service.context import RunnerSettings
 from extsvc.executor.service.restart import RestartTiming
-from extsvc.executor.service.runner import RunnerSettings
 from extsvc.executor.service.states import ServiceState
 from extsvc.executor.simulate.clock import settle
 from extsvc.executor.simulate.runtime import Script

@@ -10,8 +10,8 @@ from typing import Any
 
 from extsvc.compiler.format.servicepolicy import ServicePolicy
 from extsvc.executor.service.clock import SystemClock
+from extsvc.executor.service.context import RunnerSettings
 from extsvc.executor.service.restart import RestartTiming
-from extsvc.executor.service.runner import RunnerSettings
 from extsvc.executor.service.states import ServiceState
 from extsvc.executor.simulate.clock import settle
 from extsvc.executor.simulate.runtime import Script, ScriptedRuntime

@@ -23,9 +23,9 @@ from extsvc.compiler.format.servicepolicy import RestartLimit, ServicePolicy
 from extsvc.executor.cli.servicetext import services_table
 from extsvc.executor.daemon import status
 from extsvc.executor.runtime.protocol import ExecResult
+from extsvc.executor.service.context import RunnerSettings
 from extsvc.executor.service.health import Health
 from extsvc.executor.service.restart import RestartTiming
-from extsvc.executor.service.runner import RunnerSettings
 from extsvc.executor.service.states import ServiceState
 from extsvc.executor.simulate.clock import settle
 from extsvc.executor.simulate.runtime import Script, ScriptedRuntime
