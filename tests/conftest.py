@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.ci import cannot_run
 from tests.support.rootfs import find_static_busybox, make_busybox_rootfs
-
-IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
 def runc_missing_reason() -> str | None:
@@ -43,13 +42,6 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "root: needs root (no runc); fails instead of skipping when CI=true"
     )
-
-
-def cannot_run(reason: str, what: str = "this test") -> None:
-    """Skip on a developer machine; fail under CI=true."""
-    if IN_CI:
-        pytest.fail(f"CI=true but {what} cannot run: {reason}", pytrace=False)
-    pytest.skip(reason)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

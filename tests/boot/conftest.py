@@ -3,7 +3,7 @@
 The boot is shared (about a minute with a cached image), so a test leaves the unit as
 it found it or says otherwise; ``extsvc_active`` puts it back to active first. The
 machine is booted with SERVICES and the unit `extsvc systemd-unit` writes with
-UNIT_OPTIONS; a test that needs another service adds it with
+UNIT_OPTIONS (both in tests/boot/rig.py); a test that needs another service adds it with
 ``machine.add_service`` + ``machine.recompile`` + a reload.
 """
 
@@ -13,22 +13,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import cannot_run
-from tests.executor.realrunc import IDLE, SLEEP_LOOP, shell_service
+from tests.boot.rig import SERVICES, UNIT_OPTIONS
 from tests.support import nspawn
-
-# beta ignores SIGTERM (sh as PID 1 without a trap) and has a 2 s grace of its own
-# (x-extsvc stopTimeout): its stop takes 2 s, so a reload that changes it is under way
-# that long, and a `systemctl reload` that does not wait for it returns visibly early.
-SLOW_BETA = shell_service(
-    "beta",
-    f"echo started beta; {SLEEP_LOOP}",
-    depends=[{"service": "ext-alpha"}],
-    extsvc={"stopTimeout": "2s"},
-)
-# alpha <- beta: one dependency, so a stop has two levels.
-SERVICES = {"alpha": shell_service("alpha", f"echo started alpha; {IDLE}"), "beta": SLOW_BETA}
-UNIT_OPTIONS = ("--stop-timeout", "5s", "--restart-interval", "1s", "--watchdog", "10s")
+from tests.support.ci import cannot_run
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 
-from tests.boot.conftest import SERVICES
+from tests.boot.rig import SERVICES
 from tests.executor.realrunc import IDLE, shell_service
 from tests.support.nspawn import LOG_DIR, STATE_DIR, UNIT, VENV, Machine
 

@@ -1,4 +1,4 @@
-"""Plans for policy tests, and the clock they start from.
+"""Plans for policy tests, the clock they start from, and their health checks.
 
 The clock and the runtime are the shipped ones (``extsvc.executor.simulate``:
 ``VirtualClock``, ``ScriptedRuntime``, ``Script``, ``settle``), the ones
@@ -7,11 +7,18 @@ The clock and the runtime are the shipped ones (``extsvc.executor.simulate``:
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
 from extsvc.compiler.format.plan import Dependencies, Plan, ServicePlan
-from extsvc.compiler.format.servicepolicy import RestartPolicy, ServicePolicy
+from extsvc.compiler.format.servicepolicy import (
+    HealthCheck,
+    OnUnhealthy,
+    RestartPolicy,
+    ServicePolicy,
+)
+from extsvc.executor.runtime.protocol import ExecResult
 from extsvc.executor.simulate.clock import VirtualClock
 
 # No reading is a special number: monotonic 1e6 s after boot, the wall clock in 2023.
@@ -75,3 +82,24 @@ def make_plan(*services: ServicePlan) -> Plan:
         levels=tuple(levels),
         services=by_id,
     )
+
+
+def health_check(
+    interval: float = 10.0,
+    timeout: float = 3.0,
+    retries: int = 3,
+    start_period: float = 0.0,
+    on_unhealthy: OnUnhealthy = OnUnhealthy.NONE,
+) -> HealthCheck:
+    """A check running /bin/check, which the scripted runtime answers (``runtime.health``)."""
+    return HealthCheck(("/bin/check",), interval, timeout, retries, start_period, on_unhealthy)
+
+
+# Answers of a scripted health check: a failure with two lines of output, a success.
+NOT_READY = ExecResult(1, "starting\nnot ready\n")
+READY = ExecResult(0, "ok\n")
+
+
+def gaps(times: list[float]) -> list[float]:
+    """The time between each reading and the next."""
+    return [b - a for a, b in itertools.pairwise(times)]

@@ -204,3 +204,7 @@ class FaultyRuntime:
             return len((self.dir / "hung.pids").read_text().split())
         except FileNotFoundError:
             return 0
+
+
+# Short enough for a test, long enough for a real runc on a busy CI machine.
+RUNTIME_TIMEOUT = ("--runtime-timeout", "3s")

@@ -20,7 +20,7 @@ from extsvc.compiler.format.quantities import parse_duration
 from extsvc.executor.cli import run
 from extsvc.executor.cli.systemdunit import EXIT_MARGIN, Kind, command_line, run_options
 from extsvc.executor.options import DaemonOptions
-from tests.conftest import cannot_run
+from tests.support.ci import cannot_run
 
 
 def _compile(tmp: Path, services: dict[str, dict[str, Any]]) -> Path:

@@ -9,34 +9,20 @@ from dataclasses import replace
 from pathlib import Path
 
 from extsvc.compiler.format.capabilities import LINUX_CAPABILITIES
-from extsvc.compiler.format.servicepolicy import HealthCheck, OnUnhealthy, ServicePolicy
+from extsvc.compiler.format.servicepolicy import OnUnhealthy, ServicePolicy
 from extsvc.executor.cli.servicetext import service_detail
 from extsvc.executor.runtime.adapt import HostFacts
-from extsvc.executor.runtime.protocol import ExecResult
 from extsvc.executor.service.health import Health
 from extsvc.executor.service.states import ServiceState
 from extsvc.executor.simulate.clock import settle
-from tests.executor.fakes import make_service
+from tests.executor.fakes import NOT_READY, READY, health_check, make_service
 from tests.executor.world import World, run
-
-NOT_READY = ExecResult(1, "starting\nnot ready\n")
-READY = ExecResult(0, "ok\n")
-
-
-def health(
-    interval: float = 10.0,
-    timeout: float = 3.0,
-    retries: int = 3,
-    start_period: float = 0.0,
-    on_unhealthy: OnUnhealthy = OnUnhealthy.NONE,
-) -> HealthCheck:
-    return HealthCheck(("/bin/check",), interval, timeout, retries, start_period, on_unhealthy)
 
 
 def test_a_dependent_starts_only_once_its_dependency_is_healthy(tmp_path: Path) -> None:
     @run
     async def scenario() -> None:
-        db = make_service("db", policy=ServicePolicy(health=health(retries=1)))
+        db = make_service("db", policy=ServicePolicy(health=health_check(retries=1)))
         world = World(tmp_path, db, make_service("app", services=("ext-db",)))
         world.runtime.health["ext-db"] = NOT_READY
         world.supervisor.start_all()
@@ -80,7 +66,7 @@ def test_without_a_check_health_is_unknown_and_running_is_enough(tmp_path: Path)
 def test_unhealthy_restarts_after_retries_failures_past_the_start_period(tmp_path: Path) -> None:
     @run
     async def scenario() -> None:
-        check = health(retries=3, start_period=30, on_unhealthy=OnUnhealthy.RESTART)
+        check = health_check(retries=3, start_period=30, on_unhealthy=OnUnhealthy.RESTART)
         world = World(tmp_path, make_service("db", policy=ServicePolicy(health=check)))
         world.runtime.health["ext-db"] = NOT_READY
         world.supervisor.start_all()
@@ -113,7 +99,7 @@ def test_unhealthy_restarts_after_retries_failures_past_the_start_period(tmp_pat
 def test_unhealthy_without_restart_only_reports(tmp_path: Path) -> None:
     @run
     async def scenario() -> None:
-        check = health(retries=2, on_unhealthy=OnUnhealthy.NONE)
+        check = health_check(retries=2, on_unhealthy=OnUnhealthy.NONE)
         world = World(tmp_path, make_service("db", policy=ServicePolicy(health=check)))
         world.runtime.health["ext-db"] = None  # hangs: the timeout ends each check
         world.supervisor.start_all()
@@ -166,9 +152,9 @@ def test_a_check_with_its_own_user_and_capabilities_runs_as_its_own_process(
     @run
     async def scenario() -> None:
         check = replace(
-            health(), user=(330, 331), capabilities=("CAP_DAC_OVERRIDE", "CAP_SYS_BOOT")
+            health_check(), user=(330, 331), capabilities=("CAP_DAC_OVERRIDE", "CAP_SYS_BOOT")
         )
-        plain = make_service("plain", spec=SPEC, policy=ServicePolicy(health=health()))
+        plain = make_service("plain", spec=SPEC, policy=ServicePolicy(health=health_check()))
         own = make_service("own", spec=SPEC, policy=ServicePolicy(health=check))
         host = HostFacts(frozenset(LINUX_CAPABILITIES) - {"CAP_SYS_BOOT"}, can_lower_oom_score=True)
         world = World(tmp_path, plain, own, host=host)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.executor.logs.test_journald import FakeJournald
+from tests.executor.logs.fakejournald import FakeJournald
 from tests.executor.realrunc import (
     IDLE,
     Daemon,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from extsvc.compiler.format.exitcodes import EXIT_ENVIRONMENT
-from tests.executor.faults import FaultyRuntime
+from tests.executor.faults import RUNTIME_TIMEOUT, FaultyRuntime
 from tests.executor.realrunc import (
     EXTSVC,
     IDLE,
@@ -20,7 +20,6 @@ from tests.executor.realrunc import (
     traces,
     unique,
 )
-from tests.executor.stop.test_a_hung_runtime_never_holds_up_a_stop_runc import RUNTIME_TIMEOUT
 
 pytestmark = pytest.mark.runc
 

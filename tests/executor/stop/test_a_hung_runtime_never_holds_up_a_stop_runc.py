@@ -15,7 +15,7 @@ import pytest
 
 from extsvc.executor.runtime import cgroups, mounts
 from extsvc.executor.service.conditions import READINESS_COMMAND_TIMEOUT as READINESS_TIMEOUT
-from tests.executor.faults import FaultyRuntime
+from tests.executor.faults import RUNTIME_TIMEOUT, FaultyRuntime
 from tests.executor.realrunc import (
     IDLE,
     alive,
@@ -30,8 +30,6 @@ from tests.executor.realrunc import (
 
 pytestmark = pytest.mark.runc
 
-# Short enough for a test, long enough for a real runc on a busy CI machine.
-RUNTIME_TIMEOUT = ("--runtime-timeout", "3s")
 # 20 cycles, so that a leak of one item per cycle shows: 47-62 s measured on the loaded
 # 2-CPU host (load average 12-30).
 DAG_CYCLES = int(os.environ.get("DAG_CYCLES", "20"))

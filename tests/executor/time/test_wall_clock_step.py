@@ -10,7 +10,6 @@ that did its arithmetic on the wall clock fails early on +1y and never wakes on 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import signal
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
@@ -29,8 +28,7 @@ from extsvc.executor.service.restart import RestartTiming
 from extsvc.executor.service.states import ServiceState
 from extsvc.executor.simulate.clock import settle
 from extsvc.executor.simulate.runtime import Script, ScriptedRuntime
-from tests.executor.fakes import make_service
-from tests.executor.health.test_health_policy import NOT_READY, health
+from tests.executor.fakes import NOT_READY, gaps, health_check, make_service
 from tests.executor.world import World
 
 YEAR = 365 * 24 * 3600.0
@@ -80,10 +78,6 @@ def stepping_world(tmp_path: Path, step: float, *services: Any, **kw: Any) -> Wo
     for runner in world.supervisor.runners.values():
         runner.runtime = runtime
     return world
-
-
-def gaps(times: list[float]) -> list[float]:
-    return [b - a for a, b in itertools.pairwise(times)]
 
 
 @STEPS
@@ -173,7 +167,7 @@ def test_restarts_keep_their_interval_and_backoff(
 def test_health_checks_keep_their_interval_and_timeout(tmp_path: Path, step: float) -> None:
     @run
     async def scenario() -> None:
-        check = health(interval=10, timeout=3, retries=5)
+        check = health_check(interval=10, timeout=3, retries=5)
         world = stepping_world(
             tmp_path, step, make_service("db", policy=ServicePolicy(health=check))
         )
@@ -194,7 +188,7 @@ def test_health_checks_keep_their_interval_and_timeout(tmp_path: Path, step: flo
 def test_the_start_period_lasts_its_length(tmp_path: Path, step: float) -> None:
     @run
     async def scenario() -> None:
-        check = health(interval=10, timeout=3, retries=1, start_period=30)
+        check = health_check(interval=10, timeout=3, retries=1, start_period=30)
         world = World(tmp_path, make_service("db", policy=ServicePolicy(health=check)))
         world.runtime.health["ext-db"] = NOT_READY
         world.supervisor.start_all()

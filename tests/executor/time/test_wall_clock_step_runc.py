@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import cannot_run
+from tests.executor.fakes import gaps
 from tests.executor.faults import FaultyRuntime
 from tests.executor.realrunc import (
     IDLE,
@@ -29,7 +29,7 @@ from tests.executor.realrunc import (
     unique,
     wait_for,
 )
-from tests.executor.time.test_wall_clock_step import gaps
+from tests.support.ci import cannot_run
 
 pytestmark = pytest.mark.runc
 
