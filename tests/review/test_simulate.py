@@ -14,6 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from extsvc.cli import cli
+from extsvc.executor.service.outcome import RunOutcome
+from extsvc.executor.service.restart import Decision, Restarts, Verdict
 from extsvc.executor.simulate import boot as simulation_module
 from extsvc.executor.simulate.facts import FactsError, load_facts
 from extsvc.executor.supervise.supervisor import Supervisor
@@ -29,11 +31,23 @@ def test_simulation_matches_its_golden(case: Path) -> None:
     assert expected(case, produced) == produced, "run `make golden` and review the diff"
 
 
-def test_the_simulation_is_the_executors_own_policy() -> None:
-    # No second implementation: the module drives the executor's Supervisor and ServiceRunner.
-    source = Path(simulation_module.__file__).read_text()
+def test_the_simulation_is_the_executors_own_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No second implementation: the simulation runs the executor's Supervisor, and
+    when the executor's restart decision changes, the simulated boot changes with it."""
     assert simulation_module.Supervisor is Supervisor
-    assert "restarts_after" not in source and "RestartPolicy" not in source
+    case = HERE / "simulate" / "crash-loop-always"
+    restarted = simulate_case(case)["expected.txt"].decode()
+    decided: list[float] = []
+
+    def never_again(restarts: Restarts, outcome: RunOutcome, now: float) -> Decision:
+        decided.append(now)
+        return Decision(Verdict.LAST_RUN)
+
+    monkeypatch.setattr(Restarts, "after", never_again)
+    once = simulate_case(case)["expected.txt"].decode()
+    assert decided, "the simulation never asked the executor's restart policy"
+    assert "restarting forever in" in restarted and "restarting forever in" not in once
+    assert once.count("Started task ext-crasher") == 1 < restarted.count("Started task ext-crasher")
 
 
 def test_five_simulated_minutes_never_wait_for_real(monkeypatch: pytest.MonkeyPatch) -> None:
