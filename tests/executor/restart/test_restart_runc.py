@@ -181,11 +181,11 @@ def test_failed_starts_count_as_restarts_and_run_numbers_keep_increasing(
     )
     out, _ = compile_plan(tmp_path, {name: yaml})
     with running_daemon(tmp_path, out, [name]) as daemon:
-        wait_for(lambda: daemon.service(service)["runs"] >= 2, 20, "two failed starts")
+        wait_for(lambda: daemon.service(service)["runs"] >= 2, 60, "two failed starts")
         script = data / "run.sh"
         script.write_text("#!/bin/sh\necho ran\nexit 1\n")
         script.chmod(0o755)
-        wait_for(lambda: daemon.logs(service).count("ran") >= 2, 20, "two runs that ran")
+        wait_for(lambda: daemon.logs(service).count("ran") >= 2, 60, "two runs that ran")
         detail = daemon.service(service)
         assert detail["restarts"] == detail["runs"] - 1 >= 3
         shown = daemon.extsvc("service", name, check=True).stdout
