@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import os
 import re
@@ -487,12 +488,13 @@ def installed_python(work: Path) -> str:
     pip does; its python."""
     venv, wheels = work / "installed-venv", work / "wheel"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-         "--disable-pip-version-check", "-w", str(wheels), str(REPO)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    (wheel,) = wheels.glob("extsvc-*.whl")
+    # The test suite's wheel builder (tests/support/wheel.py): from a clean copy, never
+    # with what a stale build/lib still holds.
+    spec = importlib.util.spec_from_file_location("wheel_builder", REPO / "tests/support/wheel.py")
+    assert spec is not None and spec.loader is not None
+    builder = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(builder)
+    wheel = builder.build_wheel(wheels)
     (site,) = venv.glob("lib/python*/site-packages")
     zipfile.ZipFile(wheel).extractall(site)
     # Its dependencies (psutil for status requests, ...) from this checkout's venv: a

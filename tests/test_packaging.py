@@ -2,47 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-# The folders of the source tree installed as extsvc.<name>.
-PACKAGE_FOLDERS = ("compiler", "executor", "extension")
-
-
-def build_wheel(into: Path) -> Path:
-    """The wheel of a clean copy of the checkout: setuptools reuses ``build/lib``, which
-    keeps modules since moved or deleted and would ship them again."""
-    source = into.parent / "source"
-    source.mkdir(parents=True)
-    for name in ("pyproject.toml", "README.md", "extsvc", *PACKAGE_FOLDERS, "oci-schemas"):
-        if (REPO / name).is_dir():
-            ignore = shutil.ignore_patterns("__pycache__")
-            shutil.copytree(REPO / name, source / name, symlinks=True, ignore=ignore)
-        else:
-            shutil.copy2(REPO / name, source / name)
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "-q",
-            "--no-deps",
-            "--no-build-isolation",
-            "--disable-pip-version-check",
-            "-w",
-            str(into),
-            str(source),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    (wheel,) = into.glob("extsvc-*.whl")
-    return wheel
+from tests.support.wheel import PACKAGE_FOLDERS, REPO, build_wheel
 
 
 def test_wheel_adds_only_the_extsvc_import_name(tmp_path: Path) -> None:

@@ -48,6 +48,7 @@ from typing import Any
 
 from extsvc.executor.runtime import cgroups
 from tests.support.rootfs import make_busybox_rootfs
+from tests.support.wheel import build_wheel
 
 REPO = Path(__file__).resolve().parents[2]
 SUITE = "bookworm"
@@ -226,14 +227,6 @@ def _prune(cache: Path, prefix: str, keep: set[Path]) -> None:
     for stale in cache.iterdir():
         if ours.fullmatch(stale.name) and stale not in keep:
             _remove(stale)
-
-
-def extsvc_wheel(into: Path) -> Path:
-    """A wheel of this checkout (its dependencies are in the image already)."""
-    _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-          "--disable-pip-version-check", "-w", str(into), str(REPO)], timeout=300)  # fmt: skip
-    (wheel,) = into.glob("extsvc-*.whl")
-    return wheel
 
 
 # -- cgroups of the machine -------------------------------------------------------------
@@ -484,7 +477,7 @@ def boot(
     if reason is not None:
         raise RigError(reason)
     tree = image(log=log, release=release)
-    wheel = extsvc_wheel(workdir / "wheel")
+    wheel = build_wheel(workdir / "wheel")
     name = f"extsvc-rig-{uuid.uuid4().hex[:8]}"
     home = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=workdir))
     root = home / "root"
