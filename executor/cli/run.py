@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from extsvc.compiler.format.diagnostics import short_repr
+from extsvc.compiler.format.durations import exact_duration
 from extsvc.compiler.format.exitcodes import EXIT_USAGE
 from extsvc.compiler.format.quantities import parse_duration, parse_size
 from extsvc.executor.daemon import signals
-from extsvc.executor.durations import exact_duration
 from extsvc.executor.errors import ExecutorError
 from extsvc.executor.locations import DEFAULT_LOG_DIR, DEFAULT_STATE_DIR
 from extsvc.executor.options import (

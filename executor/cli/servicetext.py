@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from extsvc.executor.durations import format_duration
+from extsvc.compiler.format.durations import format_duration
 from extsvc.executor.service.states import folded
 
 

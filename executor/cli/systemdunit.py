@@ -40,9 +40,9 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from extsvc.compiler.format.durations import exact_duration
 from extsvc.compiler.format.plan import PlanError, load_plan
 from extsvc.executor.cli import run as run_cli
-from extsvc.executor.durations import exact_duration
 from extsvc.executor.errors import InvalidInputError, from_plan_error
 from extsvc.executor.host.readiness import load_host_services
 from extsvc.executor.options import DaemonOptions

@@ -40,6 +40,7 @@ from collections.abc import Awaitable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from extsvc.compiler.format.durations import format_duration
 from extsvc.executor.daemon.client import ERROR_KINDS, SOCKET_NAME, ControlClient
 from extsvc.executor.daemon.operations import ControlHandler, StartFailed
 from extsvc.executor.daemon.requests import (
@@ -51,7 +52,6 @@ from extsvc.executor.daemon.requests import (
     error_answer,
     request_timing,
 )
-from extsvc.executor.durations import format_duration
 from extsvc.executor.errors import ExecutorError
 
 __all__ = [

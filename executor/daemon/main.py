@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from extsvc.compiler.format.durations import format_duration
 from extsvc.compiler.format.plan import Plan
 from extsvc.executor.daemon import startup
 from extsvc.executor.daemon.client import RUN_INFO
@@ -31,7 +32,6 @@ from extsvc.executor.daemon.notify import Notifier
 from extsvc.executor.daemon.signals import Signals, stop_signal_reply
 from extsvc.executor.daemon.startup import Startup
 from extsvc.executor.daemon.telemetry import Metrics
-from extsvc.executor.durations import format_duration
 from extsvc.executor.errors import PlanError
 from extsvc.executor.logs.journal import Journal, is_journal_stream
 from extsvc.executor.logs.servicelog import make_console

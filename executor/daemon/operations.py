@@ -9,10 +9,10 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from extsvc.compiler.format.durations import format_duration
 from extsvc.executor.daemon.client import DEFAULT_SETTLE, DEFAULT_START_TIMEOUT
 from extsvc.executor.daemon.loopstats import LoopStats
 from extsvc.executor.daemon.requests import IMMEDIATE_OPS, OPS, seconds
-from extsvc.executor.durations import format_duration
 from extsvc.executor.errors import ExecutorError, InvalidInputError
 from extsvc.executor.logs.logfile import MARKER, LogRecord, merge, stamp
 from extsvc.executor.logs.servicelog import FollowerQueue

@@ -90,7 +90,7 @@ def stop_signal_reply(
     count: int, supervisor: Supervisor, ends_in: float, notice: Callable[[str], None]
 ) -> None:
     """The second stop signal says what the stop waits for; the third kills at once."""
-    from extsvc.executor.durations import format_duration  # not on the cold path
+    from extsvc.compiler.format.durations import format_duration  # not on the cold path
 
     waiting = supervisor.stop_status()
     limit = f"at most {format_duration(max(ends_in, 0.0))} more"

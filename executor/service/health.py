@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from extsvc.compiler.format.durations import format_duration
 from extsvc.compiler.format.servicepolicy import HealthCheck
-from extsvc.executor.durations import format_duration
 from extsvc.executor.process.helpers import last_line
 from extsvc.executor.runtime.adapt import HostFacts
 from extsvc.executor.runtime.protocol import EXEC_KILL_WAIT, Container, ContainerRuntime, ExecResult

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from extsvc.compiler.format.durations import format_duration
 from extsvc.compiler.format.plan import ServicePlan
 from extsvc.compiler.format.servicepolicy import RestartPolicy
-from extsvc.executor.durations import format_duration
 from extsvc.executor.runtime.causes import runc_cause
 
 # A `restart: always` task that exits 0 sooner than this after its start did not run

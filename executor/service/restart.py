@@ -26,8 +26,8 @@ from collections import deque
 from dataclasses import dataclass
 from enum import Enum
 
+from extsvc.compiler.format.durations import format_duration, short_duration
 from extsvc.compiler.format.servicepolicy import RestartLimit, RestartPolicy
-from extsvc.executor.durations import format_duration, short_duration
 from extsvc.executor.options import DEFAULT_RESTART_INTERVAL
 from extsvc.executor.service.outcome import RunOutcome
 

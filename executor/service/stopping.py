@@ -13,7 +13,7 @@ import asyncio
 import signal
 from collections.abc import Callable
 
-from extsvc.executor.durations import format_duration
+from extsvc.compiler.format.durations import format_duration
 from extsvc.executor.runtime.protocol import Container
 from extsvc.executor.service.clock import Clock
 

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from extsvc.executor.durations import short_duration
+from extsvc.compiler.format.durations import short_duration
 from extsvc.executor.service.board import StateBoard
 from extsvc.executor.service.clock import Clock
 from extsvc.executor.service.conditions import Condition, HostServiceUp

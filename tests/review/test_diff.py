@@ -302,3 +302,24 @@ def test_each_file_of_a_source_directory_is_parsed_once(monkeypatch: pytest.Monk
     )
 
     assert sorted(parsed) == ["new/frr.yaml", "new/node-a.yaml", "new/nut.yaml", "new/plain.yaml"]
+
+
+def test_a_health_check_is_judged_by_the_process_it_runs_as() -> None:
+    """Absent ``user``: the check runs as the service's uid (config.json), so a check
+    added as root to a service that is not is privilege+, and one that leaves root for
+    its service's uid 1000 is privilege-."""
+    from extsvc.compiler.review.diff.policy import compare_policy
+
+    check = {"exec": ["/check"], "interval": 30.0, "user": {"uid": 0, "gid": 0}}
+    added = list(compare_policy("ext-x", {}, {"health": check}, service_uids=(1000, 1000)))
+    assert [(c.field, c.privilege.value) for c in added] == [
+        ("policy.health", "neutral"),
+        ("policy.health.user", "privilege+"),
+    ]
+    as_service = {**check, "user": None}
+    left_root = list(
+        compare_policy("ext-x", {"health": check}, {"health": as_service}, (1000, 1000))
+    )
+    assert [(c.field, c.privilege.value, c.summary) for c in left_root] == [
+        ("policy.health.user", "privilege-", "uid 0, gid 0 → the service's user (uid 1000)")
+    ]

@@ -149,11 +149,17 @@ def _service(
             None,
         )
         return
-    yield from _config(
-        service_id, old.configs.get(service_id, {}), new.configs.get(service_id, {}), show_values
-    )
-    yield from plan_entry.compare_plan_entry(service_id, old_entry, new_entry)
+    old_config, new_config = old.configs.get(service_id, {}), new.configs.get(service_id, {})
+    yield from _config(service_id, old_config, new_config, show_values)
+    uids = (_process_uid(old_config), _process_uid(new_config))
+    yield from plan_entry.compare_plan_entry(service_id, old_entry, new_entry, uids)
     yield from _bundle_files(service_id, old, new)
+
+
+def _process_uid(config: Mapping[str, Any]) -> int:
+    """The uid a service's process runs as (OCI: 0 when config.json names none)."""
+    uid = config.get("process", {}).get("user", {}).get("uid", 0)
+    return uid if isinstance(uid, int) else 0
 
 
 # Bundle files not compared by digest: config.json is compared field by field, and

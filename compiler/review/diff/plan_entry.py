@@ -1,8 +1,10 @@
-"""A service's plan.json entry: dependencies, restart, level, mount sources to create."""
+"""A service's plan.json entry: dependencies, restart, level, mount sources to create, its
+x-extsvc policy (``policy``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from functools import partial
 from typing import Any
 
 from extsvc.compiler.review.diff.changes import (
@@ -13,17 +15,23 @@ from extsvc.compiler.review.diff.changes import (
     by_table,
     neutral,
 )
+from extsvc.compiler.review.diff.policy import compare_policy
 
 
 def compare_plan_entry(
-    service: str, old: Mapping[str, Any], new: Mapping[str, Any]
+    service: str,
+    old: Mapping[str, Any],
+    new: Mapping[str, Any],
+    service_uids: tuple[int, int] = (0, 0),
 ) -> Iterator[Change]:
+    """``service_uids``: the uid the service's process runs as, old and new (config.json)."""
     table: dict[str, Comparer] = {
         "depends": _depends,
         "restart": _neutral_value("restart"),
         "logToConsole": _neutral_value("logToConsole"),
         "level": _neutral_value("level"),
         "mountSources": _list_items("mountSources", "created before start"),
+        "policy": partial(compare_policy, service_uids=service_uids),
         # Derived: the digest of config.json, the bundle directory from the name.
         "digest": _ignore,
         "bundle": _ignore,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from extsvc.executor.durations import format_duration, short_duration
+from extsvc.compiler.format.durations import format_duration, short_duration
 
 
 def test_format_duration_like_talos_ages() -> None:

@@ -1,4 +1,6 @@
-"""Durations as we show ages; parsing is shared with the compiler (``format.quantities``)."""
+"""Durations written for people: ages, grace periods, what a diff shows. Reading them
+back is ``quantities.parse_duration``; this module stays apart from it (no schema, no
+bounds) because `extsvc service` imports it on its quick path."""
 
 from __future__ import annotations
 
