@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from extsvc.compiler.canonical import canonical_json
 from extsvc.compiler.format.enventries import is_dropped
-from extsvc.compiler.format.plan import bundle_dir, service_id, sha256_digest, source_basename
+from extsvc.compiler.format.plan import bundle_dir, sha256_digest, source_basename
+from extsvc.compiler.format.serviceids import service_id
 from extsvc.compiler.model import Service
 from extsvc.compiler.oci import BuildContext, BuiltConfig, Origin, build_config
 from extsvc.compiler.packagedata import SECCOMP_DIR, read_json

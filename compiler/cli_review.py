@@ -156,14 +156,8 @@ def explain_command(out: str, service: str, output: str, show_values: bool) -> N
     OUT is a compiled output (or a source directory, compiled in memory);
     SERVICE is an id (ext-NAME) or a name.
     """
-    from extsvc.compiler.format.plan import (
-        CONFIG_FILE,
-        ORIGINS_FILE,
-        host_arch,
-        is_extension_id,
-        service_id,
-        sha256_digest,
-    )
+    from extsvc.compiler.format.plan import CONFIG_FILE, ORIGINS_FILE, host_arch, sha256_digest
+    from extsvc.compiler.format.serviceids import is_extension_id, service_id
     from extsvc.compiler.review import explain
     from extsvc.compiler.review.outputs import (
         ReviewInputError,

@@ -12,7 +12,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
-from extsvc.compiler.format.plan import service_id
+from extsvc.compiler.format.serviceids import service_id
 from extsvc.compiler.format.servicepolicy import RestartPolicy
 from extsvc.compiler.format.sourcemap import FieldPath, SourceMap
 from extsvc.compiler.policy import Block, block_from_tree

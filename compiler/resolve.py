@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from extsvc.compiler.format.diagnostics import Diagnostic, did_you_mean
-from extsvc.compiler.format.plan import EXTENSION_ID_PREFIX, is_extension_id
+from extsvc.compiler.format.serviceids import EXTENSION_ID_PREFIX, is_extension_id
 from extsvc.compiler.model import Dependency, DependencyKind, Service
 
 

@@ -20,12 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from extsvc.compiler.format.schemas import validator
-
-# The plan's ids, for its importers (defined apart: executor.service.ids needs no validator).
-from extsvc.compiler.format.serviceids import EXTENSION_ID_PREFIX as EXTENSION_ID_PREFIX
-from extsvc.compiler.format.serviceids import is_extension_id as is_extension_id
-from extsvc.compiler.format.serviceids import service_id as service_id
-from extsvc.compiler.format.serviceids import service_name as service_name
+from extsvc.compiler.format.serviceids import service_id
 from extsvc.compiler.format.servicepolicy import (
     MountSource,
     RestartPolicy,

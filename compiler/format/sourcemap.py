@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from extsvc.compiler.format.diagnostics import Diagnostic, Position, Severity, escape
+from extsvc.compiler.format.diagnostics import Diagnostic, Position, Severity
 
 FieldPath = tuple[str | int, ...]
 
@@ -89,10 +89,3 @@ class SourceMap:
             hint=hint,
             source_line=self.line(position),
         )
-
-
-def located(source_map: SourceMap, field: FieldPath, message: str) -> str:
-    """``file:line:col: field: message``, the one-line form of an input problem."""
-    position = source_map.value_position(field)
-    prefix = f"{source_map.file}:{position.line}:{position.col}: "
-    return escape(prefix + (f"{format_path(field)}: " if field else "") + message)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from extsvc.compiler.check import CheckResult, check_sources
 from extsvc.compiler.format.diagnostics import Diagnostic, Severity, sort_key
-from extsvc.compiler.format.plan import is_extension_id
+from extsvc.compiler.format.serviceids import is_extension_id
 from extsvc.compiler.format.servicepolicy import RestartPolicy
 from extsvc.compiler.model import DependencyKind, Service
 from extsvc.compiler.resolve import ServiceTable

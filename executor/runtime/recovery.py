@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from extsvc.compiler.format.plan import Plan, ServicePlan, cgroups_path, service_name
+from extsvc.compiler.format.plan import Plan, ServicePlan, cgroups_path
+from extsvc.compiler.format.serviceids import service_name
 from extsvc.executor.errors import EnvironmentMissingError, LaunchError
 from extsvc.executor.runtime import cgroups, mounts
 from extsvc.executor.runtime.placement import CgroupPlacement

@@ -26,7 +26,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from extsvc.compiler.format.durations import format_duration
-from extsvc.compiler.format.plan import ServicePlan, service_name
+from extsvc.compiler.format.plan import ServicePlan
+from extsvc.compiler.format.serviceids import service_name
 from extsvc.executor.errors import LaunchError
 from extsvc.executor.options import RUNC_COMMAND_TIMEOUT
 from extsvc.executor.process import reaper

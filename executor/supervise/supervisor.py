@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from extsvc.compiler.format.plan import Plan, ServicePlan
-from extsvc.compiler.format.plan import service_id as id_of_name
+from extsvc.compiler.format.serviceids import service_id as id_of_name
 from extsvc.executor.host.readiness import ReadinessRule
 from extsvc.executor.logs.journal import Journal
 from extsvc.executor.logs.servicelog import Console, ServiceLog

@@ -391,8 +391,8 @@ def test_a_name_ending_in_a_newline_is_refused() -> None:
 
 @pytest.mark.parametrize("value", [f"!custom {SECRET}", f"!!int {SECRET}", f"!!float {SECRET}"])
 def test_loader_messages_never_repeat_a_value(value: str) -> None:
-    """The executor prints loader problems of config documents as one-line notices
-    (``located``): a tagged value there may be a secret, so no message repeats it."""
+    """The executor prints loader problems of config documents as one-line notices: a
+    tagged value there may be a secret, so no message repeats it."""
     text = f"environment:\n  - {value}\n"
     ((_, problems),) = list(iter_documents("config.yaml", text.encode()))
     assert problems and all(SECRET not in p.message for p in problems)
