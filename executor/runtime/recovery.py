@@ -116,6 +116,10 @@ async def clean_leftovers(
     plan: Plan, runtime: RuncRuntime, placement: CgroupPlacement
 ) -> list[str]:
     """Remove containers, mounts, bundles and cgroups of a previous executor; say what went."""
+    # Here, not at the top: start-up imports this module before the event loop exists,
+    # and only a start with leftovers needs the killing that waits.
+    from extsvc.executor.runtime.kills import empty_cgroup
+
     workspace = runtime.workspace
     cleaned: list[str] = []
     names = workspace.leftover_names()
@@ -141,9 +145,16 @@ async def clean_leftovers(
         workspace.remove_bundle(name)
     leftover_cgroups |= own_cgroup_paths(plan, names, placement, workspace)
     for path in sorted(leftover_cgroups):
-        cgroups.kill(path)
-        if any(d.exists() for d in cgroups.cgroup_dirs(path)):
-            cgroups.remove(path)
+        if not any(d.exists() for d in cgroups.cgroup_dirs(path)):
+            continue
+        # Killed and waited for: a process that has not ended yet holds its cgroup, and
+        # the service's next container would find it "already holds processes".
+        left = await empty_cgroup(path, runtime.command_timeout)
+        stuck = cgroups.remove(path)
+        if left or stuck:
+            why = f"processes {sorted(left)} did not end" if left else f"{stuck[0]} is busy"
+            cleaned.append(f"cgroup {path} NOT removed: {why}")
+        else:
             cleaned.append(f"cgroup {path}")
     return cleaned
 

@@ -3,6 +3,7 @@ touches a running one's services, with real runc. Needs root."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -91,3 +92,26 @@ def test_a_second_executor_never_touches_the_first_ones_service(tmp_path: Path) 
         assert first.state(f"ext-{name}") == "Running"
         assert running_pid(first, f"ext-{name}") == pid
         assert first.stop() == 0
+
+
+def test_processes_only_their_cgroup_still_names_are_killed_and_the_cgroup_removed(
+    tmp_path: Path,
+) -> None:
+    """runc's record of a container gone (a create killed before runc wrote its state):
+    its processes are found through the cgroup, killed and waited for before the
+    cgroup is removed, and the service then runs in a fresh one."""
+    name = unique("stray")
+    out, _ = compile_plan(tmp_path, {name: shell_service(name, IDLE)})
+    with running_daemon(tmp_path, out, [name]) as first:
+        pid = first.wait_state(f"ext-{name}", "Running")["pid"]
+        first.kill()
+        shutil.rmtree(first.state_dir / "runc" / f"ext-{name}")
+        assert psutil.pid_exists(pid)
+        with running_daemon(tmp_path, out, [name]) as second:
+            new_pid = second.wait_state(f"ext-{name}", "Running")["pid"]
+            assert not alive(pid) and new_pid != pid
+            cleaned = f"cleaned up after a previous executor: cgroup /system/extensions/{name}"
+            assert cleaned in second.stderr()
+            assert "NOT removed" not in second.stderr()
+            assert second.stop() == 0
+        assert traces(tmp_path / "state", [name]) == []
