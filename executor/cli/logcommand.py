@@ -3,6 +3,7 @@ files or journald; `-f` follows through the running daemon."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from typing import Any
 
 import click
 
+from extsvc.compiler.format.exitcodes import permission_denied
 from extsvc.executor.cli.shared import (
     control_client,
     log_dir_option,
@@ -18,16 +20,22 @@ from extsvc.executor.cli.shared import (
     reported_errors,
     state_dir_option,
 )
-from extsvc.executor.errors import EnvironmentMissingError, InvalidInputError, UsageError
+from extsvc.executor.daemon.client import ConnectionLost, read_run_info
+from extsvc.executor.errors import (
+    DaemonUnreachableError,
+    EnvironmentMissingError,
+    InvalidInputError,
+    UsageError,
+)
 from extsvc.executor.locations import DEFAULT_LOG_DIR
+from extsvc.executor.logs import logfile
+from extsvc.executor.service.ids import resolve_id
 
 
 def _log_dir(state_dir: Path, log_dir: Path | None) -> Path:
     """--log-dir / $EXTSVC_LOG_DIR, else the one the daemon of --state-dir recorded."""
     if log_dir is not None:
         return log_dir
-    from extsvc.executor.daemon.client import read_run_info
-
     recorded = read_run_info(state_dir).get("logDir")
     return Path(recorded) if isinstance(recorded, str) else DEFAULT_LOG_DIR
 
@@ -89,8 +97,6 @@ def logs_command(
     `-f` follows through the running daemon and says why it ended. An executor that
     keeps its lines only in journald is read through journalctl, shown the same way.
     """
-    from extsvc.executor.logs import logfile
-
     with reported_errors():
         try:
             count = logfile.parse_count(tail)
@@ -118,6 +124,8 @@ def logs_command(
 
         try:
             if journald:
+                # Only here (and in _journal_services): the journald reader brings
+                # subprocess, which reading the log files does without.
                 from extsvc.executor.logs.journalread import journal_records
 
                 for record in journal_records(services, count, lower, upper, follow):
@@ -142,8 +150,6 @@ def logs_command(
 
 
 def _emit(record: Any, output: str, timestamps: bool, prefix: bool) -> None:
-    from extsvc.executor.logs import logfile
-
     if output == "json":
         click.echo(json.dumps(record.to_json()))
     else:
@@ -157,15 +163,12 @@ def _reads_journald(source: str, state_dir: Path, log_dir: Path | None) -> bool:
         return source == "journald"
     if log_dir is not None:
         return False
-    from extsvc.executor.daemon.client import read_run_info
-
     return read_run_info(state_dir).get("logTarget") == "journald"
 
 
 def _journal_services(service_id: str | None) -> list[str]:
     """The services journald holds lines of (``service_id`` only, if given)."""
     from extsvc.executor.logs.journalread import journal_services
-    from extsvc.executor.service.ids import resolve_id
 
     known = journal_services()
     if service_id is None:
@@ -179,8 +182,6 @@ def _kept(
     directory: Path, services: list[str], count: int | None, since: str, until: str = ""
 ) -> list[Any]:
     """The kept records of ``services``, interleaved by time, the last ``count``."""
-    from extsvc.executor.logs import logfile
-
     per_service = (
         logfile.read_service(logfile.service_files(directory, s), s, count, since, until)
         for s in services
@@ -191,9 +192,6 @@ def _kept(
 def _logged_services(directory: Path, service_id: str | None) -> list[str]:
     """The services with logs in ``directory`` (``service_id`` only, if given): an error
     when there is no such directory, as a mistyped --log-dir must not look like no logs."""
-    from extsvc.executor.logs.logfile import services_in
-    from extsvc.executor.service.ids import resolve_id
-
     try:
         if not directory.is_dir():
             what = "not a directory" if directory.exists() else "no such directory"
@@ -201,11 +199,9 @@ def _logged_services(directory: Path, service_id: str | None) -> list[str]:
                 f"no logs at {directory}: {what} (pass --log-dir, or the --state-dir of the "
                 "daemon whose logs to read)"
             )
-        known = services_in(directory)
+        known = logfile.services_in(directory)
     except PermissionError as error:
         # Worded as every command words it (extsvc.cli).
-        from extsvc.compiler.format.exitcodes import permission_denied
-
         raise EnvironmentMissingError(permission_denied("extsvc logs", error)) from None
     if service_id is None:
         return known
@@ -225,12 +221,6 @@ def _follow(
     since: str,
     emit: Callable[[Any], None],
 ) -> None:
-    import itertools
-
-    from extsvc.executor.daemon.client import ConnectionLost
-    from extsvc.executor.errors import DaemonUnreachableError
-    from extsvc.executor.logs import logfile
-
     request = {"op": "logs", "id": services[0] if service_id else None, "tail": count}
     request.update(since=since, follow=True)
     stream = control_client(state_dir, None).stream(request)
