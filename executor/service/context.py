@@ -19,6 +19,9 @@ from extsvc.executor.service.states import Event
 
 @dataclass(frozen=True)
 class RunnerSettings:
+    """How every runner times its service (`extsvc run`'s options; Talos's by default):
+    the wait between runs, the SIGTERM -> SIGKILL grace, the re-check of conditions."""
+
     restart: RestartTiming = field(default_factory=RestartTiming)
     stop_timeout: float = DEFAULT_STOP_TIMEOUT
     check_interval: float = DEFAULT_CHECK_INTERVAL
