@@ -5,6 +5,7 @@ read on its own, its shared helpers in modules that are not tests."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).parents[1]
@@ -42,3 +43,22 @@ def test_a_test_module_imports_no_other_test_module_nor_a_conftest() -> None:
                 if name.startswith("tests.") and (last.startswith("test_") or last == "conftest"):
                     borrowed.append(f"{path.relative_to(ROOT)}:{node.lineno}: {name}")
     assert borrowed == [], "move what is shared into a helper module (tests/support, fakes)"
+
+
+def test_the_layout_table_names_every_module_of_the_executor() -> None:
+    """docs/executor.md's "Layout" is where a newcomer looks a module up: each module of
+    each package is named (in backticks) on its package's row."""
+    section = (ROOT / "docs" / "executor.md").read_text().split("## Layout", 1)[1]
+    rows = {}
+    for line in section.split("\n## ", 1)[0].splitlines():
+        cells = line.split("|")
+        if len(cells) > 3:
+            rows.update(dict.fromkeys(re.findall(r"`(\w+)/`", cells[2]), line))
+    unnamed = []
+    for package in sorted(p for p in (ROOT / "executor").iterdir() if (p / "__init__.py").exists()):
+        row = rows.get(package.name, "")
+        for module in sorted(package.glob("*.py")):
+            if module.stem != "__init__" and f"`{module.stem}`" not in row:
+                unnamed.append(f"{package.name}/{module.name}")
+    assert rows, "the Layout table was not found"
+    assert unnamed == []
