@@ -117,6 +117,23 @@ def by_table(
         yield from generic(service, f"{prefix}{key}", old.get(key), new.get(key))
 
 
+def ignore(service: str, old: Any, new: Any) -> Iterator[Change]:
+    """The comparer of a field that is derived, or compared elsewhere."""
+    return iter(())
+
+
+def uid_power(before: object, after: object) -> Privilege:
+    """A process's uid changing: to root is privilege+, from root privilege-; between
+    two other users, neither."""
+    if before == after:
+        return Privilege.NEUTRAL
+    if after == 0:
+        return Privilege.MORE
+    if before == 0:
+        return Privilege.LESS
+    return Privilege.NEUTRAL
+
+
 def compare_power(before: float, after: float) -> Privilege:
     if after > before:
         return Privilege.MORE

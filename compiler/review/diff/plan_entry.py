@@ -13,6 +13,7 @@ from extsvc.compiler.review.diff.changes import (
     Comparer,
     Privilege,
     by_table,
+    ignore,
     neutral,
 )
 from extsvc.compiler.review.diff.policy import compare_policy
@@ -33,15 +34,11 @@ def compare_plan_entry(
         "mountSources": _list_items("mountSources", "created before start"),
         "policy": partial(compare_policy, service_uids=service_uids),
         # Derived: the digest of config.json, the bundle directory from the name.
-        "digest": _ignore,
-        "bundle": _ignore,
-        "name": _ignore,
+        "digest": ignore,
+        "bundle": ignore,
+        "name": ignore,
     }
     yield from by_table(service, "", old, new, table)
-
-
-def _ignore(service: str, old: Any, new: Any) -> Iterator[Change]:
-    return iter(())
 
 
 def _neutral_value(path: str) -> Comparer:

@@ -21,10 +21,12 @@ from extsvc.compiler.review.diff.changes import (
     Comparer,
     Privilege,
     by_table,
+    ignore,
     kind_of,
     list_words,
     neutral,
     short,
+    uid_power,
 )
 
 # What applies when the policy does not say.
@@ -50,6 +52,17 @@ def compare_policy(
     yield from by_table(service, "policy.", old, new, table)
 
 
+def _said(
+    service: str,
+    field: str,
+    old: Any,
+    new: Any,
+    words: str,
+    privilege: Privilege = Privilege.NEUTRAL,
+) -> Change:
+    return Change(service, field, kind_of(old, new), privilege, words, old, new)
+
+
 def _duration(key: str, unset: str | None = None) -> Comparer:
     def compare(service: str, old: Any, new: Any) -> Iterator[Change]:
         def words(value: Any) -> str:
@@ -57,26 +70,15 @@ def _duration(key: str, unset: str | None = None) -> Comparer:
                 return unset or _UNSET[key]
             return short_duration(value) if isinstance(value, int | float) else short(value)
 
-        yield Change(
-            service,
-            f"policy.{key}",
-            kind_of(old, new),
-            Privilege.NEUTRAL,
-            f"{words(old)} → {words(new)}",
-            old,
-            new,
-        )
+        yield _said(service, f"policy.{key}", old, new, f"{words(old)} → {words(new)}")
 
     return compare
 
 
 def _optional(service: str, old: Any, new: Any) -> Iterator[Change]:
-    was, now = bool(old), bool(new)
-    if was != now:
-        words = "dependents are Skipped when it fails" if now else "required again"
-        yield Change(
-            service, "policy.optional", kind_of(old, new), Privilege.NEUTRAL, words, old, new
-        )
+    if bool(old) != bool(new):
+        words = "dependents are Skipped when it fails" if new else "required again"
+        yield _said(service, "policy.optional", old, new, words)
 
 
 def _limit_words(limit: Any) -> str:
@@ -89,9 +91,7 @@ def _limit_words(limit: Any) -> str:
 
 def _restart_limit(service: str, old: Any, new: Any) -> Iterator[Change]:
     words = f"{_limit_words(old)} → {_limit_words(new)}"
-    yield Change(
-        service, "policy.restartLimit", kind_of(old, new), Privilege.NEUTRAL, words, old, new
-    )
+    yield _said(service, "policy.restartLimit", old, new, words)
 
 
 def _check_words(check: dict[str, Any]) -> str:
@@ -105,78 +105,42 @@ def _check_words(check: dict[str, Any]) -> str:
 
 
 def _health(service: str, old: Any, new: Any, service_uids: tuple[int, int]) -> Iterator[Change]:
-    """A check added or removed is one change; a changed check, one per field."""
+    """A check added or removed is one change; a changed check, one per field. Its own
+    process (``user``, ``capabilities``) is compared as a process, after the rest."""
     if old is None or new is None:
         added = old is None
         check = new if added else old
-        yield Change(
-            service,
-            "policy.health",
-            kind_of(old, new),
-            Privilege.NEUTRAL,
-            f"{'+' if added else '-'} health check {_check_words(check)}",
-            old,
-            new,
+        words = f"{'+' if added else '-'} health check {_check_words(check)}"
+        yield _said(service, "policy.health", old, new, words)
+        # Against no check at all, the user matters only where the check is root and
+        # the service is not; its capabilities are all its own.
+        user, service_uid = check.get("user"), service_uids[1 if added else 0]
+        if isinstance(user, dict) and user.get("uid") == 0 and service_uid != 0:
+            was, now = (None, user) if added else (user, None)
+            yield from _check_user(service, was, now, (service_uid, service_uid))
+        capabilities = check.get("capabilities")
+        yield from _check_capabilities(
+            service, None if added else capabilities, capabilities if added else None, False
         )
-        yield from _own_process(service, check, added, service_uids[1 if added else 0])
         return
     table: dict[str, Comparer] = {
         "exec": lambda s, o, n: iter([neutral(s, "policy.health.exec", o, n, limit=80)]),
         "interval": _duration("health.interval", "absent"),
         "timeout": _duration("health.timeout", "absent"),
         "startPeriod": _duration("health.startPeriod", "absent"),
-        "user": _ignore,
-        "capabilities": _ignore,
+        "user": ignore,
+        "capabilities": ignore,
     }
     yield from by_table(service, "policy.health.", old, new, table)
-    yield from _check_process(service, old, new, service_uids)
-
-
-def _own_process(
-    service: str, check: dict[str, Any], added: bool, service_uid: int
-) -> Iterator[Change]:
-    """A check added or removed whole: what its own process holds beyond the service's
-    (capabilities of its own; root where the service is not)."""
-    kind, privilege = (
-        (ChangeKind.ADDED, Privilege.MORE) if added else (ChangeKind.REMOVED, Privilege.LESS)
-    )
-    user = check.get("user")
-    if isinstance(user, dict) and user.get("uid") == 0 and service_uid != 0:
-        words = f"the check runs as root (the service as uid {service_uid})"
-        yield Change(
-            service,
-            "policy.health.user",
-            kind,
-            privilege,
-            words if added else f"no longer: {words}",
-            None if added else user,
-            user if added else None,
-        )
-    capabilities = sorted(check.get("capabilities") or ())
-    if capabilities:
-        words = f"the check holds {list_words(capabilities)} (its own set, not the service's)"
-        yield Change(
-            service,
-            "policy.health.capabilities",
-            kind,
-            privilege,
-            words if added else f"no longer: {words}",
-            None if added else capabilities,
-            capabilities if added else None,
-        )
-
-
-def _ignore(service: str, old: Any, new: Any) -> Iterator[Change]:
-    return iter(())
-
-
-def _check_process(
-    service: str, old: Any, new: Any, service_uids: tuple[int, int]
-) -> Iterator[Change]:
-    """The check's own ``user`` and ``capabilities`` (absent: the service's process)."""
-    old, new = old or {}, new or {}
     yield from _check_user(service, old.get("user"), new.get("user"), service_uids)
-    before, after = old.get("capabilities"), new.get("capabilities")
+    yield from _check_capabilities(service, old.get("capabilities"), new.get("capabilities"), True)
+
+
+def _check_capabilities(
+    service: str, before: Any, after: Any, check_stays: bool
+) -> Iterator[Change]:
+    """The check's own capability set (absent: it has the service's); ``check_stays``:
+    the check is there on both sides."""
     if before == after:
         return
     gained = sorted(set(after or ()) - set(before or ()))
@@ -187,7 +151,7 @@ def _check_process(
         yield Change(service, field, ChangeKind.ADDED, Privilege.MORE, words, None, gained)
     if dropped:
         words = f"the check no longer holds {list_words(dropped)}"
-        if after is None and new:
+        if after is None and check_stays:
             words += " (it runs with the service's capabilities)"
         yield Change(service, field, ChangeKind.REMOVED, Privilege.LESS, words, dropped, None)
 
@@ -195,6 +159,7 @@ def _check_process(
 def _check_user(
     service: str, old: Any, new: Any, service_uids: tuple[int, int]
 ) -> Iterator[Change]:
+    """The check's own user (absent: the service's, of ``service_uids``)."""
     if old == new:
         return
 
@@ -208,19 +173,6 @@ def _check_user(
             return f"uid {user.get('uid')}, gid {user.get('gid')}"
         return short(user)
 
-    was, now = uid(old, service_uids[0]), uid(new, service_uids[1])
-    if now == 0 and was != 0:
-        privilege = Privilege.MORE
-    elif was == 0 and now != 0:
-        privilege = Privilege.LESS
-    else:
-        privilege = Privilege.NEUTRAL
-    yield Change(
-        service,
-        "policy.health.user",
-        kind_of(old, new),
-        privilege,
-        f"{words(old, service_uids[0])} → {words(new, service_uids[1])}",
-        old,
-        new,
-    )
+    privilege = uid_power(uid(old, service_uids[0]), uid(new, service_uids[1]))
+    was, now = words(old, service_uids[0]), words(new, service_uids[1])
+    yield _said(service, "policy.health.user", old, new, f"{was} → {now}", privilege)

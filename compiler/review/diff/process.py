@@ -18,6 +18,7 @@ from extsvc.compiler.review.diff.changes import (
     list_words,
     neutral,
     short,
+    uid_power,
     without,
 )
 
@@ -152,16 +153,7 @@ def _no_new_privileges(service: str, old: Any, new: Any) -> Iterator[Change]:
 
 
 def _user(service: str, old: Any, new: Any) -> Iterator[Change]:
-    old_uid = (old or {}).get("uid", 0)
-    new_uid = (new or {}).get("uid", 0)
-    if old_uid == new_uid:
-        privilege = Privilege.NEUTRAL
-    elif new_uid == 0:
-        privilege = Privilege.MORE
-    elif old_uid == 0:
-        privilege = Privilege.LESS
-    else:
-        privilege = Privilege.NEUTRAL
+    privilege = uid_power((old or {}).get("uid", 0), (new or {}).get("uid", 0))
     yield Change(
         service,
         "process.user",
