@@ -113,10 +113,6 @@ class ServiceRunner:
         """The container runtime: one for the container maker and the runner alike."""
         return self._maker.runtime
 
-    @runtime.setter
-    def runtime(self, runtime: ContainerRuntime) -> None:
-        self._maker.runtime = runtime
-
     # ----- what other services and the control socket see
 
     def is_up(self) -> bool:

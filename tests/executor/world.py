@@ -59,9 +59,16 @@ class Documents(NoConfiguration):
 class World:
     """A supervisor over fakes, for one test."""
 
-    def __init__(self, tmp: Path, *services: Any, host: HostFacts = FULL_HOST, **kw: Any) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        *services: Any,
+        host: HostFacts = FULL_HOST,
+        runtime: type[ScriptedRuntime] = ScriptedRuntime,
+        **kw: Any,
+    ) -> None:
         self.clock = make_clock()
-        self.runtime = ScriptedRuntime(self.clock, kw.pop("scripts", {}))
+        self.runtime = runtime(self.clock, kw.pop("scripts", {}))
         self.supervisor = Supervisor(
             make_plan(*services),
             self.runtime,

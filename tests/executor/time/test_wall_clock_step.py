@@ -71,12 +71,8 @@ class SteppingRuntime(ScriptedRuntime):
 
 
 def stepping_world(tmp_path: Path, step: float, *services: Any, **kw: Any) -> World:
-    world = World(tmp_path, *services, **kw)
-    runtime = SteppingRuntime(world.clock, world.runtime.scripts)
-    runtime.step = step
-    world.runtime = runtime
-    for runner in world.supervisor.runners.values():
-        runner.runtime = runtime
+    world = World(tmp_path, *services, runtime=SteppingRuntime, **kw)
+    world.runtime.step = step
     return world
 
 
