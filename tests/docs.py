@@ -80,6 +80,14 @@ class Block:
         return bool(self.lines) and self.lines[0].startswith(PROMPT)
 
 
+def table_rows(document: Path, heading: str) -> list[list[str]]:
+    """The cells of each body row of the first table under ``## heading`` (stripped; the
+    header and its separator left out)."""
+    section = document.read_text().split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    lines = [line for line in section.splitlines() if line.startswith("|")]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
+
+
 def blocks(document: Path) -> Iterator[Block]:
     lines = document.read_text("utf-8").splitlines()
     index = 0

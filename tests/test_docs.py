@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import difflib
 import os
-from pathlib import Path
 
 import pytest
 
-from tests.docs import ROOT_SCENES, Block, all_blocks, excerpt_missing, produced
+from tests.docs import REPO, ROOT_SCENES, Block, all_blocks, excerpt_missing, produced, table_rows
 from tests.support.ci import cannot_run
 
 BLOCKS = all_blocks()
@@ -83,18 +82,6 @@ def test_a_usage_line_names_a_command_and_options_that_exist(where: str, line: s
     assert named <= options, f"{where}: {line}"
 
 
-def _run_options_table() -> list[tuple[str, str]]:
-    """(option, default) of each row of docs/executor.md's "Options of `run`" table."""
-    text = (Path(__file__).parents[1] / "docs" / "executor.md").read_text()
-    section = text.split("## Options of `run`", 1)[1].split("\n## ", 1)[0]
-    rows = []
-    for line in section.splitlines():
-        cells = [cell.strip() for cell in line.strip("|").split("|")]
-        if len(cells) == 3 and cells[0].startswith("`-"):
-            rows.append((cells[0].strip("`"), cells[1].strip("`")))
-    return rows
-
-
 def test_the_options_table_of_run_shows_run_s_own_defaults(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -105,14 +92,17 @@ def test_the_options_table_of_run_shows_run_s_own_defaults(
     monkeypatch.delenv("EXTSVC_STATE_DIR", raising=False)
     monkeypatch.delenv("EXTSVC_LOG_DIR", raising=False)
     actions = {option: action for action in parser()._actions for option in action.option_strings}
-    rows = _run_options_table()
-    documented = {option.split()[0].split("/")[-1] for option, _ in rows}
-    assert documented == {a.option_strings[-1] for a in set(actions.values())} - {"--help"} - {
+    # "`--host-services FILE`" and "`-q/--quiet`" name --host-services and --quiet.
+    rows = {
+        cells[0].strip("`").split()[0].split("/")[-1]: cells[1].strip("`")
+        for cells in table_rows(REPO / "docs" / "executor.md", "Options of `run`")
+    }
+    assert set(rows) == {a.option_strings[-1] for a in set(actions.values())} - {"--help"} - {
         "--metrics-file",
         "--metrics-listen",  # in docs/metrics.md
     }
-    for option, written in rows:
-        action = actions[option.split()[0].split("/")[-1]]
+    for option, written in rows.items():
+        action = actions[option]
         if written in ("none", "off"):
             assert action.default in (None, False), option
             continue

@@ -8,6 +8,8 @@ import ast
 import re
 from pathlib import Path
 
+from tests.docs import table_rows
+
 ROOT = Path(__file__).parents[1]
 PACKAGES = ("compiler", "executor", "extension", "extsvc")
 MAX_LINES = 400
@@ -48,12 +50,11 @@ def test_a_test_module_imports_no_other_test_module_nor_a_conftest() -> None:
 def test_the_layout_table_names_every_module_of_the_executor() -> None:
     """docs/executor.md's "Layout" is where a newcomer looks a module up: each module of
     each package is named (in backticks) on its package's row."""
-    section = (ROOT / "docs" / "executor.md").read_text().split("## Layout", 1)[1]
-    rows = {}
-    for line in section.split("\n## ", 1)[0].splitlines():
-        cells = line.split("|")
-        if len(cells) > 3:
-            rows.update(dict.fromkeys(re.findall(r"`(\w+)/`", cells[2]), line))
+    rows = {
+        package: " ".join(cells)
+        for cells in table_rows(ROOT / "docs" / "executor.md", "Layout")
+        for package in re.findall(r"`(\w+)/`", cells[1])
+    }
     unnamed = []
     for package in sorted(p for p in (ROOT / "executor").iterdir() if (p / "__init__.py").exists()):
         row = rows.get(package.name, "")
