@@ -19,6 +19,7 @@ from tests.executor.realrunc import (
     IDLE,
     Daemon,
     compile_plan,
+    messages,
     running_daemon,
     shell_service,
     traces,
@@ -147,7 +148,16 @@ def test_a_follower_that_never_reads_does_not_grow_the_executor(tmp_path: Path) 
         size = log_size(log_file)
         # Lines keep going by the client that reads nothing (was: +574 MB in ~10 s).
         time.sleep(10)
-        assert log_size(log_file) != size or log_file.with_name(log_file.name + ".1").exists()
+        if log_size(log_file) == size and not log_file.with_name(log_file.name + ".1").exists():
+            # Failed once in a whole-suite CI run (not reproduced alone, nor under load):
+            # say where the service and the executor were.
+            detail = daemon.service(f"ext-{name}")
+            pytest.fail(
+                f"no line logged in 10 s (log at {size} bytes): {detail['state']}, PID "
+                f"{detail.get('pid')}, last events {messages(detail)[-3:]}; executor "
+                f"{executor.status()}, CPU {executor.cpu_times()}",
+                pytrace=False,
+            )
         growth = executor.memory_info().rss - baseline
         assert growth < 64 * 1024 * 1024, f"RSS grew by {growth / 1e6:.0f} MB"
         assert daemon.service(f"ext-{name}")["state"] == "Running"
